@@ -1,0 +1,5 @@
+"""`python -m riemexp` is the `riemexp` command."""
+
+from riemexp.cli import entry
+
+entry()

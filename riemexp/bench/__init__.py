@@ -1,0 +1,9 @@
+"""Benchmarks: each module times riemexp against a reference and prints both and the ratio.
+
+Run as `riemexp bench NAME [--option value ...]`; each module has `main(args) -> int`.
+"""
+
+#: benchmark name -> (module, one-line description)
+BENCHES: dict[str, tuple[str, str]] = {
+    "train": ("riemexp.bench.train", "riemexp's training step against a hand-written PyTorch loop"),
+}

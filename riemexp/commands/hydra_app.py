@@ -1,0 +1,125 @@
+"""Hydra at the edge: compose and check configs, and run a task under `@hydra.main`.
+
+Every subcommand goes through here, so that unknown group options and bad values get the
+same one-line message before Hydra creates any output folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from riemexp.cli import conf_dir
+from riemexp.config import RunConfig, load_config
+from riemexp.errors import ConfigError, RiemexpError
+
+HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve", "-p", "--package")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files in conf/GROUP/."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def groups() -> list[str]:
+    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Refuse `group=option` overrides whose option has no YAML file, naming the choices.
+
+    Comma-separated sweep values (`dataset=spirals,moons`) are checked one by one.
+    """
+    known = set(groups())
+    for item in overrides:
+        if "=" not in item or item.startswith(("-", "hydra")):
+            continue
+        key, value = item.split("=", 1)
+        key = key.lstrip("+~")
+        if key not in known:
+            continue
+        options = group_options(key)
+        values = value.split(",") if "(" not in value else []
+        for choice in values:
+            if choice.strip() not in options:
+                raise ConfigError(f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}")
+
+
+def task_overrides(args: list[str]) -> list[str]:
+    """The overrides that shape the task config (not Hydra's own, not flags)."""
+    return [a for a in args if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose conf/CONFIG_NAME.yaml with overrides, turning Hydra's errors into ConfigError."""
+    check_group_choices(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"bad override: {message}") from None
+
+
+def to_run_config(dcfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """A composed Hydra config as a checked RunConfig."""
+    if isinstance(dcfg, DictConfig):
+        try:
+            values = OmegaConf.to_container(dcfg, resolve=True)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"config could not be resolved: {err}") from None
+    else:
+        values = dcfg
+    assert isinstance(values, dict)
+    return load_config({str(k): v for k, v in values.items()})
+
+
+@contextmanager
+def hydra_argv(prog: str, args: list[str]) -> Iterator[None]:
+    """Let `@hydra.main` read `args` as if the program had been called as `prog`."""
+    saved = sys.argv
+    sys.argv = [prog, *args]
+    try:
+        with unwrapping_errors():
+            yield
+    finally:
+        sys.argv = saved
+
+
+class PassThrough(BaseException):
+    """Carries a RiemexpError through Hydra, which reports any Exception with a traceback."""
+
+    def __init__(self, error: RiemexpError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def passing_errors_through() -> Iterator[None]:
+    """Inside a Hydra task: wrap RiemexpError so that it reaches the CLI untouched."""
+    try:
+        yield
+    except RiemexpError as err:
+        raise PassThrough(err) from None
+
+
+@contextmanager
+def unwrapping_errors() -> Iterator[None]:
+    """Around a Hydra app: turn PassThrough back into the RiemexpError it carries."""
+    try:
+        yield
+    except PassThrough as wrapped:
+        raise wrapped.error from None
+
+
+def output_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)

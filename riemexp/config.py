@@ -1,0 +1,326 @@
+"""Typed run configuration, checked once when a config is loaded.
+
+Hydra composes YAML from `conf/` into a plain mapping; `load_config` turns that mapping
+into frozen dataclasses and checks every value before any work starts. Core functions
+(`riemexp.train.run`, ...) take a `RunConfig`, never a Hydra object, so Python users and
+tests can build one directly:
+
+    cfg = RunConfig(dataset=DatasetConfig(name="moons"), network=NetworkConfig(depth=4))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from riemexp.errors import ConfigError
+
+
+class NetworkKind(str, Enum):
+    """The three kinds of network of paper.md §1, by smoothness of l -> x_l."""
+
+    PLAIN = "plain"  # C0: x_{l+1} = sigma(W x_l + b)
+    RESIDUAL = "residual"  # C1: x_{l+1} = x_l + h sigma(W x_l + b)
+    C2 = "c2"  # C2: x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W x_l + b)
+
+
+class Activation(str, Enum):
+    TANH = "tanh"
+    SIGMOID = "sigmoid"
+    RELU = "relu"
+    SOFTPLUS = "softplus"
+    IDENTITY = "identity"
+
+
+class OptimizerName(str, Enum):
+    ADAM = "adam"
+    SGD = "sgd"
+
+
+class Device(str, Enum):
+    AUTO = "auto"  # cuda when available, else cpu
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class GlyphConvention(str, Enum):
+    STRETCH = "stretch"  # ellipse axes proportional to sqrt(lambda): image of a unit circle
+    UNIT_BALL = "unit_ball"  # axes proportional to 1/sqrt(lambda): the unit ball of g
+
+
+def _coerce_enums(obj: Any) -> None:
+    """Let Python callers pass enum fields as plain strings: NetworkConfig(kind="plain")."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint, value = hints[f.name], getattr(obj, f.name)
+        if isinstance(hint, type) and issubclass(hint, Enum) and not isinstance(value, hint):
+            try:
+                object.__setattr__(obj, f.name, hint(value))
+            except ValueError:
+                choices = ", ".join(m.value for m in hint)
+                raise ConfigError(f"{f.name} must be one of {{{choices}}}, got {value!r}") from None
+        elif isinstance(value, list):
+            object.__setattr__(obj, f.name, tuple(value))
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """A 2-D toy dataset, generated in memory (see `riemexp.datasets`).
+
+    `seed` None means: use the run's top-level seed.
+    """
+
+    name: str = "spirals"
+    n_samples: int = 1000
+    noise: float = 0.05
+    test_fraction: float = 0.25
+    seed: int | None = None
+    # spirals: number of turns of each arm
+    turns: float = 1.0
+    # circles: radius of the inner disc relative to the outer ring
+    factor: float = 0.5
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Width, depth and update rule of the hidden layers; a linear softmax head follows."""
+
+    kind: NetworkKind = NetworkKind.RESIDUAL
+    width: int = 2
+    depth: int = 10
+    step_size: float = 0.5  # h; used by residual and c2, ignored by plain
+    activation: Activation = Activation.TANH
+
+    def __post_init__(self) -> None:
+        _coerce_enums(self)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: OptimizerName = OptimizerName.ADAM
+    lr: float = 0.05
+    epochs: int = 300
+    batch_size: int | None = None  # None: full batch
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def __post_init__(self) -> None:
+        _coerce_enums(self)
+
+
+@dataclass(frozen=True)
+class GeometryConfig:
+    """Where the metric is evaluated after training (`riemexp.geometry`)."""
+
+    enabled: bool = True
+    grid_density: int = 40  # grid points along each axis of the data's bounding box
+    margin: float = 0.1  # bounding box grown by this fraction of its size on every side
+    max_memory_gb: float = 4.0  # refuse a grid whose arrays would need more
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """Figures written to `plots/` (`riemexp.plotting`)."""
+
+    enabled: bool = True
+    layers: tuple[int, ...] | None = None  # None: about `n_layers` evenly spaced
+    n_layers: int = 8
+    glyph_density: int = 12  # glyphs along each axis
+    glyph: GlyphConvention = GlyphConvention.STRETCH
+    formats: tuple[str, ...] = ("png",)
+    animation: bool = False
+
+    def __post_init__(self) -> None:
+        _coerce_enums(self)
+
+
+@dataclass(frozen=True)
+class OdeConfig:
+    """The ODE-consistency check of residual and c2 networks (`riemexp.ode`)."""
+
+    enabled: bool = True
+    max_refinement: int = 64  # k = 1, 2, 4, ..., max_refinement sub-steps per layer
+    rtol: float = 1e-9
+    atol: float = 1e-9
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one `riemexp train` run needs. One seed fixes data, init and training."""
+
+    seed: int = 0
+    device: Device = Device.AUTO
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    plot: PlotConfig = field(default_factory=PlotConfig)
+    ode: OdeConfig = field(default_factory=OdeConfig)
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.dataset.seed is None else self.dataset.seed
+
+    def __post_init__(self) -> None:
+        _coerce_enums(self)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """Convert one YAML value to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(value, inner, where)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping of options, got {_describe(value)}")
+        return _build(hint, value, where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        choices = ", ".join(m.value for m in hint)
+        try:
+            return hint(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where} must be one of {{{choices}}}, got {_describe(value)}"
+            ) from None
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {_describe(value)}")
+        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")  # programming error
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown option {prefix}{unknown[0]}; expected one of: {', '.join(names)}"
+        )
+    kwargs = {
+        name: _convert(values[name], hints[name], f"{where}.{name}" if where else name)
+        for name in names
+        if name in values
+    }
+    return cls(**kwargs)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check the ranges of every value; return cfg unchanged or raise ConfigError."""
+    from riemexp.datasets import DATASETS, MIN_SAMPLES
+
+    d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
+    _check(
+        d.name in DATASETS,
+        f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{d.name}'",
+    )
+    _check(
+        d.n_samples >= MIN_SAMPLES,
+        f"dataset.n_samples must be >= {MIN_SAMPLES} (enough for a train and a test split), "
+        f"got {d.n_samples}",
+    )
+    _check(d.noise >= 0, f"dataset.noise must be >= 0, got {d.noise}")
+    _check(
+        0 < d.test_fraction < 1,
+        f"dataset.test_fraction must lie in (0, 1), got {d.test_fraction}",
+    )
+    n_test = round(d.n_samples * d.test_fraction)
+    _check(
+        1 <= n_test <= d.n_samples - 1,
+        f"dataset.test_fraction={d.test_fraction} of n_samples={d.n_samples} leaves "
+        f"{n_test} test and {d.n_samples - n_test} training points; expected at least 1 of each",
+    )
+    _check(d.turns > 0, f"dataset.turns must be > 0, got {d.turns}")
+    _check(0 < d.factor < 1, f"dataset.factor must lie in (0, 1), got {d.factor}")
+    _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
+    _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
+    _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
+    _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    _check(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
+    _check(
+        o.batch_size is None or o.batch_size >= 1,
+        f"optim.batch_size must be >= 1 or null (full batch), got {o.batch_size}",
+    )
+    _check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
+    _check(0 <= o.momentum < 1, f"optim.momentum must lie in [0, 1), got {o.momentum}")
+    _check(g.grid_density >= 2, f"geometry.grid_density must be >= 2, got {g.grid_density}")
+    _check(g.margin >= 0, f"geometry.margin must be >= 0, got {g.margin}")
+    _check(g.max_memory_gb > 0, f"geometry.max_memory_gb must be > 0, got {g.max_memory_gb}")
+    _check(p.n_layers >= 2, f"plot.n_layers must be >= 2, got {p.n_layers}")
+    _check(p.glyph_density >= 1, f"plot.glyph_density must be >= 1, got {p.glyph_density}")
+    if p.layers is not None:
+        bad = [layer for layer in p.layers if not 0 <= layer <= n.depth]
+        _check(
+            not bad,
+            f"plot.layers must lie in [0, network.depth={n.depth}], got {list(p.layers)}",
+        )
+    formats = {"png", "pdf", "svg"}
+    bad_formats = [f for f in p.formats if f not in formats]
+    _check(
+        not bad_formats,
+        f"plot.formats must be drawn from {{png, pdf, svg}}, got {list(p.formats)}",
+    )
+    _check(
+        e.max_refinement >= 1 and e.max_refinement & (e.max_refinement - 1) == 0,
+        f"ode.max_refinement must be a power of two >= 1, got {e.max_refinement}",
+    )
+    _check(e.rtol > 0 and e.atol > 0, f"ode.rtol and ode.atol must be > 0, got {e.rtol}, {e.atol}")
+    return cfg
+
+
+def load_config(values: Mapping[str, Any]) -> RunConfig:
+    """Build and check a RunConfig from a plain mapping (e.g. a resolved Hydra config).
+
+    Keys outside the schema (such as Hydra's own `hydra` node) are not accepted, except
+    that a top-level `hydra` key is ignored.
+    """
+    values = {k: v for k, v in values.items() if k != "hydra"}
+    return validate(_build(RunConfig, values, ""))
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """A RunConfig (or part of one) as plain YAML/JSON-friendly values."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, Enum):
+        return cfg.value
+    if isinstance(cfg, tuple):
+        return [config_to_dict(v) for v in cfg]
+    return cfg

@@ -1,0 +1,43 @@
+"""Errors riemexp reports to people: one clear message, a non-zero exit, no traceback.
+
+Core code raises these; the CLI layer (`riemexp.cli`) catches them, prints the message
+and exits with the class's `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class RiemexpError(Exception):
+    """Base class of every error meant for the person running riemexp."""
+
+    exit_code = 1
+
+
+class ConfigError(RiemexpError):
+    """A configuration value is unknown or out of range."""
+
+    exit_code = 2
+
+
+class DataError(RiemexpError):
+    """A dataset could not be built or read."""
+
+    exit_code = 2
+
+
+class RunFolderError(RiemexpError):
+    """A run folder is missing, incomplete or corrupt."""
+
+    exit_code = 2
+
+
+class DivergedError(RiemexpError):
+    """Training produced a non-finite loss."""
+
+    exit_code = 3
+
+
+class GeometryError(RiemexpError):
+    """Geometry extraction was refused or overflowed."""
+
+    exit_code = 4

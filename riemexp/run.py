@@ -1,0 +1,239 @@
+"""One experiment, start to finish, in a run folder: train, then analyse.
+
+`run(cfg, out_dir)` is the core of `riemexp train`; it needs no Hydra. The run folder:
+
+    model.pt        weights, resolved config, class names (torch.save of a dict)
+    metrics.json    status ("running", "completed", "diverged", "interrupted"), accuracies,
+                    losses, epochs, train_seconds, seed, versions, and analysis figures
+    history.csv     per-epoch train and test loss and accuracy
+    config.yaml     the resolved config (Hydra also keeps its own copy in .hydra/)
+
+plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots).
+`load_run(path)` reads a completed run back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from omegaconf import OmegaConf
+
+import riemexp
+from riemexp import console
+from riemexp.config import RunConfig, config_to_dict, load_config
+from riemexp.datasets import Dataset, make_dataset
+from riemexp.errors import DivergedError, RiemexpError, RunFolderError
+from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
+from riemexp.networks import LayeredNetwork, build_network
+from riemexp.train import HISTORY_COLUMNS, TrainResult, train
+
+log = logging.getLogger("riemexp")
+
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class RunContext:
+    """What an analysis step gets: the trained model (cpu, eval mode) and its run folder.
+
+    Steps write their own files into `out_dir` and add scalars to `metrics`.
+    """
+
+    cfg: RunConfig
+    out_dir: Path
+    model: LayeredNetwork
+    data: Dataset
+    metrics: dict[str, Any]
+
+
+#: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
+ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = []
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python_version": platform.python_version(),
+        "torch_version": torch.__version__,
+        "riemexp_version": riemexp.__version__,
+    }
+
+
+def _write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_json(out_dir / METRICS_FILE, metrics)
+
+
+def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
+    atomic_write_csv(out_dir / HISTORY_FILE, history, HISTORY_COLUMNS)
+
+
+def _final_scores(result: TrainResult) -> dict[str, Any]:
+    last = result.history[-1] if result.history else {}
+    return {
+        "train_accuracy": last.get("train_accuracy"),
+        "test_accuracy": last.get("test_accuracy"),
+        "train_loss": last.get("train_loss"),
+        "test_loss": last.get("test_loss"),
+        "epochs": len(result.history),
+        "train_seconds": round(result.seconds, 4),
+    }
+
+
+def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Dataset) -> None:
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config_to_dict(cfg),
+        "class_names": list(data.class_names),
+        "riemexp_version": riemexp.__version__,
+    }
+    atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
+
+
+def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train the network of `cfg`, save it, run the analyses; return the final metrics.
+
+    Raises DivergedError (metrics.json says "diverged") and re-raises KeyboardInterrupt
+    (metrics.json says "interrupted"); a run folder is "completed" only when every file
+    has been written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "status": "running",
+        "dataset": cfg.dataset.name,
+        "network": cfg.network.kind.value,
+        "seed": cfg.seed,
+        **versions(),
+    }
+    atomic_write_text(out_dir / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
+    _write_metrics(out_dir, metrics)
+    data = make_dataset(cfg.dataset, cfg.data_seed)
+
+    # training, with a progress bar on a terminal
+    result = TrainResult(model=None)  # type: ignore[arg-type]
+    try:
+        with console.progress_bar("training", cfg.optim.epochs) as bar:
+
+            def on_epoch(row: dict[str, float]) -> None:
+                if bar is not None:
+                    status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
+                    bar.update(bar.task_ids[0], advance=1, status=status)
+
+            train(cfg, data, on_epoch=on_epoch, result=result)
+        metrics.update(_final_scores(result), device=str(next(result.model.parameters()).device))
+        _write_history(out_dir, result.history)
+        model = result.model.cpu().eval()
+        save_model(out_dir, model, cfg, data)
+
+        # analyses: geometry, tables, figures
+        ctx = RunContext(cfg, out_dir, model, data, metrics)
+        for name, target, enabled in ANALYSES:
+            if enabled(cfg):
+                module, function = target.split(":")
+                log.info("analysis: %s", name)
+                getattr(importlib.import_module(module), function)(ctx)
+    except DivergedError:
+        metrics.update(_final_scores(result), status="diverged")
+        _write_history(out_dir, result.history)
+        _write_metrics(out_dir, metrics)
+        raise
+    except KeyboardInterrupt:
+        metrics.update(_final_scores(result), status="interrupted")
+        _write_history(out_dir, result.history)
+        _write_metrics(out_dir, metrics)
+        raise
+    except RiemexpError as err:
+        metrics.update(status="failed", error=str(err))
+        _write_metrics(out_dir, metrics)
+        raise
+    metrics["status"] = "completed"
+    _write_metrics(out_dir, metrics)
+    log.info(
+        "completed: train accuracy %.4f, test accuracy %.4f, %d epochs in %.2f s -> %s",
+        metrics["train_accuracy"],
+        metrics["test_accuracy"],
+        metrics["epochs"],
+        metrics["train_seconds"],
+        out_dir,
+    )
+    console.show_table(
+        f"{cfg.dataset.name} / {cfg.network.kind.value} (depth {cfg.network.depth})",
+        ["", "loss", "accuracy"],
+        [
+            ["train", metrics["train_loss"], metrics["train_accuracy"]],
+            ["test", metrics["test_loss"], metrics["test_accuracy"]],
+        ],
+    )
+    return metrics
+
+
+@dataclass
+class LoadedRun:
+    """A completed run read back from its folder."""
+
+    path: Path
+    model: LayeredNetwork  # cpu, eval mode
+    config: RunConfig
+    metrics: dict[str, Any]
+    data: Dataset  # regenerated from the saved config's seed
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    file = path / METRICS_FILE
+    if not file.is_file():
+        raise RunFolderError(f"{path} is not a riemexp run folder: {METRICS_FILE} is missing")
+    try:
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{file} is corrupt: not valid JSON ({err})") from None
+    if not isinstance(metrics, dict) or "status" not in metrics:
+        raise RunFolderError(f"{file} is corrupt: expected a JSON object with a 'status' key")
+    return metrics
+
+
+def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
+    """Read a run folder: the trained model (eval mode), its config, metrics and dataset.
+
+    Raises RunFolderError naming what is missing or corrupt.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFolderError(f"run folder {path} does not exist")
+    metrics = read_metrics(path)
+    if require_completed and metrics["status"] != "completed":
+        raise RunFolderError(
+            f"run folder {path} is not complete: {METRICS_FILE} says status '{metrics['status']}'"
+            " (expected 'completed')"
+        )
+    model_file = path / MODEL_FILE
+    if not model_file.is_file():
+        raise RunFolderError(f"run folder {path} is incomplete: {MODEL_FILE} is missing")
+    try:
+        payload = torch.load(model_file, map_location="cpu", weights_only=True)
+        cfg = load_config(payload["config"])
+        state = payload["state_dict"]
+        n_classes = len(payload["class_names"])
+    except RiemexpError as err:
+        raise RunFolderError(f"{model_file} holds a config riemexp cannot use: {err}") from None
+    except Exception as err:  # unpickling errors come in many types
+        raise RunFolderError(f"{model_file} is corrupt: {type(err).__name__}: {err}") from None
+    model = build_network(cfg.network, n_classes)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise RunFolderError(f"{model_file} does not match its config: {err}") from None
+    model.eval()
+    data = make_dataset(cfg.dataset, cfg.data_seed)
+    return LoadedRun(path, model, cfg, metrics, data)
+
+
+__all__ = ["ANALYSES", "LoadedRun", "RunContext", "load_run", "run"]

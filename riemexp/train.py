@@ -1,0 +1,139 @@
+"""Training: seeded, full-batch by default, with a per-epoch history.
+
+`train` fits a network to a dataset and returns the trained model and its history; it
+writes nothing. `riemexp.run.run` wraps it with the run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from riemexp.config import Device, OptimConfig, OptimizerName, RunConfig
+from riemexp.datasets import Dataset
+from riemexp.errors import ConfigError, DivergedError
+from riemexp.networks import LayeredNetwork, build_network
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def resolve_device(device: Device | str) -> torch.device:
+    """`auto` -> cuda when available, else cpu."""
+    device = Device(device)
+    if device is Device.AUTO:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is Device.CUDA and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for, but no CUDA device is available; use device=auto or cpu")
+    return torch.device(device.value)
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name is OptimizerName.ADAM:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch; returns (loss, logits) before the update."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = nn.functional.cross_entropy(logits, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the model on points x (N, 2) with labels y (N,)."""
+    logits = model(x)
+    loss = nn.functional.cross_entropy(logits, y).item()
+    return loss, (logits.argmax(1) == y).double().mean().item()
+
+
+@dataclass
+class TrainResult:
+    model: LayeredNetwork
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def train(
+    cfg: RunConfig,
+    data: Dataset,
+    on_epoch: EpochCallback | None = None,
+    result: TrainResult | None = None,
+) -> TrainResult:
+    """Fit a fresh network (seeded by cfg.seed) to data.train; evaluate on data.test.
+
+    `result`, if given, is filled in as training goes, so a caller still holds the
+    history when training stops early (divergence, Ctrl-C).
+    Raises DivergedError when a loss turns NaN or infinite.
+    """
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_network(cfg.network, data.n_classes).to(device)
+    optimizer = make_optimizer(model, cfg.optim)
+    shuffle = torch.Generator().manual_seed(cfg.seed + 1)
+    x_train = data.x_train.to(device, torch.float32)
+    y_train = data.y_train.to(device)
+    x_test = data.x_test.to(device, torch.float32)
+    y_test = data.y_test.to(device)
+    n = len(x_train)
+    batch = n if cfg.optim.batch_size is None else min(cfg.optim.batch_size, n)
+    result = result if result is not None else TrainResult(model)
+    result.model = model
+
+    start = time.perf_counter()
+    for epoch in range(1, cfg.optim.epochs + 1):
+        # one pass over the training set (a single step when full batch)
+        model.train()
+        if batch == n:
+            loss, logits = train_step(model, optimizer, x_train, y_train)
+            train_loss = loss.item()
+            train_acc = (logits.argmax(1) == y_train).double().mean().item()
+        else:
+            order = torch.randperm(n, generator=shuffle).to(device)
+            total_loss, correct = 0.0, 0
+            for i in range(0, n, batch):
+                idx = order[i : i + batch]
+                loss, logits = train_step(model, optimizer, x_train[idx], y_train[idx])
+                total_loss += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == y_train[idx]).sum())
+            train_loss, train_acc = total_loss / n, correct / n
+        # held-out evaluation and the divergence check
+        model.eval()
+        test_loss, test_acc = evaluate(model, x_test, y_test)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+        }
+        result.history.append(row)
+        result.seconds = time.perf_counter() - start
+        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+            raise DivergedError(
+                f"training diverged at epoch {epoch}: the loss became "
+                f"{train_loss if not math.isfinite(train_loss) else test_loss}. "
+                f"Likely cause: a learning rate (optim.lr={cfg.optim.lr}) or step size "
+                f"(network.step_size={cfg.network.step_size}) too large for depth "
+                f"{cfg.network.depth}. Try a smaller optim.lr or network.step_size."
+            )
+        if on_epoch is not None:
+            on_epoch(row)
+    model.eval()
+    return result

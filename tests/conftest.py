@@ -1,0 +1,59 @@
+"""Shared test helpers: tiny configs and the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from riemexp.config import DatasetConfig, NetworkConfig, OptimConfig, RunConfig
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(**sections: object) -> RunConfig:
+    """A RunConfig small enough to train in well under a second.
+
+    Keyword arguments replace whole sections, e.g. tiny_config(network=NetworkConfig(...)).
+    """
+    base = dict(
+        dataset=DatasetConfig(name="moons", n_samples=120),
+        network=NetworkConfig(depth=3),
+        optim=OptimConfig(epochs=5),
+    )
+    base.update(sections)
+    return RunConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tiny() -> type:
+    return tiny_config  # type: ignore[return-value]
+
+
+TINY_OVERRIDES = ["dataset=moons", "dataset.n_samples=120", "network.depth=3", "optim.epochs=5"]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `python -m riemexp ARGS` in a subprocess, not on a terminal; capture its output."""
+    full_env = {**os.environ, "CI": "true", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR")
+    return subprocess.run(
+        [sys.executable, "-m", "riemexp", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli() -> object:
+    return run_cli
