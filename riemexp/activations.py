@@ -7,7 +7,7 @@ engine needs no autograd.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

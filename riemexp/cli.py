@@ -15,8 +15,14 @@ from riemexp.errors import RiemexpError
 
 #: subcommand -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("riemexp.commands.train", "train a network, then extract its geometry, tables and figures"),
-    "bench": ("riemexp.commands.bench", "benchmarks: `riemexp bench train`, `riemexp bench geometry`"),
+    "train": (
+        "riemexp.commands.train",
+        "train a network, then extract its geometry, tables and figures",
+    ),
+    "bench": (
+        "riemexp.commands.bench",
+        "benchmarks: `riemexp bench train`, `riemexp bench geometry`",
+    ),
 }
 
 

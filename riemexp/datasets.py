@@ -8,8 +8,8 @@ split. Datasets are looked up in the `DATASETS` dict by name.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -52,7 +52,10 @@ class Dataset:
     def is_test(self) -> torch.Tensor:
         """Boolean mask over `x`: True for test points. (N,)"""
         return torch.cat(
-            [torch.zeros(len(self.x_train), dtype=torch.bool), torch.ones(len(self.x_test), dtype=torch.bool)]
+            [
+                torch.zeros(len(self.x_train), dtype=torch.bool),
+                torch.ones(len(self.x_test), dtype=torch.bool),
+            ]
         )
 
 
@@ -126,7 +129,9 @@ def make_dataset(cfg: DatasetConfig, seed: int) -> Dataset:
     round(n_samples * test_fraction) points.
     """
     if cfg.name not in DATASETS:
-        raise DataError(f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{cfg.name}'")
+        raise DataError(
+            f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{cfg.name}'"
+        )
     generate, class_names = DATASETS[cfg.name]
     gen = torch.Generator().manual_seed(seed)
     x, y = generate(cfg, gen)

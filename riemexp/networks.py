@@ -1,6 +1,8 @@
 """The three kinds of layered network of paper.md §1, all of constant width w.
 
-Input points (N, 2) are padded with zeros to width w. Hidden layers, l = 0 .. L-1:
+Input points (N, 2) are standardised with the fixed buffers `input_shift` and `input_scale`
+(identity for the built-in toy sets) and padded with zeros to width w; that is layer 0.
+Hidden layers, l = 0 .. L-1:
 
     plain    (C0):  x_{l+1} = sigma(W_l x_l + b_l)
     residual (C1):  x_{l+1} = x_l + h sigma(W_l x_l + b_l)
@@ -51,9 +53,14 @@ class LayeredNetwork(nn.Module):
         self.weight = nn.Parameter(weight)  # (L, w, w)
         self.bias = nn.Parameter(bias)  # (L, w)
         self.head = nn.Linear(w, n_classes)
+        # input standardisation x -> (x - input_shift) / input_scale, saved with the weights;
+        # identity unless a dataset in its own units sets it (see riemexp.datasets)
+        self.register_buffer("input_shift", torch.zeros(INPUT_DIM))
+        self.register_buffer("input_scale", torch.ones(INPUT_DIM))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 2) -> (N, w): append w - 2 zero coordinates."""
+        """Input points (N, 2) -> layer-0 coordinates (N, w): standardise, then append w - 2 zeros."""
+        x = (x - self.input_shift.to(x.dtype)) / self.input_scale.to(x.dtype)
         if x.shape[-1] == self.width:
             return x
         return nn.functional.pad(x, (0, self.width - x.shape[-1]))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -28,7 +28,9 @@ def resolve_device(device: Device | str) -> torch.device:
     if device is Device.AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device is Device.CUDA and not torch.cuda.is_available():
-        raise ConfigError("device=cuda was asked for, but no CUDA device is available; use device=auto or cpu")
+        raise ConfigError(
+            "device=cuda was asked for, but no CUDA device is available; use device=auto or cpu"
+        )
     return torch.device(device.value)
 
 

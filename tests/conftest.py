@@ -39,8 +39,9 @@ def tiny() -> type:
 TINY_OVERRIDES = ["dataset=moons", "dataset.n_samples=120", "network.depth=3", "optim.epochs=5"]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m riemexp ARGS` in a subprocess, not on a terminal; capture its output."""
     full_env = {**os.environ, "CI": "true", "HYDRA_FULL_ERROR": "0", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR")

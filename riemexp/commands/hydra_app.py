@@ -7,9 +7,10 @@ same one-line message before Hydra creates any output folder.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -20,7 +21,18 @@ from riemexp.cli import conf_dir
 from riemexp.config import RunConfig, load_config
 from riemexp.errors import ConfigError, RiemexpError
 
-HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve", "-p", "--package")
+HYDRA_FLAGS = (
+    "-h",
+    "--help",
+    "--hydra-help",
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--resolve",
+    "-p",
+    "--package",
+)
 
 
 def group_options(group: str) -> list[str]:
@@ -29,7 +41,9 @@ def group_options(group: str) -> list[str]:
 
 
 def groups() -> list[str]:
-    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    return sorted(
+        p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+    )
 
 
 def check_group_choices(overrides: list[str]) -> None:
@@ -49,7 +63,9 @@ def check_group_choices(overrides: list[str]) -> None:
         values = value.split(",") if "(" not in value else []
         for choice in values:
             if choice.strip() not in options:
-                raise ConfigError(f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}")
+                raise ConfigError(
+                    f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}"
+                )
 
 
 def task_overrides(args: list[str]) -> list[str]:

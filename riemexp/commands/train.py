@@ -6,7 +6,15 @@ import hydra
 from omegaconf import DictConfig
 
 from riemexp.cli import conf_dir
-from riemexp.commands.hydra_app import HYDRA_FLAGS, compose_config, hydra_argv, output_dir, passing_errors_through, task_overrides, to_run_config
+from riemexp.commands.hydra_app import (
+    HYDRA_FLAGS,
+    compose_config,
+    hydra_argv,
+    output_dir,
+    passing_errors_through,
+    task_overrides,
+    to_run_config,
+)
 from riemexp.run import run
 
 
