@@ -195,9 +195,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         try:
             return hint(value)
         except ValueError:
-            raise ConfigError(
-                f"{where} must be one of {{{choices}}}, got {_describe(value)}"
-            ) from None
+            raise ConfigError(f"{where} must be one of {{{choices}}}, got {_describe(value)}") from None
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {_describe(value)}")
@@ -227,9 +225,7 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     unknown = sorted(set(values) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown option {prefix}{unknown[0]}; expected one of: {', '.join(names)}"
-        )
+        raise ConfigError(f"unknown option {prefix}{unknown[0]}; expected one of: {', '.join(names)}")
     kwargs = {
         name: _convert(values[name], hints[name], f"{where}.{name}" if where else name)
         for name in names

@@ -129,9 +129,7 @@ def make_dataset(cfg: DatasetConfig, seed: int) -> Dataset:
     round(n_samples * test_fraction) points.
     """
     if cfg.name not in DATASETS:
-        raise DataError(
-            f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{cfg.name}'"
-        )
+        raise DataError(f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{cfg.name}'")
     generate, class_names = DATASETS[cfg.name]
     gen = torch.Generator().manual_seed(seed)
     x, y = generate(cfg, gen)

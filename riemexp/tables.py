@@ -29,9 +29,7 @@ def format_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def markdown_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 4
-) -> str:
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table; numbers right-aligned."""
 
     def numeric(c: str) -> bool:
@@ -65,9 +63,7 @@ def latex_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digit
         "\\midrule",
     ]
     for r in rows:
-        lines.append(
-            " & ".join(_latex_escape(format_value(r.get(c), digits)) for c in columns) + r" \\"
-        )
+        lines.append(" & ".join(_latex_escape(format_value(r.get(c), digits)) for c in columns) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 

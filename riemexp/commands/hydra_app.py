@@ -41,9 +41,7 @@ def group_options(group: str) -> list[str]:
 
 
 def groups() -> list[str]:
-    return sorted(
-        p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
-    )
+    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
 
 def check_group_choices(overrides: list[str]) -> None:
@@ -63,9 +61,7 @@ def check_group_choices(overrides: list[str]) -> None:
         values = value.split(",") if "(" not in value else []
         for choice in values:
             if choice.strip() not in options:
-                raise ConfigError(
-                    f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}"
-                )
+                raise ConfigError(f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}")
 
 
 def task_overrides(args: list[str]) -> list[str]:
