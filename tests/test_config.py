@@ -1,0 +1,103 @@
+"""Config composition for every group, and the typed schema's checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from riemexp.commands.hydra_app import compose_config, group_options, to_run_config
+from riemexp.config import (
+    Activation,
+    NetworkConfig,
+    NetworkKind,
+    OptimizerName,
+    RunConfig,
+    config_to_dict,
+    load_config,
+)
+from riemexp.errors import ConfigError
+
+
+@pytest.mark.parametrize("group", ["dataset", "network", "optim"])
+def test_every_group_option_composes_and_validates(group: str) -> None:
+    options = group_options(group)
+    assert options, f"conf/{group}/ has no options"
+    for option in options:
+        overrides = [f"{group}={option}"]
+        if option == "csv":
+            overrides.append("dataset.path=/dev/null")  # composition only: the file is read later
+        dcfg = compose_config("train", overrides)
+        if option == "csv":
+            continue
+        cfg = to_run_config(dcfg)
+        assert isinstance(cfg, RunConfig)
+        section = getattr(cfg, group)
+        name = section.kind.value if group == "network" else section.name
+        name = name.value if hasattr(name, "value") else name
+        assert name == option
+
+
+def test_defaults_are_residual_spirals_adam() -> None:
+    cfg = to_run_config(compose_config("train", []))
+    assert cfg.dataset.name == "spirals"
+    assert cfg.network.kind is NetworkKind.RESIDUAL and cfg.network.width == 2
+    assert cfg.network.activation is Activation.TANH
+    assert cfg.optim.name is OptimizerName.ADAM and cfg.optim.batch_size is None
+    assert cfg.device.value == "auto"
+
+
+def test_config_round_trips_through_plain_values() -> None:
+    cfg = to_run_config(compose_config("train", ["network=c2", "optim=sgd", "plot.layers=[0,2]"]))
+    assert load_config(config_to_dict(cfg)) == cfg
+
+
+def test_python_callers_may_pass_strings_for_choices() -> None:
+    net = NetworkConfig(kind="plain", activation="relu")
+    assert net.kind is NetworkKind.PLAIN and net.activation is Activation.RELU
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("network.depth=0", "network.depth must be >= 1, got 0"),
+        ("network.width=1", "network.width must be >= 2"),
+        ("network.step_size=0", "network.step_size must be > 0, got 0.0"),
+        ("network.step_size=-1", "network.step_size must be > 0, got -1.0"),
+        ("dataset.n_samples=3", "dataset.n_samples must be >= 10"),
+        ("dataset.test_fraction=0", "dataset.test_fraction must lie in (0, 1), got 0.0"),
+        ("dataset.test_fraction=1.5", "dataset.test_fraction must lie in (0, 1), got 1.5"),
+        ("optim.lr=0", "optim.lr must be > 0, got 0.0"),
+        ("optim.epochs=0", "optim.epochs must be >= 1, got 0"),
+        ("network.activation=swish", "network.activation must be one of {tanh, sigmoid, relu, softplus, identity}"),
+        ("network.depth=three", "network.depth must be an integer, got 'three'"),
+        ("device=tpu", "device must be one of {auto, cpu, cuda}, got 'tpu'"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_expected_and_given(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        to_run_config(compose_config("train", [override]))
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("group", ["dataset", "network", "optim"])
+def test_unknown_group_option_names_the_choices(group: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_config("train", [f"{group}=nonsense"])
+    message = str(err.value)
+    assert f"unknown {group} 'nonsense'" in message
+    for option in group_options(group):
+        assert option in message
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="network.dept"):
+        compose_config("train", ["network.dept=3"])
+    with pytest.raises(ConfigError, match="unknown option network.colour"):
+        load_config({"network": {"colour": "red"}})
+
+
+def test_config_is_frozen() -> None:
+    cfg = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3  # type: ignore[misc]
