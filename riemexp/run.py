@@ -58,7 +58,9 @@ class RunContext:
 
 
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
-ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = []
+ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
+    ("geometry", "riemexp.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
+]
 
 
 def versions() -> dict[str, str]:
