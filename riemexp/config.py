@@ -11,6 +11,7 @@ tests can build one directly:
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -70,7 +71,7 @@ def _coerce_enums(obj: Any) -> None:
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """A 2-D toy dataset, generated in memory (see `riemexp.datasets`).
+    """A 2-D dataset: a toy set generated in memory, or the user's own CSV (`riemexp.datasets`).
 
     `seed` None means: use the run's top-level seed.
     """
@@ -84,6 +85,22 @@ class DatasetConfig:
     turns: float = 1.0
     # circles: radius of the inner disc relative to the outer ring
     factor: float = 0.5
+    # gaussians: number of classes (blobs, centred on the unit circle) and each blob's std
+    n_classes: int = 3
+    spread: float = 0.25
+    # csv: the file (relative to the working directory; kept absolute) and its layout.
+    # Columns are names (from the header) or 0-based indices. n_samples and noise are unused.
+    path: str | None = None
+    header: bool | None = None  # None: detect (a first line whose coordinates are not numbers)
+    coordinate_columns: tuple[str | int, ...] = (0, 1)
+    label_column: str | int = 2
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        _coerce_enums(self)
+        if self.path is not None and self.path != "":
+            # absolute, so that a run folder can regenerate its dataset from any directory
+            object.__setattr__(self, "path", os.path.abspath(os.path.expanduser(self.path)))
 
 
 @dataclass(frozen=True)
@@ -184,8 +201,16 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner, where)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _convert(value, inner[0], where)
+        for option in inner:  # e.g. str | int: the first type that accepts the value
+            try:
+                return _convert(value, option, where)
+            except ConfigError:
+                pass
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in inner)
+        raise ConfigError(f"{where} must be a {names}, got {_describe(value)}")
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping of options, got {_describe(value)}")
@@ -240,8 +265,12 @@ def _check(ok: bool, message: str) -> None:
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check the ranges of every value; return cfg unchanged or raise ConfigError."""
-    from riemexp.datasets import DATASETS, MIN_SAMPLES
+    """Check the ranges of every value; return cfg unchanged or raise ConfigError.
+
+    A csv dataset's file is read and checked here too (DataError), so that a bad file is
+    reported before any run folder exists.
+    """
+    from riemexp.datasets import DATASETS, MIN_SAMPLES, check_csv, check_split
 
     d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
     _check(
@@ -249,23 +278,29 @@ def validate(cfg: RunConfig) -> RunConfig:
         f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{d.name}'",
     )
     _check(
-        d.n_samples >= MIN_SAMPLES,
-        f"dataset.n_samples must be >= {MIN_SAMPLES} (enough for a train and a test split), "
-        f"got {d.n_samples}",
-    )
-    _check(d.noise >= 0, f"dataset.noise must be >= 0, got {d.noise}")
-    _check(
         0 < d.test_fraction < 1,
         f"dataset.test_fraction must lie in (0, 1), got {d.test_fraction}",
     )
-    n_test = round(d.n_samples * d.test_fraction)
-    _check(
-        1 <= n_test <= d.n_samples - 1,
-        f"dataset.test_fraction={d.test_fraction} of n_samples={d.n_samples} leaves "
-        f"{n_test} test and {d.n_samples - n_test} training points; expected at least 1 of each",
-    )
+    if d.name != "csv":  # a CSV's size is its number of rows, checked with the file below
+        _check(
+            d.n_samples >= MIN_SAMPLES,
+            f"dataset.n_samples must be >= {MIN_SAMPLES} (enough for a train and a test split), "
+            f"got {d.n_samples}",
+        )
+        check_split(d.n_samples, d.test_fraction, f"n_samples={d.n_samples}")
+    _check(d.noise >= 0, f"dataset.noise must be >= 0, got {d.noise}")
     _check(d.turns > 0, f"dataset.turns must be > 0, got {d.turns}")
     _check(0 < d.factor < 1, f"dataset.factor must lie in (0, 1), got {d.factor}")
+    _check(d.n_classes >= 2, f"dataset.n_classes must be >= 2, got {d.n_classes}")
+    _check(d.spread > 0, f"dataset.spread must be > 0, got {d.spread}")
+    if d.name == "gaussians":
+        _check(
+            d.n_samples >= 2 * d.n_classes,
+            f"dataset.n_samples={d.n_samples} is too few for n_classes={d.n_classes}; "
+            f"expected at least 2 points per class (n_samples >= {2 * d.n_classes})",
+        )
+    if d.name == "csv":
+        check_csv(d)  # the file itself: exists, parses, two classes or more (DataError)
     _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
     _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
     _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")

@@ -1,20 +1,32 @@
-"""Toy 2-D datasets, generated in memory from a seed.
+"""2-D datasets: toy sets generated in memory from a seed, and the user's own CSV file.
 
-Each generator takes a `DatasetConfig` and a `torch.Generator` and returns points
-x (N, 2) float64 and integer labels y (N,). `make_dataset` adds the seeded train/test
-split. Datasets are looked up in the `DATASETS` dict by name.
+Each toy generator takes a `DatasetConfig` and a `torch.Generator` and returns points
+x (N, 2) float64 and integer labels y (N,). A CSV file is read by `read_csv` (every bad
+row is a DataError naming the file, the line and what was expected). `make_dataset` adds
+the seeded train/test split and, for CSV data, the standardisation statistics of the
+training split. Datasets are looked up in the `DATASETS` dict by name.
+
+Standardisation convention: Dataset points always stay in the data's own units. A dataset
+in user units (csv) carries input_shift = mean and input_scale = std (population std, per
+coordinate) of its TRAINING points; `riemexp.train.train` copies them into the network's
+buffers, so the network sees (x - input_shift) / input_scale. The toy sets carry the
+identity (shift 0, scale 1), so their points reach the network unchanged.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from riemexp.config import DatasetConfig
-from riemexp.errors import DataError
+from riemexp.errors import ConfigError, DataError
 
 MIN_SAMPLES = 10
 
@@ -24,7 +36,8 @@ class Dataset:
     """A labelled 2-D dataset split into train and test.
 
     x_train (N_train, 2), x_test (N_test, 2): float64 points in the dataset's own units.
-    y_train (N_train,), y_test (N_test,): int64 labels in 0 .. n_classes - 1.
+    y_train (N_train,), y_test (N_test,): int64 labels in 0 .. n_classes - 1; label k is
+    class_names[k].
     """
 
     name: str
@@ -33,6 +46,9 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     class_names: tuple[str, ...]
+    # the network sees (x - input_shift) / input_scale; identity for the toy sets. (2,) float64
+    input_shift: torch.Tensor = field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
+    input_scale: torch.Tensor = field(default_factory=lambda: torch.ones(2, dtype=torch.float64))
 
     @property
     def n_classes(self) -> int:
@@ -112,28 +128,383 @@ def make_moons(cfg: DatasetConfig, gen: torch.Generator) -> tuple[torch.Tensor, 
     return x, y
 
 
-Generator = Callable[[DatasetConfig, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+def make_xor(cfg: DatasetConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """XOR: points uniform in the square [-1, 1]^2, labelled by quadrant.
 
-#: name -> (generator, class names)
-DATASETS: dict[str, tuple[Generator, tuple[str, ...]]] = {
-    "spirals": (make_spirals, ("arm 0", "arm 1")),
-    "circles": (make_circles, ("ring", "disc")),
-    "moons": (make_moons, ("upper moon", "lower moon")),
+    Label 0: quadrants I and III (x1 x2 > 0); label 1: quadrants II and IV (x1 x2 < 0).
+    Each class gets half the points; the quadrant within a class is a fair coin. Gaussian
+    noise of standard deviation `noise` on each coordinate is added after labelling.
+    """
+    parts, labels = [], []
+    for label, n in enumerate(_two_class_sizes(cfg.n_samples)):
+        magnitude = torch.rand(n, 2, generator=gen, dtype=torch.float64)  # (n, 2) in [0, 1)
+        sign = 2.0 * torch.randint(0, 2, (n,), generator=gen, dtype=torch.float64) - 1.0  # (n,)
+        signs = torch.stack([sign, sign if label == 0 else -sign], dim=1)  # (n, 2)
+        parts.append(magnitude * signs)
+        labels.append(torch.full((n,), label, dtype=torch.int64))
+    x = torch.cat(parts)
+    x = x + cfg.noise * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    return x, torch.cat(labels)
+
+
+def make_gaussians(cfg: DatasetConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n_classes` isotropic Gaussian blobs with centres on the unit circle.
+
+    Class k: centre (cos 2 pi k / C, sin 2 pi k / C), standard deviation `spread`; the
+    classes share the points as evenly as possible (the first n_samples mod C get one
+    more). Gaussian noise of standard deviation `noise` is added on top, as for every toy set.
+    """
+    c, n = cfg.n_classes, cfg.n_samples
+    parts, labels = [], []
+    for k in range(c):
+        n_k = n // c + (1 if k < n % c else 0)
+        angle = 2 * math.pi * k / c
+        centre = torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64)
+        parts.append(centre + cfg.spread * torch.randn(n_k, 2, generator=gen, dtype=torch.float64))
+        labels.append(torch.full((n_k,), k, dtype=torch.int64))
+    x = torch.cat(parts)
+    x = x + cfg.noise * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    return x, torch.cat(labels)
+
+
+# --------------------------------------------------------------------------- CSV files
+
+#: labels read as "missing" rather than as a class name
+_MISSING_LABELS = {"nan", "na", "n/a", "null"}
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file's data: x (N, 2) float64 coordinates, y (N,) int64 labels into class_names.
+
+    Class names are sorted: numerically when every label is an integer, else as strings,
+    so label k means the same class whatever the order of the rows.
+    """
+
+    path: str
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: tuple[str, ...]
+    coordinate_names: tuple[str, str]  # header names, or "column I" without a header
+    label_name: str
+    lines: tuple[int, int]  # first and last line of data
+
+
+def _delimiter(value: str) -> str:
+    if value in ("tab", "\\t"):
+        return "\t"
+    return value
+
+
+def check_split(n: int, test_fraction: float, what: str, error: type[Exception] = ConfigError) -> int:
+    """The number of test points round(n * test_fraction); raise `error` unless both splits are non-empty."""
+    n_test = round(n * test_fraction)
+    if not 1 <= n_test <= n - 1:
+        raise error(
+            f"dataset.test_fraction={test_fraction} of {what} leaves {n_test} test and "
+            f"{n - n_test} training points; expected at least 1 of each"
+        )
+    return n_test
+
+
+def read_csv(cfg: DatasetConfig) -> CsvTable:
+    """Read and check the CSV file `cfg.path` (cached while the file is unchanged).
+
+    Expected: a header line (optional) and rows of at least 3 fields, with two finite
+    numeric coordinates and a label (a name or an integer) in the configured columns; two
+    classes or more; at least MIN_SAMPLES rows. Anything else raises DataError naming the
+    file, the line and what was expected.
+    """
+    if not cfg.path:
+        raise DataError(
+            "dataset=csv needs a file: set dataset.path=FILE (a CSV with two numeric coordinate "
+            "columns and a label column)"
+        )
+    if len(cfg.coordinate_columns) != 2:
+        raise ConfigError(
+            f"dataset.coordinate_columns must name 2 columns (x1 and x2), got {list(cfg.coordinate_columns)}"
+        )
+    delimiter = _delimiter(cfg.delimiter)
+    if len(delimiter) != 1 or delimiter in ('"', "\n", "\r"):
+        raise ConfigError(f"dataset.delimiter must be a single character (or 'tab'), got {cfg.delimiter!r}")
+    path = Path(cfg.path)
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file; expected a CSV file with two numeric coordinate columns and a "
+            "label column (dataset.path; a relative path is relative to the working directory)"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file; expected a CSV file (dataset.path)")
+    stat = path.stat()
+    return _read_csv_cached(
+        str(path),
+        stat.st_mtime_ns,
+        stat.st_size,
+        cfg.header,
+        tuple(cfg.coordinate_columns),
+        cfg.label_column,
+        delimiter,
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _read_csv_cached(
+    path: str,
+    mtime_ns: int,
+    size: int,
+    header: bool | None,
+    coordinate_columns: tuple[str | int, ...],
+    label_column: str | int,
+    delimiter: str,
+) -> CsvTable:
+    del mtime_ns, size  # part of the cache key only: a changed file is read again
+    # the rows, with the line each one ends on
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: byte {err.start} is not UTF-8 text ({err.reason}); expected a CSV text file"
+        ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror}); expected a readable CSV file") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            rows.append((reader.line_num, [f.strip() for f in fields]))
+    except csv.Error as err:
+        raise DataError(f"{path}: line {reader.line_num}: {err}; expected CSV fields") from None
+    while rows and not any(rows[-1][1]):  # blank lines at the end of the file are harmless
+        rows.pop()
+    expect_row = "two numeric coordinates and a label"
+    if not rows:
+        raise DataError(f"{path}: the file is empty; expected rows of {expect_row}")
+    first_line, first = rows[0]
+    n_cols = len(first)
+    if n_cols < 3:
+        hint = "" if delimiter != "," else " (if the file uses another delimiter, set dataset.delimiter)"
+        raise DataError(
+            f"{path}: line {first_line}: {n_cols} column{'s' if n_cols != 1 else ''} "
+            f"({delimiter.join(first)!r}); expected at least 3: {expect_row}{hint}"
+        )
+
+    # the header: given, or detected from the coordinate fields of the first line
+    columns = (*coordinate_columns, label_column)
+    settings = ("dataset.coordinate_columns[0]", "dataset.coordinate_columns[1]", "dataset.label_column")
+    named = [(s, c) for s, c in zip(settings, columns) if isinstance(c, str)]
+    if header is False and named:
+        setting, name = named[0]
+        raise DataError(
+            f"{path}: {setting}={name!r} names a column, but dataset.header=false; expected a 0-based "
+            "column index, or dataset.header=true"
+        )
+    for setting, column in zip(settings, columns):
+        if isinstance(column, int) and not 0 <= column < n_cols:
+            raise DataError(
+                f"{path}: {setting}={column} is not a column: line {first_line} has {n_cols} "
+                f"columns; expected an index in 0..{n_cols - 1}"
+            )
+    if header is None:
+        if named:
+            header = True
+        else:
+            numeric = [_is_number(first[int(c)]) for c in coordinate_columns]
+            if all(numeric):
+                header = False
+            elif not any(numeric):
+                header = True
+            else:
+                raise DataError(
+                    f"{path}: line {first_line}: the coordinate fields {first[int(coordinate_columns[0])]!r} "
+                    f"and {first[int(coordinate_columns[1])]!r} are neither two numbers (data) nor two "
+                    "names (a header); expected one or the other; set dataset.header=true or false to say"
+                )
+    names = first if header else [f"column {i}" for i in range(n_cols)]
+    indices = []
+    for setting, column in zip(settings, columns):
+        if isinstance(column, str):
+            if column not in names:
+                raise DataError(
+                    f"{path}: line {first_line} (header): no column named {column!r} ({setting}); "
+                    f"expected one of: {', '.join(repr(n) for n in names)}"
+                )
+            column = names.index(column)
+        indices.append(column)
+    ix, iy, il = indices
+    if len(set(indices)) < 3:
+        raise DataError(
+            f"{path}: dataset.coordinate_columns={list(coordinate_columns)} and dataset.label_column="
+            f"{label_column!r} use column(s) {sorted({i for i in indices if indices.count(i) > 1})} "
+            "twice; expected three different columns"
+        )
+    data = rows[1:] if header else rows
+    if not data:
+        raise DataError(f"{path}: no data rows after the header; expected rows of {expect_row}")
+
+    # every data row: the same number of fields, finite coordinates, a label
+    points: list[tuple[float, float]] = []
+    labels: list[str] = []
+    for line, fields in data:
+        if not any(fields):
+            raise DataError(f"{path}: line {line}: empty row; expected {expect_row}")
+        if len(fields) != n_cols:
+            raise DataError(
+                f"{path}: line {line}: {len(fields)} fields; expected {n_cols}, like line {first_line}"
+            )
+        point = []
+        for i in (ix, iy):
+            value = fields[i]
+            where = f"{path}: line {line}, column {names[i]!r}"
+            if value == "":
+                raise DataError(f"{where}: empty coordinate; expected a finite number")
+            try:
+                number = float(value)
+            except ValueError:
+                raise DataError(f"{where}: {value!r} is not a number; expected a finite number") from None
+            if not math.isfinite(number):
+                raise DataError(f"{where}: {value!r} is not finite; expected a finite number")
+            point.append(number)
+        label = fields[il]
+        if label == "" or label.lower() in _MISSING_LABELS:
+            raise DataError(
+                f"{path}: line {line}, column {names[il]!r}: missing label {label!r}; expected a class "
+                "name or an integer"
+            )
+        points.append((point[0], point[1]))
+        labels.append(label)
+
+    # the classes, in a stable order: numeric if every label is an integer, else by name
+    try:
+        keys: list[int] | list[str] = [int(label) for label in labels]
+    except ValueError:
+        keys = labels
+    classes = sorted(set(keys))  # type: ignore[type-var]
+    lines = (data[0][0], data[-1][0])
+    n = len(points)
+    if len(classes) < 2:
+        raise DataError(
+            f"{path}: lines {lines[0]}-{lines[1]}: column {names[il]!r} holds a single class "
+            f"({str(classes[0])!r}) on all {n} rows; expected at least 2 classes"
+        )
+    if len(classes) > n // 2:
+        raise DataError(
+            f"{path}: column {names[il]!r} holds {len(classes)} distinct labels in {n} rows; expected "
+            "class labels shared by several rows (does dataset.label_column point at a coordinate?)"
+        )
+    if n < MIN_SAMPLES:
+        raise DataError(
+            f"{path}: {n} data rows; expected at least {MIN_SAMPLES} (enough for a train and a test split)"
+        )
+    index = {key: k for k, key in enumerate(classes)}
+    return CsvTable(
+        path=path,
+        x=torch.tensor(points, dtype=torch.float64).reshape(n, 2),
+        y=torch.tensor([index[key] for key in keys], dtype=torch.int64),
+        class_names=tuple(str(c) for c in classes),
+        coordinate_names=(names[ix], names[iy]),
+        label_name=names[il],
+        lines=lines,
+    )
+
+
+def check_csv(cfg: DatasetConfig) -> None:
+    """Read the CSV of `cfg` and check that the train/test split leaves points in both (DataError)."""
+    table = read_csv(cfg)
+    check_split(len(table.x), cfg.test_fraction, f"{table.path} ({len(table.x)} data rows)", DataError)
+
+
+# --------------------------------------------------------------------------- registry
+
+Loader = Callable[[DatasetConfig, torch.Generator], tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """How one named dataset is made: points, labels and class names; and whether it is standardised."""
+
+    load: Loader
+    standardise: bool = False  # True: the network sees (x - mean) / std of the training split
+
+
+def _toy(
+    generate: Callable[[DatasetConfig, torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+    class_names: tuple[str, ...],
+) -> Source:
+    def load(cfg: DatasetConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+        x, y = generate(cfg, gen)
+        return x, y, class_names
+
+    return Source(load)
+
+
+def _load_gaussians(
+    cfg: DatasetConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    x, y = make_gaussians(cfg, gen)
+    return x, y, tuple(f"blob {k}" for k in range(cfg.n_classes))
+
+
+def _load_csv(cfg: DatasetConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    table = read_csv(cfg)
+    return table.x, table.y, table.class_names
+
+
+#: name -> Source
+DATASETS: dict[str, Source] = {
+    "spirals": _toy(make_spirals, ("arm 0", "arm 1")),
+    "circles": _toy(make_circles, ("ring", "disc")),
+    "moons": _toy(make_moons, ("upper moon", "lower moon")),
+    "xor": _toy(make_xor, ("quadrants I, III", "quadrants II, IV")),
+    "gaussians": Source(_load_gaussians),
+    "csv": Source(_load_csv, standardise=True),
 }
 
 
+def _standardisation(cfg: DatasetConfig, x_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, population std) of the training points x_train (N, 2), each (2,); DataError if a std is 0."""
+    shift = x_train.mean(0)
+    scale = x_train.std(0, correction=0)
+    for i in range(2):
+        if not (math.isfinite(scale[i].item()) and scale[i].to(torch.float32).item() > 0):
+            name = read_csv(cfg).coordinate_names[i] if cfg.name == "csv" else f"x{i + 1}"
+            raise DataError(
+                f"{cfg.path or cfg.name}: coordinate column {name!r} is constant ({shift[i].item():g}) over "
+                f"the {len(x_train)} training points; expected coordinates that vary (they are standardised)"
+            )
+    return shift, scale
+
+
 def make_dataset(cfg: DatasetConfig, seed: int) -> Dataset:
-    """Generate the dataset `cfg.name` and split it into train and test, both from `seed`.
+    """Make the dataset `cfg.name` and split it into train and test, both from `seed`.
 
     The split is a seeded random permutation; the test set holds
-    round(n_samples * test_fraction) points.
+    round(N * test_fraction) points (N = n_samples, or a CSV's number of rows). A dataset
+    whose Source says `standardise` carries the mean and std of its training points as
+    input_shift and input_scale; the others carry the identity.
     """
     if cfg.name not in DATASETS:
         raise DataError(f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{cfg.name}'")
-    generate, class_names = DATASETS[cfg.name]
+    source = DATASETS[cfg.name]
     gen = torch.Generator().manual_seed(seed)
-    x, y = generate(cfg, gen)
+    x, y, class_names = source.load(cfg, gen)
     perm = torch.randperm(len(x), generator=gen)
     n_test = round(len(x) * cfg.test_fraction)
+    if cfg.name == "csv":
+        check_split(len(x), cfg.test_fraction, f"{cfg.path} ({len(x)} data rows)", DataError)
     test, train = perm[:n_test], perm[n_test:]
-    return Dataset(cfg.name, x[train], y[train], x[test], y[test], class_names)
+    data = Dataset(cfg.name, x[train], y[train], x[test], y[test], class_names)
+    if source.standardise:
+        shift, scale = _standardisation(cfg, data.x_train)
+        data = Dataset(cfg.name, data.x_train, y[train], x[test], y[test], class_names, shift, scale)
+    return data
+
+
+__all__ = ["DATASETS", "Dataset", "MIN_SAMPLES", "check_csv", "make_dataset", "read_csv"]

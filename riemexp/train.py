@@ -86,7 +86,11 @@ def train(
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = build_network(cfg.network, data.n_classes).to(device)
+    model = build_network(cfg.network, data.n_classes)
+    # the network standardises its input with the dataset's statistics (identity for toy sets)
+    model.input_shift.copy_(data.input_shift)
+    model.input_scale.copy_(data.input_scale)
+    model = model.to(device)
     optimizer = make_optimizer(model, cfg.optim)
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
     x_train = data.x_train.to(device, torch.float32)
