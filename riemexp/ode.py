@@ -1,0 +1,302 @@
+"""Residual and c2 networks as ODEs, measured (paper.md §2): refinement, reference flow, gap, order.
+
+A residual network of L layers and step h is the forward-Euler scheme, a c2 network the central
+second difference, of the network's own ODE on t in [0, T], T = L h, with piecewise-constant
+weights W(t) = W_l, b(t) = b_l for t in [l h, (l+1) h):
+
+    residual:  dx/dt     = sigma(W(t) x + b(t)),   x(0) = x_0
+    c2:        d2x/dt2   = sigma(W(t) x + b(t)),   x(0) = x_0,  dx/dt(0) = 0
+
+x_0 is the network's layer-0 coordinates (standardised, zero-padded input: `model.pad`).
+
+Refinement. Every layer's step is split into k sub-steps of size delta = h / k with the same
+weights: `refine(model, x0, k)` (k = 1 is the network itself). The last-layer coordinates
+converge to the ODE's x(T) as k grows:
+
+- residual: forward Euler, global error O(delta): order 1.
+- c2: x_{n+1} = 2 x_n - x_{n-1} + delta^2 sigma(W x_n + b). The network starts with
+  x_{-1} = x_0 (zero discrete velocity); the refined scheme carries this over as
+  x_{-1/k} = x_0, i.e. the initial *discrete velocity* (x_0 - x_{-1}) / delta stays 0 at every k,
+  the discrete form of dx/dt(0) = 0. The expected order is 1, not the 2 of the central difference
+  on smooth problems. Derivation: for the exact solution the second difference is the hat-weighted
+  average of x'' over [t - delta, t + delta],
+      x(t+delta) - 2 x(t) + x(t-delta) = int_{-delta}^{delta} (delta - |s|) x''(t+s) ds.
+  (a) First step: the scheme gives x_1 = x_0 + delta^2 f_0, the exact x(delta) = x_0 + delta^2/2 f_0
+      + O(delta^3): a local error delta^2/2 f_0, i.e. a velocity error delta/2 f_0 that persists.
+  (b) At each layer boundary t = l h the force jumps from f_{l-1} to f_l; the exact hat-average is
+      delta^2 (f_{l-1} + f_l)/2 + O(delta^3) but the scheme uses delta^2 f_l: again a velocity error
+      delta/2 (f_l - f_{l-1}), L - 1 of them, a number that does not grow with k.
+  Each velocity error of O(delta) gives an O(delta) error in x(T): order 1. With both corrected
+  (Taylor start x_1 = x_0 + delta^2/2 f_0 and the mean force at boundaries, `corrected=True`) the
+  scheme is of order 2 again; the tests check both numbers.
+
+Reference. `reference_solve` integrates the ODE with torchdiffeq's adaptive dopri5 (rtol, atol
+from `cfg.ode`, max-norm error control over all points and coordinates), one layer interval
+at a time so that no step straddles a jump of W(t), in float64, vectorised over points. c2 is
+solved as the first-order system (x, v)' = (v, sigma(W x + b)), v(0) = 0. Its dense output (the
+solver's interpolant at `n_dense` times per layer) draws the continuous trajectories.
+
+Measures (`ode_step`): for k = 1, 2, 4, ..., cfg.ode.max_refinement, the error
+e_i(k) = |x_L^(k)(x_i) - x(T; x_i)| (Euclidean, last-layer coordinates) over all N data points
+(train and test), its mean and max; the convergence order fitted as the least-squares slope of
+log(mean error) against log(delta) over the finer half of the k (k = 8 .. 64 by default: k = 1 of a
+trained network is often outside the asymptotic regime); and the ODE gap = mean e_i(1) / spread,
+where the spread is the RMS distance of the reference endpoints x(T; x_i) to their mean,
+sqrt(mean_i |x_i(T) - mean|^2): the trained network's distance from its own ODE, in units of the
+size of the data at the last layer. All N points are used: the reference solve of a default run
+(1000 points, 10 layers) takes about 0.2 s.
+Plain networks have no step size and no ODE: metrics say `ode_applicable: false`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torchdiffeq import odeint
+
+from riemexp.config import NetworkKind
+from riemexp.networks import LayeredNetwork
+from riemexp.tables import write_table
+
+ODE_COLUMNS = ["k", "substep", "error_mean", "error_max", "observed_order"]
+PLAIN_NOTE = (
+    "plain networks (x_{l+1} = sigma(W x_l + b)) have no step size and are no discretisation of an ODE"
+)
+
+
+def _params(model: LayeredNetwork) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stacked weights in float64, detached: W (L, w, w), b (L, w)."""
+    return model.weight.detach().to(torch.float64), model.bias.detach().to(torch.float64)
+
+
+def _check_kind(model: LayeredNetwork) -> None:
+    if model.kind is NetworkKind.PLAIN:
+        raise ValueError(f"the ODE view needs a residual or c2 network, got kind '{model.kind.value}'")
+
+
+@torch.no_grad()
+def refine(model: LayeredNetwork, x0: torch.Tensor, k: int, corrected: bool = False) -> torch.Tensor:
+    """Last-layer coordinates with every layer split into k sub-steps of h/k, same weights.
+
+    x0: layer-0 coordinates (N, w), float64. Returns x_L^(k): (N, w).
+    residual: x <- x + delta sigma(W_l x + b_l), k times per layer (forward Euler, delta = h/k).
+    c2: x_{n+1} = 2 x_n - x_{n-1} + delta^2 sigma(W_l x_n + b_l), x_{-1} = x_0 at every k.
+    `corrected` (c2 only) replaces the two first-order error sources of the module docstring:
+    first step x_1 = x_0 + delta^2/2 f_0, and at layer boundaries the mean of both layers' forces.
+    k = 1 with corrected=False is exactly the network's forward pass.
+    """
+    _check_kind(model)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    W, b = _params(model)
+    delta, sigma = model.h / k, model.sigma
+    x = x0.to(torch.float64)
+    if model.kind is NetworkKind.RESIDUAL:
+        for Wl, bl in zip(W, b):
+            for _ in range(k):
+                x = x + delta * sigma(torch.addmm(bl, x, Wl.T))
+        return x
+    d2, prev = delta**2, x
+    for layer, (Wl, bl) in enumerate(zip(W, b)):
+        for j in range(k):
+            force = sigma(torch.addmm(bl, x, Wl.T))  # (N, w)
+            if corrected and j == 0 and layer > 0:
+                force = 0.5 * (force + sigma(torch.addmm(b[layer - 1], x, W[layer - 1].T)))
+            if corrected and j == 0 and layer == 0:
+                x, prev = x + 0.5 * d2 * force, x
+            else:
+                x, prev = 2 * x - prev + d2 * force, x
+    return x
+
+
+@dataclass
+class OdeSolution:
+    """The reference flow of a network's ODE at `times` (M,) = n_dense points per layer interval.
+
+    path: (M, N, w) positions x(t) (for c2 the velocity is dropped); path[-1] is x(T).
+    layer_index: (L+1,) indices into `times` of t = l h, l = 0 .. L.
+    """
+
+    times: torch.Tensor
+    path: torch.Tensor
+    layer_index: list[int]
+    seconds: float
+
+    @property
+    def end(self) -> torch.Tensor:
+        """x(T): (N, w)."""
+        return self.path[-1]
+
+
+_SOLVER = "dopri5"
+
+
+def _max_norm(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.abs().max()
+
+
+@torch.no_grad()
+def reference_solve(
+    model: LayeredNetwork, x0: torch.Tensor, rtol: float, atol: float, n_dense: int = 1
+) -> OdeSolution:
+    """Solve the network's ODE from x0 (N, w) with torchdiffeq dopri5, one layer interval at a time.
+
+    residual: dx/dt = sigma(W_l x + b_l) on [l h, (l+1) h]; c2: d2x/dt2 = sigma(W_l x + b_l),
+    dx/dt(0) = 0, as the system (x, v). Positions at n_dense evenly spaced times per interval plus
+    t = 0 (dense output of the solver's interpolant) are returned in an OdeSolution.
+    """
+    _check_kind(model)
+    if n_dense < 1:
+        raise ValueError(f"n_dense must be >= 1, got {n_dense}")
+    W, b = _params(model)
+    h, sigma, w = model.h, model.sigma, model.width
+    second_order = model.kind is NetworkKind.C2
+    state = x0.to(torch.float64)
+    if second_order:
+        state = torch.cat([state, torch.zeros_like(state)], dim=1)  # (N, 2w): (x, v)
+    start = time.perf_counter()
+    times, pieces, layer_index = [torch.zeros(1, dtype=torch.float64)], [state[None]], [0]
+    for layer, (Wl, bl) in enumerate(zip(W, b)):
+        if second_order:
+
+            def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
+                return torch.cat([s[:, w:], sigma(torch.addmm(bl, s[:, :w], Wl.T))], dim=1)
+        else:
+
+            def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
+                return sigma(torch.addmm(bl, s, Wl.T))
+
+        t = torch.linspace(layer * h, (layer + 1) * h, n_dense + 1, dtype=torch.float64)
+        out = odeint(field, state, t, rtol=rtol, atol=atol, method=_SOLVER, options={"norm": _max_norm})
+        state = out[-1]
+        times.append(t[1:])
+        pieces.append(out[1:])
+        layer_index.append(layer_index[-1] + n_dense)
+    path = torch.cat(pieces)[..., :w]  # (M, N, w)
+    return OdeSolution(torch.cat(times), path, layer_index, time.perf_counter() - start)
+
+
+def spread(points: torch.Tensor) -> float:
+    """RMS distance of points (N, w) to their mean: sqrt(mean_i |p_i - mean|^2)."""
+    return float(((points - points.mean(0)) ** 2).sum(1).mean().sqrt())
+
+
+def fit_order(substeps: list[float], errors: list[float]) -> float | None:
+    """Least-squares slope of log(error) against log(substep); None if fewer than 2 usable points."""
+    pairs = [(math.log(s), math.log(e)) for s, e in zip(substeps, errors) if e > 0 and math.isfinite(e)]
+    if len(pairs) < 2:
+        return None
+    mx = sum(p[0] for p in pairs) / len(pairs)
+    my = sum(p[1] for p in pairs) / len(pairs)
+    sxx = sum((p[0] - mx) ** 2 for p in pairs)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in pairs)
+    return sxy / sxx
+
+
+def table_order(rows: list[dict[str, Any]]) -> float | None:
+    """The fitted convergence order of ode.csv rows: `fit_order` over the finer half of the rows
+    (k >= sqrt(max k) when there are 4 or more rows, else all rows), where the error is asymptotic."""
+    fine = rows[len(rows) // 2 :] if len(rows) >= 4 else rows
+    return fit_order([r["substep"] for r in fine], [r["error_mean"] for r in fine])
+
+
+def refinements(max_refinement: int) -> list[int]:
+    """k = 1, 2, 4, ..., max_refinement (a power of two)."""
+    return [2**i for i in range(int(math.log2(max_refinement)) + 1)]
+
+
+def convergence_table(
+    model: LayeredNetwork, x0: torch.Tensor, reference: torch.Tensor, max_refinement: int, corrected=False
+) -> list[dict[str, Any]]:
+    """Rows of ode.csv: k, substep h/k, mean and max over points of |x_L^(k) - x(T)|, and the
+    observed order log2(error_mean(k/2) / error_mean(k)) (None for the first row).
+
+    x0: (N, w) layer-0 coordinates; reference: (N, w) the reference x(T).
+    """
+    rows: list[dict[str, Any]] = []
+    for k in refinements(max_refinement):
+        err = (refine(model, x0, k, corrected=corrected) - reference).norm(dim=1)  # (N,)
+        row = {"k": k, "substep": model.h / k, "error_mean": float(err.mean()), "error_max": float(err.max())}
+        prev = rows[-1]["error_mean"] if rows else None
+        row["observed_order"] = (
+            math.log2(prev / row["error_mean"]) if prev and row["error_mean"] > 0 else None
+        )
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class OdeReport:
+    """Everything `ode_step` measured: table rows, fitted order, gap, spread, the reference flow."""
+
+    rows: list[dict[str, Any]]
+    order: float | None
+    gap: float
+    spread: float
+    solution: OdeSolution
+    seconds: float
+
+
+def measure(
+    model: LayeredNetwork, x: torch.Tensor, max_refinement: int, rtol: float, atol: float, n_dense: int = 8
+) -> OdeReport:
+    """Refinement study of a residual or c2 network on input points x (N, 2)."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        x0 = model.pad(x.to(torch.float64))
+    solution = reference_solve(model, x0, rtol, atol, n_dense=n_dense)
+    rows = convergence_table(model, x0, solution.end, max_refinement)
+    order = table_order(rows)
+    size = spread(solution.end)
+    gap = rows[0]["error_mean"] / size if size > 0 else math.nan
+    return OdeReport(rows, order, gap, size, solution, time.perf_counter() - start)
+
+
+def ode_step(ctx: Any) -> None:
+    """Analysis step: tables/ode.csv|md, tables/lie.csv|md, plots/trajectories, metrics ode_*.
+
+    ctx: a riemexp.run.RunContext.
+    """
+    from riemexp.lie import lie_step
+
+    cfg, model, out = ctx.cfg, ctx.model, ctx.out_dir
+    x, y = ctx.data.x, ctx.data.y
+    report = None
+    if model.kind is NetworkKind.PLAIN:
+        ctx.metrics.update(ode_applicable=False, ode_gap=None, ode_order=None, ode_note=PLAIN_NOTE)
+    else:
+        report = measure(model, x, cfg.ode.max_refinement, cfg.ode.rtol, cfg.ode.atol)
+        write_table(out / "tables" / "ode", report.rows, ODE_COLUMNS)
+        ctx.metrics.update(
+            ode_applicable=True,
+            ode_gap=report.gap,
+            ode_order=report.order,
+            ode_spread=report.spread,
+            ode_error_k1=report.rows[0]["error_mean"],
+            ode_reference_seconds=round(report.solution.seconds, 4),
+            ode_seconds=round(report.seconds, 4),
+        )
+    lie_step(ctx)
+    if cfg.plot.enabled:
+        from riemexp.plotting.trajectories import save_trajectory_figures
+
+        save_trajectory_figures(out / "plots", model, x, y, ctx.data.class_names, report, cfg.plot.formats)
+
+
+__all__ = [
+    "OdeReport",
+    "OdeSolution",
+    "convergence_table",
+    "fit_order",
+    "measure",
+    "ode_step",
+    "refine",
+    "reference_solve",
+    "refinements",
+    "table_order",
+    "spread",
+]
