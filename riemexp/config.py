@@ -300,7 +300,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"expected at least 2 points per class (n_samples >= {2 * d.n_classes})",
         )
     if d.name == "csv":
-        check_csv(d)  # the file itself: exists, parses, two classes or more (DataError)
+        check_csv(d, cfg.data_seed)  # the file: exists, parses, 2+ classes, splits (DataError)
     _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
     _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
     _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")

@@ -185,7 +185,7 @@ class CsvTable:
     x: torch.Tensor
     y: torch.Tensor
     class_names: tuple[str, ...]
-    coordinate_names: tuple[str, str]  # header names, or "column I" without a header
+    coordinate_names: tuple[str, str]  # header names, or "0", "1", ... without a header
     label_name: str
     lines: tuple[int, int]  # first and last line of data
 
@@ -327,7 +327,8 @@ def _read_csv_cached(
                     f"and {first[int(coordinate_columns[1])]!r} are neither two numbers (data) nor two "
                     "names (a header); expected one or the other; set dataset.header=true or false to say"
                 )
-    names = first if header else [f"column {i}" for i in range(n_cols)]
+    names = first if header else [str(i) for i in range(n_cols)]
+    shown = [f"column {name!r}" for name in names] if header else [f"column {i}" for i in range(n_cols)]
     indices = []
     for setting, column in zip(settings, columns):
         if isinstance(column, str):
@@ -362,7 +363,7 @@ def _read_csv_cached(
         point = []
         for i in (ix, iy):
             value = fields[i]
-            where = f"{path}: line {line}, column {names[i]!r}"
+            where = f"{path}: line {line}, {shown[i]}"
             if value == "":
                 raise DataError(f"{where}: empty coordinate; expected a finite number")
             try:
@@ -375,7 +376,7 @@ def _read_csv_cached(
         label = fields[il]
         if label == "" or label.lower() in _MISSING_LABELS:
             raise DataError(
-                f"{path}: line {line}, column {names[il]!r}: missing label {label!r}; expected a class "
+                f"{path}: line {line}, {shown[il]}: missing label {label!r}; expected a class "
                 "name or an integer"
             )
         points.append((point[0], point[1]))
@@ -389,19 +390,21 @@ def _read_csv_cached(
     classes = sorted(set(keys))  # type: ignore[type-var]
     lines = (data[0][0], data[-1][0])
     n = len(points)
+    if n < MIN_SAMPLES:
+        raise DataError(
+            f"{path}: lines {lines[0]}-{lines[1]}: {n} data rows; expected at least {MIN_SAMPLES} "
+            "(enough for a train and a test split)"
+        )
     if len(classes) < 2:
         raise DataError(
-            f"{path}: lines {lines[0]}-{lines[1]}: column {names[il]!r} holds a single class "
+            f"{path}: lines {lines[0]}-{lines[1]}: {shown[il]} holds a single class "
             f"({str(classes[0])!r}) on all {n} rows; expected at least 2 classes"
         )
     if len(classes) > n // 2:
         raise DataError(
-            f"{path}: column {names[il]!r} holds {len(classes)} distinct labels in {n} rows; expected "
-            "class labels shared by several rows (does dataset.label_column point at a coordinate?)"
-        )
-    if n < MIN_SAMPLES:
-        raise DataError(
-            f"{path}: {n} data rows; expected at least {MIN_SAMPLES} (enough for a train and a test split)"
+            f"{path}: lines {lines[0]}-{lines[1]}: {shown[il]} holds {len(classes)} distinct labels in "
+            f"{n} rows; expected class labels shared by several rows (does dataset.label_column point "
+            "at a coordinate?)"
         )
     index = {key: k for k, key in enumerate(classes)}
     return CsvTable(
@@ -415,10 +418,10 @@ def _read_csv_cached(
     )
 
 
-def check_csv(cfg: DatasetConfig) -> None:
-    """Read the CSV of `cfg` and check that the train/test split leaves points in both (DataError)."""
-    table = read_csv(cfg)
-    check_split(len(table.x), cfg.test_fraction, f"{table.path} ({len(table.x)} data rows)", DataError)
+def check_csv(cfg: DatasetConfig, seed: int) -> None:
+    """Build the csv dataset of `cfg` once, so that every problem with the file (DataError)
+    shows before any run starts: reading it, splitting it, standardising its training split."""
+    make_dataset(cfg, seed)
 
 
 # --------------------------------------------------------------------------- registry
