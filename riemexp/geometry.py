@@ -387,16 +387,15 @@ def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) 
     """
     points = data.x.detach().cpu().to(F64)
     labels = data.y.detach().cpu().to(torch.int64)
-    grid, shape = make_grid(points, cfg.grid_density, cfg.margin)
-    L, w, C = model.depth, model.width, model.head.out_features
-    need = geometry_nbytes(len(grid), len(points), L, w, C, model.kind.value)
-    limit = cfg.max_memory_gb * 2**30
-    if need > limit:
+    L, w, C, n = model.depth, model.width, model.head.out_features, cfg.grid_density
+    need = geometry_nbytes(n * n, len(points), L, w, C, model.kind.value)
+    if need > cfg.max_memory_gb * 2**30:
         raise GeometryError(
-            f"a {shape[0]} x {shape[1]} geometry grid at depth {L} and width {w} would need "
+            f"a {n} x {n} geometry grid at depth {L} and width {w} would need "
             f"{need / 2**30:.3g} GB, more than geometry.max_memory_gb={cfg.max_memory_gb:g}; lower "
             "geometry.grid_density or raise geometry.max_memory_gb"
         )
+    grid, shape = make_grid(points, n, cfg.margin)
     grid_coords, grid_metric = coordinates_and_metrics(model, grid)
     _check_finite("grid coordinates", grid_coords, "grid points")
     _check_finite("the grid metric", grid_metric, "grid points")
