@@ -60,6 +60,7 @@ class RunContext:
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
 ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
     ("geometry", "riemexp.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
+    ("ode", "riemexp.ode:ode_step", lambda cfg: cfg.ode.enabled),
 ]
 
 
