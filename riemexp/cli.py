@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "riemexp.commands.train",
         "train a network, then extract its geometry, tables and figures",
     ),
+    "sweep": (
+        "riemexp.commands.sweep",
+        "a grid of training runs (Hydra multirun: local cores or SLURM), summary tables and figures",
+    ),
     "bench": (
         "riemexp.commands.bench",
         "benchmarks: `riemexp bench train`, `riemexp bench geometry`",

@@ -1,0 +1,116 @@
+"""One job of a sweep: skip it when already done, else run it and record any failure; never raise.
+
+`sweep_job(make_config, out_dir)` is what the training task does under a Hydra multirun.
+A failing job (bad combination, divergence, a bug) must not stop the others, so every
+outcome lands in the job folder instead of propagating:
+
+    metrics.json   status completed | diverged | failed (+ error: the message)
+    job.json       this invocation's id, action ("ran" or "skipped"), status, start time, seconds
+
+A job is skipped when its folder already holds a completed run of the same resolved config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from riemexp.config import RunConfig, config_to_dict
+from riemexp.errors import DivergedError, RiemexpError, RunFolderError
+from riemexp.io import atomic_write_json
+from riemexp.run import CONFIG_FILE, METRICS_FILE, read_metrics, run, versions
+
+log = logging.getLogger("riemexp")
+
+JOB_FILE = "job.json"
+INVOCATION_ENV = "RIEMEXP_SWEEP_ID"  # set by `riemexp sweep` in every job (hydra.job.env_set)
+
+
+def finished(out_dir: Path, cfg: RunConfig) -> bool:
+    """True when out_dir holds a completed run whose saved config equals cfg."""
+    try:
+        if read_metrics(out_dir)["status"] != "completed":
+            return False
+        saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG_FILE), resolve=True)
+    except Exception:  # a missing or unreadable record: run the job again
+        return False
+    return saved == config_to_dict(cfg)
+
+
+def _merge_metrics(out_dir: Path, **values: Any) -> None:
+    """Add values to metrics.json (creating it when the run never started)."""
+    try:
+        metrics = read_metrics(out_dir)
+    except RunFolderError:
+        metrics = {"status": "failed", **versions()}
+    metrics.update(values)
+    atomic_write_json(out_dir / METRICS_FILE, metrics)
+
+
+@contextmanager
+def _job_environment() -> Iterator[None]:
+    """One torch thread (the launcher runs one job per core) and no progress bars."""
+    threads, quiet = torch.get_num_threads(), os.environ.get("RIEMEXP_QUIET")
+    torch.set_num_threads(1)
+    os.environ["RIEMEXP_QUIET"] = "1"
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if quiet is None:
+            os.environ.pop("RIEMEXP_QUIET", None)
+        else:
+            os.environ["RIEMEXP_QUIET"] = quiet
+
+
+def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path) -> str:
+    """Run one sweep job into out_dir; return its status ("completed", "skipped", "diverged", "failed").
+
+    make_config builds the job's RunConfig (raising ConfigError for a bad combination).
+    KeyboardInterrupt still propagates (run() marks the folder "interrupted").
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    action = "ran"
+    with _job_environment():
+        try:
+            cfg = make_config()
+            if finished(out_dir, cfg):
+                action, status = "skipped", "completed"
+                log.info("already completed with the same config: skipped (%s)", out_dir)
+            else:
+                status = run(cfg, out_dir)["status"]
+        except DivergedError as err:  # run() wrote status "diverged"; keep the reason beside it
+            status = "diverged"
+            _merge_metrics(out_dir, status=status, error=str(err))
+        except RiemexpError as err:  # a bad config or a failed analysis step
+            status = "failed"
+            _merge_metrics(out_dir, status=status, error=str(err))
+        except Exception as err:  # a bug: record it with its traceback in the log, go on
+            status = "failed"
+            log.error("job failed:\n%s", traceback.format_exc())
+            _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
+    atomic_write_json(
+        out_dir / JOB_FILE,
+        {
+            "invocation": os.environ.get(INVOCATION_ENV),
+            "action": action,
+            "status": status,
+            "started": started,
+            "seconds": round(time.perf_counter() - start, 4),
+            "pid": os.getpid(),
+        },
+    )
+    return "skipped" if action == "skipped" else status

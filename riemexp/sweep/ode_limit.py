@@ -1,0 +1,178 @@
+"""The depth-limit study of `riemexp sweep grid=ode_limit`: residual networks at fixed T = L h as L grows.
+
+`applies(summary)` recognises such a sweep from its jobs (all residual, two or more depths, one
+total time T = L h); `write_ode_limit(summary)` then writes into the sweep folder:
+
+    ode_limit.csv|md          one row per depth L (columns below), mean and sample std over seeds
+    ode_limit.png             accuracy, ODE gap and the change of g_0 between consecutive depths vs L
+    ode_limit_log_volume.png  the input log-volume element 1/2 log det g_0 on the geometry grid,
+                              one heatmap per depth side by side (first completed seed), one colour scale
+
+Columns of ode_limit.csv: depth, step_size, total_time, runs, completed, test_accuracy_mean/_std,
+ode_gap_mean/_std, ode_order_mean, input_log_volume_mean (mean over the grid of 1/2 log det g_0, then
+over seeds), g0_relative_change_mean/_std and log_volume_change_mean (against the next smaller depth
+of the same seed, on the same grid:
+
+    g0_relative_change = mean over grid points of |g_0^(L) - g_0^(L')|_F / |g_0^(L')|_F,
+    log_volume_change  = mean over grid points of |1/2 log det g_0^(L) - 1/2 log det g_0^(L')|,
+
+L' the previous depth; empty for the smallest depth, or when either run has no geometry.npz or the
+two grids differ). g_0 is the metric in layer-0 coordinates (`grid_metric[0]` of geometry.npz).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from riemexp.errors import RunFolderError
+from riemexp.geometry import load_geometry, log_volume_element
+from riemexp.sweep.summary import Job, Summary
+from riemexp.tables import write_table
+
+STEM = "ode_limit"
+COLUMNS = [
+    "depth",
+    "step_size",
+    "total_time",
+    "runs",
+    "completed",
+    "test_accuracy_mean",
+    "test_accuracy_std",
+    "ode_gap_mean",
+    "ode_gap_std",
+    "ode_order_mean",
+    "input_log_volume_mean",
+    "g0_relative_change_mean",
+    "g0_relative_change_std",
+    "log_volume_change_mean",
+]
+
+
+def _depth(job: Job) -> int | None:
+    value = job.config.get("network.depth")
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _total_time(job: Job) -> float | None:
+    depth, h = _depth(job), job.config.get("network.step_size")
+    return depth * float(h) if depth is not None and isinstance(h, (int, float)) else None
+
+
+def applies(summary: Summary) -> bool:
+    """True for a sweep of residual networks with two or more depths at one total time T = L h."""
+    jobs = [j for j in summary.jobs if j.config]
+    if not jobs or any(j.config.get("network.kind") != "residual" for j in jobs):
+        return False
+    times = [_total_time(j) for j in jobs]
+    if any(t is None for t in times) or len({_depth(j) for j in jobs}) < 2:
+        return False
+    return max(times) - min(times) <= 1e-9 * max(abs(t) for t in times)
+
+
+def _mean(values: Sequence[Any]) -> float | None:
+    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    nums = [v for v in nums if math.isfinite(v)]
+    return statistics.fmean(nums) if nums else None
+
+
+def _std(values: Sequence[Any]) -> float | None:
+    nums = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    return statistics.stdev(nums) if len(nums) >= 2 else None
+
+
+def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(grid_points (G, 2), grid_shape (2,), g_0 (G, 2, 2), log volume (G,)) of a job, or None."""
+    try:
+        arrays = load_geometry(job.path)
+    except RunFolderError:
+        return None
+    g0 = arrays["grid_metric"][0][:, :2, :2]
+    logvol = log_volume_element(torch.from_numpy(g0)).numpy()
+    return arrays["grid_points"], arrays["grid_shape"], g0, logvol
+
+
+def _changes(new: tuple, old: tuple) -> tuple[float, float] | None:
+    """(g0 relative change, log-volume change) between two runs' grid metrics; None if grids differ."""
+    if new[0].shape != old[0].shape or not np.allclose(new[0], old[0], rtol=1e-12, atol=1e-12):
+        return None
+    diff = np.linalg.norm(new[2] - old[2], axis=(1, 2)) / np.linalg.norm(old[2], axis=(1, 2))
+    dvol = np.abs(new[3] - old[3])
+    return float(np.mean(diff)), float(np.mean(dvol[np.isfinite(dvol)])) if np.isfinite(
+        dvol
+    ).any() else math.nan
+
+
+def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]]:
+    """Rows of ode_limit.csv (sorted by depth) and {depth: grid metric of the first completed seed}."""
+    done = [j for j in summary.jobs if j.status == "completed" and _depth(j) is not None]
+    depths = sorted({_depth(j) for j in summary.jobs if _depth(j) is not None})
+    by_seed: dict[Any, dict[int, Job]] = {}
+    for job in done:
+        by_seed.setdefault(job.config.get("seed"), {})[_depth(job)] = job
+    metrics_cache: dict[str, tuple | None] = {}
+
+    def metric_of(job: Job) -> tuple | None:
+        if str(job.path) not in metrics_cache:
+            metrics_cache[str(job.path)] = _grid_metric(job)
+        return metrics_cache[str(job.path)]
+
+    rows, shown = [], {}
+    for i, depth in enumerate(depths):
+        members = [j for j in summary.jobs if _depth(j) == depth]
+        ok = [j for j in members if j.status == "completed"]
+        first = members[0]
+        row: dict[str, Any] = {
+            "depth": depth,
+            "step_size": first.config.get("network.step_size"),
+            "total_time": _total_time(first),
+            "runs": len(members),
+            "completed": len(ok),
+            "test_accuracy_mean": _mean([j.metrics.get("test_accuracy") for j in ok]),
+            "test_accuracy_std": _std([j.metrics.get("test_accuracy") for j in ok]),
+            "ode_gap_mean": _mean([j.metrics.get("ode_gap") for j in ok]),
+            "ode_gap_std": _std([j.metrics.get("ode_gap") for j in ok]),
+            "ode_order_mean": _mean([j.metrics.get("ode_order") for j in ok]),
+        }
+        grids = [g for g in (metric_of(j) for j in ok) if g is not None]
+        row["input_log_volume_mean"] = _mean([float(np.mean(g[3][np.isfinite(g[3])])) for g in grids])
+        if grids:
+            shown[depth] = grids[0]
+        changes = []
+        if i > 0:
+            for seed_jobs in by_seed.values():
+                new, old = seed_jobs.get(depth), seed_jobs.get(depths[i - 1])
+                if new is None or old is None or metric_of(new) is None or metric_of(old) is None:
+                    continue
+                change = _changes(metric_of(new), metric_of(old))
+                if change is not None:
+                    changes.append(change)
+        row["g0_relative_change_mean"] = _mean([c[0] for c in changes])
+        row["g0_relative_change_std"] = _std([c[0] for c in changes])
+        row["log_volume_change_mean"] = _mean([c[1] for c in changes])
+        rows.append(row)
+    return rows, shown
+
+
+def write_ode_limit(summary: Summary, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """Write ode_limit.csv|md and the two figures into the sweep folder; return the paths."""
+    from riemexp.plotting.style import save_figure
+    from riemexp.plotting.trajectories import depth_limit_figure, log_volume_panels
+
+    rows, shown = depth_rows(summary)
+    stem = summary.sweep_dir / STEM
+    files = write_table(stem, rows, COLUMNS)
+    files += save_figure(depth_limit_figure(rows), stem, formats)
+    if shown:
+        panels = {d: (g[0], g[1], g[3]) for d, g in shown.items()}
+        files += save_figure(log_volume_panels(panels), summary.sweep_dir / f"{STEM}_log_volume", formats)
+    return files
+
+
+__all__ = ["COLUMNS", "applies", "depth_rows", "write_ode_limit"]
