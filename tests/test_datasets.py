@@ -179,6 +179,26 @@ def test_csv_is_standardised_with_training_statistics(tmp_path):
     assert torch.allclose(x0.std(0, correction=0), torch.ones(2, dtype=torch.float64), atol=1e-6)
 
 
+def test_input_metric_of_a_csv_model_is_in_user_units(tmp_path):
+    """g_input from riemexp.geometry equals J^T J, J = d x_L / d x by autograd in float64, where x is
+    in the file's units: the standardisation is part of the map, not of the coordinates."""
+    import copy
+
+    from riemexp.geometry import input_metric, pullback_metrics
+
+    cfg = csv_config(write_csv(tmp_path / "iris.csv"))
+    data = make_dataset(cfg, 0)
+    model = train(tiny_config(dataset=cfg, optim=OptimConfig(epochs=20)), data).model
+    x = data.x_test[:6]  # (6, 2), user units
+    model64 = copy.deepcopy(model).double()
+    jac = torch.vmap(torch.func.jacrev(lambda p: model64.hidden(p[None])[0]))(x)  # (6, w, 2)
+    expected = jac.transpose(1, 2) @ jac  # (6, 2, 2)
+    assert torch.allclose(input_metric(model, x), expected, rtol=1e-6, atol=1e-12)
+    assert not torch.allclose(
+        input_metric(model, x), pullback_metrics(model, x)[0], rtol=1e-2
+    )  # not layer-0 units
+
+
 def test_toy_training_is_unchanged_by_standardisation_buffers():
     cfg = tiny_config()
     data = make_dataset(cfg.dataset, cfg.data_seed)
