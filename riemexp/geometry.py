@@ -166,22 +166,22 @@ def layer_jacobians(model: LayeredNetwork, coords: torch.Tensor) -> torch.Tensor
 # --------------------------------------------------------------------------- pullback
 
 
-def _pullback(
+def pullback_from_jacobians(
     model: LayeredNetwork,
     coords: torch.Tensor,
     block_at: Callable[[int], torch.Tensor],
-    keep_q: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Pull g_L = I back to every layer: metric (L+1, N, w, w) and, if keep_q, Q (L+1, N, w, w).
+) -> torch.Tensor:
+    """Generic pullback from per-layer Jacobian blocks: metric (L+1, N, w, w).
 
     block_at(l) gives the (N, w, w) block of layer l (J_l; for c2 the position block A_l).
     Plain/residual: Q_L = I, Q_l = Q_{l+1} J_l. c2: the state row R = [R1, R2] = dx_L/ds_l
     (w x 2w) starts at [I, 0] and follows R <- R J_l = [R1 A_l + R2, -R1]; Q_l = R1 + R2 = R E.
-    Then g_l = Q_l^T Q_l. A loop over layers; every step is batched over the N points.
+    Then g_l = Q_l^T Q_l. Batched matmuls over the N points. `pullback_metrics` uses the
+    faster `_pullback`, which exploits J_l = I + h D W; this one serves Jacobians from
+    elsewhere (the benchmark's autograd reference).
     """
     L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
     metric = torch.empty((L + 1, N, w, w), dtype=F64, device=coords.device)  # (L+1, N, w, w)
-    qs = torch.empty_like(metric) if keep_q else None
     r1 = torch.eye(w, dtype=F64, device=coords.device).expand(N, w, w).contiguous()  # (N, w, w)
     r2 = torch.zeros_like(r1) if model.kind is NetworkKind.C2 else None
     for layer in range(L, -1, -1):
@@ -193,15 +193,53 @@ def _pullback(
                 r1, r2 = torch.baddbmm(r2, r1, block), -r1
         q = r1 if r2 is None else r1 + r2  # (N, w, w)
         torch.matmul(q.mT, q, out=metric[layer])
-        if qs is not None:
-            qs[layer] = q
-    return metric, qs
+    return metric
 
 
-def _closed_form_blocks(model: LayeredNetwork, coords: torch.Tensor) -> Callable[[int], torch.Tensor]:
+def _pullback(
+    model: LayeredNetwork, coords: torch.Tensor, keep_q: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pull g_L = I back to every layer: metric (L+1, N, w, w) and, if keep_q, Q (L+1, N, w, w).
+
+    The recursion of `pullback_from_jacobians` without forming J_l: with D = sigma'(z_l)
+    and Q stored points-last as q[i, k, n] (contiguous in n),
+
+        plain     Q <- (Q D) W
+        residual  Q <- Q + h (Q D) W
+        c2        R1 <- 2 R1 + h^2 (R1 D) W + R2,  R2 <- -R1   (Q = R1 + R2)
+
+    where (Q D) scales column k by D_k and "(.) W" is one small GEMM per row of Q. Then
+    g_l[a, b] = sum_i Q[i, a] Q[i, b], computed points-last and copied into the (N, w, w) output.
+    """
+    L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
     W, b = _params(model)
     W, b = W.to(coords.device), b.to(coords.device)
-    return lambda layer: _block(model, W[layer], b[layer], coords[layer])
+    metric = torch.empty((L + 1, N, w, w), dtype=F64, device=coords.device)  # (L+1, N, w, w)
+    qs = torch.empty_like(metric) if keep_q else None
+    eye = torch.eye(w, dtype=F64, device=coords.device)
+    r1 = eye[:, :, None].expand(w, w, N).contiguous()  # (w, w, N): Q_L = I, stored q[i, k, n]
+    r2 = torch.zeros_like(r1) if model.kind is NetworkKind.C2 else None
+    g = torch.empty_like(r1)  # (w, w, N): one layer's metric, points last
+    kind, h = model.kind, model.h
+    for layer in range(L, -1, -1):
+        if layer < L:
+            z = torch.addmm(b[layer][:, None], W[layer], coords[layer].T)  # (w, N)
+            qd = r1 * model.dsigma(z)[None, :, :]  # (w, w, N): Q D
+            wt = W[layer].T.expand(w, w, w)  # (w, w, w): (Q D) W row by row as W^T (Q D)[i]
+            if kind is NetworkKind.PLAIN:
+                r1 = torch.bmm(wt, qd)
+            elif kind is NetworkKind.RESIDUAL:
+                r1 = torch.baddbmm(r1, wt, qd, alpha=h)
+            else:
+                r1, r2 = torch.baddbmm(torch.add(r2, r1, alpha=2.0), wt, qd, alpha=h * h), -r1
+        q = r1 if r2 is None else r1 + r2  # (w, w, N), q[i, a, n] = Q_n[i, a]
+        torch.mul(q[0, :, None, :], q[0, None, :, :], out=g)  # g[a, b, n] = sum_i q[i, a, n] q[i, b, n]
+        for i in range(1, w):
+            g.addcmul_(q[i, :, None, :], q[i, None, :, :])
+        metric[layer].copy_(g.permute(2, 0, 1))
+        if qs is not None:
+            qs[layer] = q.permute(2, 0, 1)
+    return metric, qs
 
 
 @torch.no_grad()
@@ -210,7 +248,7 @@ def coordinates_and_metrics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates (L+1, N, w) and metrics (L+1, N, w, w) of points x (N, 2), float64, in one pass."""
     coords = layer_coordinates(model, x)
-    metric, _ = _pullback(model, coords, _closed_form_blocks(model, coords))
+    metric, _ = _pullback(model, coords)
     return coords, metric
 
 
@@ -235,15 +273,14 @@ def c2_state_metrics(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> tor
     if model.kind is not NetworkKind.C2:
         raise GeometryError(f"c2_state_metrics needs a c2 network, got a {model.kind.value} network")
     coords = layer_coordinates(model, x)
-    block_at = _closed_form_blocks(model, coords)
+    jac = layer_jacobians(model, coords)  # (L, N, 2w, 2w)
     L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
     state = torch.empty((L + 1, N, 2 * w, 2 * w), dtype=F64, device=coords.device)
     r = torch.zeros((N, w, 2 * w), dtype=F64, device=coords.device)  # dx_L/ds_l
     r[:, :, :w] = torch.eye(w, dtype=F64)
     for layer in range(L, -1, -1):
         if layer < L:
-            r1, r2 = r[:, :, :w], r[:, :, w:]
-            r = torch.cat([torch.baddbmm(r2, r1, block_at(layer)), -r1], dim=-1)
+            r = torch.bmm(r, jac[layer])
         torch.matmul(r.mT, r, out=state[layer])
     return state
 
@@ -300,7 +337,7 @@ def log_volume_elements(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> 
     -inf only where a layer is exactly singular (e.g. relu switching a unit off).
     """
     coords = layer_coordinates(model, x)
-    _, q = _pullback(model, coords, _closed_form_blocks(model, coords), keep_q=True)
+    _, q = _pullback(model, coords, keep_q=True)
     return torch.linalg.slogdet(q).logabsdet
 
 
@@ -533,7 +570,7 @@ def layer_table(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> list[dic
     whose determinant is always 1.
     """
     coords = layer_coordinates(model, x)
-    metric, q = _pullback(model, coords, _closed_form_blocks(model, coords), keep_q=True)
+    metric, q = _pullback(model, coords, keep_q=True)
     logvol = torch.linalg.slogdet(q).logabsdet  # (L+1, N)
     aniso = anisotropy(metric)  # (L+1, N)
     steps = (coords[1:] - coords[:-1]).norm(dim=-1)  # (L, N)

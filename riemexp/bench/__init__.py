@@ -6,4 +6,8 @@ Run as `riemexp bench NAME [--option value ...]`; each module has `main(args) ->
 #: benchmark name -> (module, one-line description)
 BENCHES: dict[str, tuple[str, str]] = {
     "train": ("riemexp.bench.train", "riemexp's training step against a hand-written PyTorch loop"),
+    "geometry": (
+        "riemexp.bench.geometry",
+        "riemexp's geometry extraction against torch.func.vmap(jacrev) and per-point autograd",
+    ),
 }

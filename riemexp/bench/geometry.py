@@ -1,0 +1,220 @@
+"""Benchmark: riemexp's geometry extraction against two autograd references.
+
+Residual network, width 2, depth 50, tanh, random weights; a 200 x 200 grid over the
+spirals' bounding box. Each side computes the coordinates of every grid point in every
+layer and the metric g_l of every layer (float64):
+
+    riemexp      `riemexp.geometry.coordinates_and_metrics`: closed-form, batched, J_l never formed
+    (a) vmap     torch.func.vmap(torch.func.jacrev(layer)) for each layer, then the same recursion
+                 Q_l = Q_{l+1} J_l, g_l = Q_l^T Q_l with batched matmuls on the (N, w, w) Jacobians
+                 (`riemexp.geometry.pullback_from_jacobians`); also shown: riemexp's closed-form
+                 J_l fed to that same generic pullback, to see where the time goes
+    (b) per point  torch.autograd.functional.jacobian of each layer at each point, pulled back
+                 point by point (the loop one would write first); timed on a sample of points
+                 and extrapolated linearly to the grid
+
+riemexp and (a) are timed in alternating blocks, so that a busy machine slows both alike;
+each side's time is the median over blocks. Also printed: how riemexp's time scales with
+depth and with the number of points, and its peak memory against the size of its output
+(measured in a fresh subprocess as the growth of the peak resident set size, VmHWM,
+Linux only).
+
+    riemexp bench geometry [--depth 50] [--grid 200] [--blocks 5] [--sample 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from riemexp import geometry as geo
+from riemexp.config import DatasetConfig, NetworkConfig
+from riemexp.datasets import make_dataset
+from riemexp.networks import LayeredNetwork
+
+F64 = torch.float64
+
+
+def network(depth: int, seed: int = 0) -> LayeredNetwork:
+    torch.manual_seed(seed)
+    return LayeredNetwork(NetworkConfig(kind="residual", width=2, depth=depth, step_size=0.5), 2)
+
+
+def grid_points(density: int) -> torch.Tensor:
+    data = make_dataset(DatasetConfig(name="spirals", n_samples=1000), seed=0)
+    grid, _ = geo.make_grid(data.x, density, margin=0.1)
+    return torch.as_tensor(grid)
+
+
+def ours(model: LayeredNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return geo.coordinates_and_metrics(model, x)
+
+
+def _step(model: LayeredNetwork, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Residual layer `layer` as a function of one point (w,)."""
+    W, b = model.weight.detach().to(F64)[layer], model.bias.detach().to(F64)[layer]
+    return lambda x: x + model.h * torch.tanh(W @ x + b)
+
+
+def reference_vmap(model: LayeredNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a): J_l by torch.func.vmap(jacrev) for each layer, then riemexp's own pullback."""
+    coords = geo.layer_coordinates(model, x)
+    jacobian = [torch.func.vmap(torch.func.jacrev(_step(model, layer))) for layer in range(model.depth)]
+    metric = geo.pullback_from_jacobians(model, coords, lambda layer: jacobian[layer](coords[layer]))
+    return coords, metric
+
+
+def closed_form_generic_pullback(model: LayeredNetwork, x: torch.Tensor) -> torch.Tensor:
+    """riemexp's closed-form J_l (`layer_jacobians`) fed to (a)'s generic pullback: where the time goes."""
+    coords = geo.layer_coordinates(model, x)
+    jac = geo.layer_jacobians(model, coords)  # (L, N, w, w)
+    return geo.pullback_from_jacobians(model, coords, lambda layer: jac[layer])
+
+
+def reference_per_point(model: LayeredNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b): for each point, its layer coordinates, each layer's Jacobian by autograd, pulled back."""
+    steps = [_step(model, layer) for layer in range(model.depth)]
+    w, L = model.width, model.depth
+    all_coords, all_metric = [], []
+    for point in x:
+        coords = [point]
+        for step in steps:
+            coords.append(step(coords[-1]))
+        metric = [torch.eye(w, dtype=F64)]
+        for layer in range(L - 1, -1, -1):
+            jac = torch.autograd.functional.jacobian(steps[layer], coords[layer])
+            metric.append(jac.T @ metric[-1] @ jac)
+        all_coords.append(torch.stack(coords))
+        all_metric.append(torch.stack(metric[::-1]))
+    return torch.stack(all_coords, dim=1), torch.stack(all_metric, dim=1)
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _alternating(sides: list[Callable[[], object]], blocks: int) -> list[float]:
+    times: list[list[float]] = [[] for _ in sides]
+    for side in sides:  # warm-up
+        side()
+    for _ in range(blocks):
+        for i, side in enumerate(sides):
+            times[i].append(_seconds(side))
+    return [statistics.median(t) for t in times]
+
+
+def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+_MEMORY_PROBE = """
+import json, resource, torch
+from riemexp.bench.geometry import grid_points, network, ours
+
+def status_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+torch.set_num_threads({threads})
+model, x = network({depth}), grid_points({density})
+ours(model, x[:10])  # load everything once
+start = status_kib("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current size
+    f.write("5")
+coords, metric = ours(model, x)
+peak = status_kib("VmHWM") - start
+print(json.dumps({{"peak_kib": peak, "output_bytes": coords.nbytes + metric.nbytes}}))
+"""
+
+
+def peak_memory(depth: int, density: int, threads: int) -> tuple[float, float]:
+    """(peak growth of the resident set during riemexp's extraction, bytes of its output), in MiB."""
+    code = _MEMORY_PROBE.format(depth=depth, density=density, threads=threads)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["peak_kib"] / 1024, result["output_bytes"] / 2**20
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="riemexp bench geometry", description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--grid", type=int, default=200, help="grid points along each axis")
+    parser.add_argument("--blocks", type=int, default=5, help="alternating timed blocks per side")
+    parser.add_argument("--sample", type=int, default=200, help="points timed for reference (b)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    opts = parser.parse_args(args)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    threads = torch.get_num_threads()
+    model, x = network(opts.depth), grid_points(opts.grid)
+    n = len(x)
+    print(
+        f"geometry extraction: residual, width 2, depth {opts.depth}, tanh; {opts.grid} x {opts.grid} grid "
+        f"= {n} points; float64; {threads} torch thread(s)\n"
+    )
+
+    # riemexp vs (a), alternating blocks
+    t_ours, t_vmap, t_mixed = _alternating(
+        [
+            lambda: ours(model, x),
+            lambda: reference_vmap(model, x),
+            lambda: closed_form_generic_pullback(model, x),
+        ],
+        opts.blocks,
+    )
+    c_ours, g_ours = ours(model, x)
+    c_vmap, g_vmap = reference_vmap(model, x)
+    # (b) on a sample, extrapolated
+    sample = x[torch.randperm(n, generator=torch.Generator().manual_seed(0))[: opts.sample]]
+    t_sample = min(_seconds(lambda: reference_per_point(model, sample)) for _ in range(2))
+    t_point = t_sample * n / len(sample)
+    c_point, g_point = reference_per_point(model, sample)
+    c_ref, g_ref = ours(model, sample)
+    print(f"{'method':<44}{'seconds':>10}{'riemexp is':>14}{'max rel. diff':>16}")
+    print(f"{'riemexp (closed form, batched)':<44}{t_ours:>10.4f}{'':>14}{'':>16}")
+    print(
+        f"{'(a) vmap(jacrev) per layer, same pullback':<44}{t_vmap:>10.4f}"
+        f"{t_vmap / t_ours:>13.1f}x{_max_rel(g_ours, g_vmap):>16.1e}"
+    )
+    print(
+        f"{'  closed-form J_l + the pullback of (a)':<44}{t_mixed:>10.4f}"
+        f"{t_mixed / t_ours:>13.1f}x{_max_rel(g_ours, closed_form_generic_pullback(model, x)):>16.1e}"
+    )
+    print(
+        f"{'(b) per-point autograd jacobian (extrap.)':<44}{t_point:>10.2f}"
+        f"{t_point / t_ours:>13.0f}x{_max_rel(g_ref, g_point):>16.1e}"
+    )
+    print(f"    (b) measured on {len(sample)} points: {t_sample:.3f} s, extrapolated x {n / len(sample):.0f}")
+    assert _max_rel(c_ours, c_vmap) == 0.0 and _max_rel(c_ref, c_point) < 1e-12
+
+    # scaling of riemexp's time with depth and with the number of points
+    print("\nscaling of riemexp's extraction (median of 3)")
+    print(f"{'depth':>8}{'points':>10}{'seconds':>10}{'us / (layer x 1000 points)':>30}")
+    base = None
+    for depth, density in [(25, opts.grid), (50, opts.grid), (100, opts.grid), (200, opts.grid)] + [
+        (opts.depth, d) for d in (100, 400)
+    ]:
+        m, pts = network(depth), grid_points(density)
+        t = statistics.median(_seconds(lambda m=m, pts=pts: ours(m, pts)) for _ in range(3))
+        unit = t / (depth * len(pts) / 1000) * 1e6
+        base = base or unit
+        print(f"{depth:>8}{len(pts):>10}{t:>10.4f}{unit:>22.2f} ({unit / base:.2f}x)")
+    print("(constant per-unit cost = linear in depth and in the number of points)")
+
+    # memory
+    peak, output = peak_memory(opts.depth, opts.grid, threads)
+    print(
+        f"\npeak memory of riemexp's extraction: {peak:.1f} MiB above the start, for {output:.1f} MiB of "
+        f"output arrays (coordinates + metrics): {peak / output:.2f}x"
+    )
+    return 0
