@@ -1,4 +1,4 @@
-"""Figures of the ODE view (riemexp.ode): trajectories of data points through the layers, and convergence.
+"""Figures of the ODE view (riemexp.ode): trajectories through the layers, convergence, the depth limit.
 
 `trajectory_figure` draws, in the plane of the first two layer coordinates, each chosen data
 point's layer coordinates x_0, x_1, ..., x_L (dots joined in order by dotted segments; x_0 hollow,
@@ -6,7 +6,8 @@ x_L filled) and, for residual and c2 networks, the continuous flow of the networ
 same x_0 (solid; the reference solver's dense output) ending at x(T) (a cross). Where the layer points
 leave the flow, the network is far from its ODE (the ODE gap); plain networks have no flow.
 `convergence_figure` draws ode.csv: mean and max error of the k-refined network against the
-sub-step h/k on log-log axes, with a slope-1 guide and the fitted order.
+sub-step h/k on log-log axes, with a slope-1 guide and the fitted order. `depth_limit_figure` and
+`log_volume_panels` draw the ode_limit sweep's table and input log-volume heatmaps (riemexp.sweep.ode_limit).
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from matplotlib.lines import Line2D
 
 from riemexp.geometry import layer_coordinates
 from riemexp.networks import LayeredNetwork
-from riemexp.plotting.style import class_colours, class_markers, new_figure, save_figure, square_view
+from riemexp.plotting.style import (
+    SCALAR_CMAP,
+    class_colours,
+    class_markers,
+    new_figure,
+    save_figure,
+    square_view,
+)
 
 if TYPE_CHECKING:
     from riemexp.ode import OdeReport
@@ -113,6 +121,111 @@ def convergence_figure(rows: Sequence[dict], title: str) -> Figure:
     return fig
 
 
+def depth_limit_figure(rows: Sequence[dict]) -> Figure:
+    """ode_limit.csv rows: test accuracy, ODE gap and the change of g_0 between consecutive depths vs L."""
+    depth = np.array([r["depth"] for r in rows], dtype=float)
+
+    def col(name: str) -> np.ndarray:
+        return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=float)
+
+    fig = new_figure(13.0, 4.0)
+    axes = fig.subplots(1, 3)
+    T = rows[0].get("total_time") if rows else None
+    fig.suptitle(
+        f"residual networks at fixed total time T = L h = {T:g}" if T else "residual networks", fontsize=11
+    )
+    ax = axes[0]
+    ax.errorbar(
+        depth,
+        col("test_accuracy_mean"),
+        yerr=np.nan_to_num(col("test_accuracy_std")),
+        fmt="o-",
+        color="#0072B2",
+        capsize=3,
+    )
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title("accuracy", fontsize=10)
+    ax = axes[1]
+    gap = col("ode_gap_mean")
+    ax.errorbar(
+        depth,
+        gap,
+        yerr=np.nan_to_num(col("ode_gap_std")),
+        fmt="o-",
+        color="#D55E00",
+        capsize=3,
+        label="ODE gap",
+    )
+    if np.isfinite(gap).any():
+        i = int(np.flatnonzero(np.isfinite(gap))[0])
+        ax.plot(depth, gap[i] * depth[i] / depth, ":", color="black", label="slope -1 (gap ~ h)")
+    ax.set_yscale("log")
+    ax.set_ylabel("ODE gap: k=1 error / spread of x(T)")
+    ax.set_title("distance of the network from its ODE", fontsize=10)
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    ax.errorbar(
+        depth,
+        col("g0_relative_change_mean"),
+        yerr=np.nan_to_num(col("g0_relative_change_std")),
+        fmt="o-",
+        color="#009E73",
+        capsize=3,
+        label="median |g_0(L) - g_0(L')|_F / |g_0(L')|_F",
+    )
+    ax.plot(
+        depth, col("log_volume_change_mean"), "s--", color="#CC79A7", label="mean |log vol(L) - log vol(L')|"
+    )
+    ax.set_yscale("log")
+    ax.set_ylabel("change from the previous depth L'")
+    ax.set_title("input metric g_0 on the grid", fontsize=10)
+    ax.legend(fontsize=8)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(depth, [f"{d:g}" for d in depth])
+        ax.set_xlabel("depth L (step h = T / L)")
+        ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def log_volume_panels(
+    panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str = ""
+) -> Figure:
+    """Input log-volume heatmaps side by side (in the order given), one colour scale.
+
+    panels: title (e.g. "L = 4, h = 1") -> (grid_points (G, 2), grid_shape (ny, nx),
+    1/2 log det g_0 (G,)), grid points with x fastest.
+    """
+    depths = list(panels)
+    values = np.concatenate([panels[d][2][np.isfinite(panels[d][2])] for d in depths])
+    lo, hi = np.percentile(values, [2, 98]) if len(values) else (0.0, 1.0)
+    fig = new_figure(2.3 * len(depths) + 1.0, 3.0)
+    axes = np.atleast_1d(fig.subplots(1, len(depths), sharex=True, sharey=True))
+    image = None
+    for ax, depth in zip(axes, depths):
+        points, shape, logvol = panels[depth]
+        ny, nx = (int(n) for n in shape)
+        extent = (points[:, 0].min(), points[:, 0].max(), points[:, 1].min(), points[:, 1].max())
+        image = ax.imshow(
+            logvol.reshape(ny, nx),
+            origin="lower",
+            extent=extent,
+            cmap=SCALAR_CMAP,
+            vmin=lo,
+            vmax=hi,
+            interpolation="nearest",
+        )
+        ax.set_aspect("equal")
+        ax.set_title(depth, fontsize=10)
+        ax.set_xlabel("input x_1")
+    axes[0].set_ylabel("input x_2")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="1/2 log det g_0 (2-98 % range)", fraction=0.02, pad=0.01)
+    return fig
+
+
 def save_trajectory_figures(
     plots: Path,
     model: LayeredNetwork,
@@ -149,4 +262,11 @@ def save_trajectory_figures(
     return written
 
 
-__all__ = ["choose_points", "convergence_figure", "save_trajectory_figures", "trajectory_figure"]
+__all__ = [
+    "choose_points",
+    "convergence_figure",
+    "depth_limit_figure",
+    "log_volume_panels",
+    "save_trajectory_figures",
+    "trajectory_figure",
+]

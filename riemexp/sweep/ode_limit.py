@@ -13,7 +13,7 @@ ode_gap_mean/_std, ode_order_mean, input_log_volume_mean (mean over the grid of 
 over seeds), g0_relative_change_mean/_std and log_volume_change_mean (against the next smaller depth
 of the same seed, on the same grid:
 
-    g0_relative_change = mean over grid points of |g_0^(L) - g_0^(L')|_F / |g_0^(L')|_F,
+    g0_relative_change = median over grid points of |g_0^(L) - g_0^(L')|_F / |g_0^(L')|_F,
     log_volume_change  = mean over grid points of |1/2 log det g_0^(L) - 1/2 log det g_0^(L')|,
 
 L' the previous depth; empty for the smallest depth, or when either run has no geometry.npz or the
@@ -104,9 +104,8 @@ def _changes(new: tuple, old: tuple) -> tuple[float, float] | None:
         return None
     diff = np.linalg.norm(new[2] - old[2], axis=(1, 2)) / np.linalg.norm(old[2], axis=(1, 2))
     dvol = np.abs(new[3] - old[3])
-    return float(np.mean(diff)), float(np.mean(dvol[np.isfinite(dvol)])) if np.isfinite(
-        dvol
-    ).any() else math.nan
+    dvol = dvol[np.isfinite(dvol)]  # a folding layer gives log vol = -inf: left out
+    return float(np.median(diff)), float(np.mean(dvol)) if len(dvol) else math.nan
 
 
 def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]]:
@@ -170,8 +169,11 @@ def write_ode_limit(summary: Summary, formats: Sequence[str] = ("png",)) -> list
     files = write_table(stem, rows, COLUMNS)
     files += save_figure(depth_limit_figure(rows), stem, formats)
     if shown:
-        panels = {d: (g[0], g[1], g[3]) for d, g in shown.items()}
-        files += save_figure(log_volume_panels(panels), summary.sweep_dir / f"{STEM}_log_volume", formats)
+        steps = {r["depth"]: r["step_size"] for r in rows}
+        panels = {f"L = {d}, h = {steps[d]:g}": (g[0], g[1], g[3]) for d, g in shown.items()}
+        title = "input log-volume element 1/2 log det g_0 (first completed seed of each depth)"
+        fig = log_volume_panels(panels, title)
+        files += save_figure(fig, summary.sweep_dir / f"{STEM}_log_volume", formats)
     return files
 
 
