@@ -50,8 +50,8 @@ def test_ode_limit_rows_and_files(tmp_path):
     assert rows[1]["ode_gap_mean"] == pytest.approx(np.mean(gaps), rel=1e-12)
     assert sorted(shown) == [2, 4]
     files = ode_limit.write_ode_limit(summary)
-    names = sorted(p.name for p in files)
-    assert names == ["ode_limit.csv", "ode_limit.md", "ode_limit.png", "ode_limit_log_volume.png"]
+    names = sorted(str(p.relative_to(tmp_path)) for p in files)
+    assert names == ["ode_limit.csv", "ode_limit.md", "plots/ode_limit.png", "plots/ode_limit_log_volume.png"]
     assert (tmp_path / "ode_limit.csv").read_text().splitlines()[0] == ",".join(ode_limit.COLUMNS)
 
 

@@ -174,11 +174,14 @@ def report(summary: Summary, invocation: str | None, n_expected: int | None) -> 
 
 def aggregate(sweep_dir: str | Path, invocation: str | None = None, n_expected: int | None = None) -> int:
     """Rebuild summary tables and figures of a sweep folder; print the report; the exit status."""
+    from riemexp.sweep import ode_limit
     from riemexp.sweep.figures import draw_figures
 
     summary = summarize(sweep_dir)
     write_summary(summary)
     draw_figures(summary)
+    if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
+        ode_limit.write_ode_limit(summary)
     show_grouped(summary)
     return report(summary, invocation, n_expected)
 

@@ -1,11 +1,13 @@
 """The depth-limit study of `riemexp sweep grid=ode_limit`: residual networks at fixed T = L h as L grows.
 
+`riemexp sweep` calls it after its own summary and figures (riemexp.commands.sweep.aggregate).
 `applies(summary)` recognises such a sweep from its jobs (all residual, two or more depths, one
 total time T = L h); `write_ode_limit(summary)` then writes into the sweep folder:
 
     ode_limit.csv|md          one row per depth L (columns below), mean and sample std over seeds
-    ode_limit.png             accuracy, ODE gap and the change of g_0 between consecutive depths vs L
-    ode_limit_log_volume.png  the input log-volume element 1/2 log det g_0 on the geometry grid,
+    plots/ode_limit.png       accuracy, ODE gap and the change of g_0 between consecutive depths vs L
+    plots/ode_limit_log_volume.png
+                              the input log-volume element 1/2 log det g_0 on the geometry grid,
                               one heatmap per depth side by side (first completed seed), one colour scale
 
 Columns of ode_limit.csv: depth, step_size, total_time, runs, completed, test_accuracy_mean/_std,
@@ -167,13 +169,13 @@ def write_ode_limit(summary: Summary, formats: Sequence[str] = ("png",)) -> list
     rows, shown = depth_rows(summary)
     stem = summary.sweep_dir / STEM
     files = write_table(stem, rows, COLUMNS)
-    files += save_figure(depth_limit_figure(rows), stem, formats)
+    files += save_figure(depth_limit_figure(rows), summary.sweep_dir / "plots" / STEM, formats)
     if shown:
         steps = {r["depth"]: r["step_size"] for r in rows}
         panels = {f"L = {d}, h = {steps[d]:g}": (g[0], g[1], g[3]) for d, g in shown.items()}
         title = "input log-volume element 1/2 log det g_0 (first completed seed of each depth)"
         fig = log_volume_panels(panels, title)
-        files += save_figure(fig, summary.sweep_dir / f"{STEM}_log_volume", formats)
+        files += save_figure(fig, summary.sweep_dir / "plots" / f"{STEM}_log_volume", formats)
     return files
 
 
