@@ -361,3 +361,14 @@ def test_cli_run_writes_geometry_and_layer_tables(tmp_path) -> None:
     assert metrics["status"] == "completed"
     assert metrics["input_log_volume_median"] == pytest.approx(float(rows[0]["log_volume_median"]))
     assert metrics["input_anisotropy_median"] >= 1.0
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_grid_too_big_for_memory(tmp_path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("train", *TINY_OVERRIDES, "geometry.grid_density=20000", f"hydra.run.dir={out}")
+    assert result.returncode == GeometryError.exit_code
+    assert "20000 x 20000 geometry grid" in result.stderr and "GB" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "geometry.npz").exists()
+    assert json.loads((out / "metrics.json").read_text())["status"] == "failed"
