@@ -61,6 +61,7 @@ class RunContext:
 ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
     ("geometry", "riemexp.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
     ("ode", "riemexp.ode:ode_step", lambda cfg: cfg.ode.enabled),
+    ("plots", "riemexp.plotting:plots_step", lambda cfg: cfg.plot.enabled),
 ]
 
 

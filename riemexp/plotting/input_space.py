@@ -1,0 +1,140 @@
+"""The input-space figure: decision regions under the g_0 glyph field, and the log volume element.
+
+Left: the class of highest probability at each grid point (colour), faded to white where
+the classes tie, the decision boundary, the data, and glyphs of the input metric g_0
+(paper.md §3) in the dataset's own units. Right: the log volume element
+1/2 log det g_0 (how much the network magnifies area around each point) as a heat map,
+with the decision boundary drawn over it. Expected picture: space is stretched (large
+volume element) near the decision boundary and compressed inside each class.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib import patheffects
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from riemexp.config import GlyphConvention
+from riemexp.geometry import log_volume_element
+from riemexp.plotting.data import FigureData
+from riemexp.plotting.glyphs import caption, draw_glyphs, grid_glyph_indices, legend_handles, make_glyphs
+from riemexp.plotting.layers import draw_data
+from riemexp.plotting.regions import draw_boundaries, probability_confidence, region_image
+from riemexp.plotting.style import (
+    BOUNDARY_COLOUR,
+    SCALAR_CMAP,
+    add_legend,
+    class_colours,
+    class_markers,
+    new_figure,
+)
+
+SINGULAR_COLOUR = "#d9d9d9"
+
+
+def grid_axes(fd: FigureData) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+    """The grid's x values (nx,), y values (ny,) and imshow extent (half a cell beyond the points)."""
+    ny, nx = fd.grid_shape
+    mesh = fd.geometry["grid_points"].reshape(ny, nx, 2)
+    xs, ys = mesh[0, :, 0], mesh[:, 0, 1]
+    dx = (xs[-1] - xs[0]) / max(nx - 1, 1)
+    dy = (ys[-1] - ys[0]) / max(ny - 1, 1)
+    return xs, ys, (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
+
+
+def glyph_spacing(fd: FigureData, idx: np.ndarray) -> float:
+    """Distance between neighbouring glyph centres of a regular-grid subsample (the smaller of x, y)."""
+    pts = fd.geometry["grid_points"][idx]
+    steps = [np.ptp(pts[:, k]) / max(len(np.unique(pts[:, k])) - 1, 1) for k in range(2)]
+    positive = [s for s in steps if s > 0]
+    return min(positive) if positive else 1.0
+
+
+def input_log_volume(fd: FigureData) -> np.ndarray:
+    """1/2 log det g_0 at the grid points, in input units: (ny, nx); -inf where g_0 is singular."""
+    lv = log_volume_element(torch.as_tensor(fd.input_metric)).numpy()
+    return lv.reshape(fd.grid_shape)
+
+
+def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConvention) -> Figure:
+    """Two panels over the input grid: decision regions with g_0 glyphs; the log volume element."""
+    geometry = fd.geometry
+    colours = class_colours(fd.n_classes)
+    ny, nx = fd.grid_shape
+    xs, ys, extent = grid_axes(fd)
+    proba = geometry["grid_proba"].reshape(ny, nx, -1)
+    # boundaries from log-probabilities: log p_i - log p_j = logit_i - logit_j is smooth across
+    # the boundary, so the contour is accurate between grid points (p itself jumps from 0 to 1)
+    log_proba = np.log(np.clip(proba, 1e-300, None))
+    points, labels = geometry["data_points"], geometry["data_labels"]
+    box_w, box_h = extent[1] - extent[0], extent[3] - extent[2]
+    panel_h = 4.2
+    panel_w = panel_h * box_w / box_h
+    fig = new_figure(2 * panel_w + 1.6, panel_h + 1.5)
+    ax_regions, ax_volume = fig.subplots(1, 2)
+
+    # left: decision regions (faded where the classes tie), boundary, data, g_0 glyphs
+    ax_regions.imshow(
+        region_image(proba, colours, probability_confidence(proba) * 0.6),
+        extent=extent,
+        origin="lower",
+        interpolation="bilinear",
+        zorder=0,
+    )
+    draw_boundaries(ax_regions, xs, ys, log_proba)
+    draw_data(ax_regions, points, labels, colours, size=5)
+    idx, _ = grid_glyph_indices(fd.grid_shape, glyph_density)
+    glyphs = make_glyphs(
+        geometry["grid_points"][idx], fd.input_metric[idx], convention, glyph_spacing(fd, idx)
+    )
+    draw_glyphs(ax_regions, glyphs, zorder=6)
+    ax_regions.set_title("decision regions and the input metric $g_0$", fontsize=10)
+    ax_regions.set_label("input regions")
+
+    # right: log volume element with the decision boundary over it
+    lv = input_log_volume(fd)
+    singular = ~np.isfinite(lv)
+    cmap: Colormap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
+    image = ax_volume.imshow(
+        np.ma.masked_where(singular, lv),
+        extent=extent,
+        origin="lower",
+        interpolation="nearest",
+        cmap=cmap,
+        zorder=0,
+    )
+    fig.colorbar(image, ax=ax_volume, shrink=0.85, label=r"$\frac{1}{2}\log\det g_0$ (natural log)")
+    white_edge = [patheffects.withStroke(linewidth=3.2, foreground="white")]
+    draw_boundaries(ax_volume, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=1.4)
+    for artist in ax_volume.collections:
+        artist.set_path_effects(white_edge)
+    ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="white", linewidths=0, alpha=0.5, zorder=3)
+    ax_volume.set_title("log volume element of $g_0$", fontsize=10)
+    ax_volume.set_label("input log volume")
+
+    for ax in (ax_regions, ax_volume):
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_aspect("equal")
+        ax.set_xlabel("input $x_1$")
+        ax.set_ylabel("input $x_2$")
+        ax.tick_params(labelsize=8)
+
+    markers = class_markers(fd.n_classes)
+    handles = [
+        Line2D([], [], linestyle="", marker=m, color=c, markersize=6, label=name)
+        for name, c, m in zip(fd.class_names, colours, markers)
+    ]
+    handles.append(Line2D([], [], color=BOUNDARY_COLOUR, label="decision boundary"))
+    handles += legend_handles(bool(glyphs.enlarged.any()), bool(glyphs.degenerate.any()))
+    if singular.any():
+        handles.append(Patch(facecolor=SINGULAR_COLOUR, label="g_0 singular (log volume -inf)"))
+    tie = "Region colour fades to white where the class probabilities tie."
+    add_legend(fig, handles, caption(convention) + "\n" + tie, ncol=6)
+    fig.suptitle(fd.title, fontsize=11)
+    return fig

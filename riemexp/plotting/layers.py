@@ -1,0 +1,196 @@
+"""The layer row: each chosen layer in its own coordinates, with data, deformed grid and metric glyphs.
+
+Panel l shows x_l (paper.md §1): the data coloured by class, the lines of the input grid
+as the network has moved them, and glyphs of the metric g_l (paper.md §3) at a subsample
+of the grid points. The last hidden layer's panel adds the head's linear decision
+boundary (where two logits of V x_L + c tie). For width w > 2 a panel shows the first two
+of the w coordinates and glyphs of the top-left 2 x 2 block of g_l (the metric restricted
+to those two coordinate directions); the other coordinates of the boundary's slice are
+fixed at the data's mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from riemexp.config import GlyphConvention, NetworkKind
+from riemexp.plotting.data import FigureData
+from riemexp.plotting.glyphs import (
+    Glyphs,
+    caption,
+    draw_glyphs,
+    grid_glyph_indices,
+    legend_handles,
+    make_glyphs,
+)
+from riemexp.plotting.regions import draw_boundaries, region_image
+from riemexp.plotting.style import (
+    BOUNDARY_COLOUR,
+    GRID_COLOUR,
+    add_legend,
+    class_colours,
+    class_markers,
+    layer_title,
+    new_figure,
+    square_view,
+)
+
+PANEL_INCHES = 3.1
+GRID_LINES = 21  # grid lines drawn along each axis (every point of each line is kept)
+HEAD_MESH = 300  # mesh points per axis for the head's decision regions
+
+
+def grid_lines(coords: np.ndarray, grid_shape: tuple[int, int], count: int = GRID_LINES) -> np.ndarray:
+    """Polylines of the grid in one layer: coords (G, 2) on a (ny, nx) grid, x fastest.
+
+    Returns the rows and columns, about `count` of each, as a list-like of (P, 2) arrays.
+    """
+    ny, nx = grid_shape
+    mesh = coords.reshape(ny, nx, 2)
+    rows = np.unique(np.rint(np.linspace(0, ny - 1, min(count, ny))).astype(int))
+    cols = np.unique(np.rint(np.linspace(0, nx - 1, min(count, nx))).astype(int))
+    return [mesh[i] for i in rows] + [mesh[:, j] for j in cols]
+
+
+def draw_data(ax: Axes, points: np.ndarray, labels: np.ndarray, colours: list[str], size: float = 7) -> None:
+    """Scatter points (N, 2) coloured and shaped by class."""
+    markers = class_markers(len(colours))
+    for c, colour in enumerate(colours):
+        sel = labels == c
+        if np.any(sel):
+            ax.scatter(
+                points[sel, 0],
+                points[sel, 1],
+                s=size,
+                c=colour,
+                marker=markers[c],
+                linewidths=0,
+                zorder=5,
+                alpha=0.9,
+            )
+
+
+def head_scores(
+    fd: FigureData, view: tuple[float, float, float, float], rest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits V x + c of the head on a mesh over `view` in the first two coordinates of x_L.
+
+    rest (w - 2,): the other coordinates (the data mean). Returns xs (n,), ys (n,), logits (n, n, C).
+    """
+    xs = np.linspace(view[0], view[1], HEAD_MESH)
+    ys = np.linspace(view[2], view[3], HEAD_MESH)
+    mx, my = np.meshgrid(xs, ys)
+    weight = fd.head_weight  # (C, w)
+    offset = fd.head_bias + weight[:, 2:] @ rest  # (C,)
+    logits = mx[..., None] * weight[:, 0] + my[..., None] * weight[:, 1] + offset
+    return xs, ys, logits
+
+
+def draw_layer_panel(
+    ax: Axes, fd: FigureData, layer: int, glyph_density: int, convention: GlyphConvention
+) -> Glyphs:
+    """Draw layer `layer` of a run on ax; return the glyphs drawn."""
+    geometry = fd.geometry
+    colours = class_colours(fd.n_classes)
+    grid = geometry["grid_coords"][layer][:, :2]  # (G, 2)
+    data = geometry["data_coords"][layer]  # (N, w)
+    view = square_view(data[:, :2])
+    # the head's decision regions and boundary, in the last hidden layer
+    if layer == fd.depth:
+        xs, ys, logits = head_scores(fd, view, data[:, 2:].mean(axis=0))
+        ax.imshow(
+            region_image(logits, colours),
+            extent=(view[0], view[1], view[2], view[3]),
+            origin="lower",
+            interpolation="nearest",
+            zorder=0,
+        )
+        draw_boundaries(ax, xs, ys, logits, linestyle="--")
+    # grid lines as the network moved them
+    ax.add_collection(
+        LineCollection(
+            grid_lines(grid, fd.grid_shape), colors=GRID_COLOUR, linewidths=0.5, alpha=0.8, zorder=1
+        )
+    )
+    # metric glyphs at a subsample of the grid, sized to this panel's glyph spacing
+    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
+    centres = grid[idx]
+    inside = (
+        (centres[:, 0] >= view[0])
+        & (centres[:, 0] <= view[1])
+        & (centres[:, 1] >= view[2])
+        & (centres[:, 1] <= view[3])
+    )
+    spacing = (view[1] - view[0]) / glyph_density
+    glyphs = make_glyphs(
+        centres, geometry["grid_metric"][layer][idx][:, :2, :2], convention, spacing, inside, pairs
+    )
+    draw_glyphs(ax, glyphs)
+    draw_data(ax, data[:, :2], geometry["data_labels"], colours)
+    ax.set_xlim(view[0], view[1])
+    ax.set_ylim(view[2], view[3])
+    ax.set_aspect("equal")
+    ax.set_title(layer_title(layer, fd.depth), fontsize=10)
+    ax.set_xlabel(f"$x^{{({layer})}}_1$", labelpad=1)
+    ax.set_ylabel(f"$x^{{({layer})}}_2$", labelpad=1)
+    ax.tick_params(labelsize=7)
+    ax.set_label(f"layer {layer}")
+    return glyphs
+
+
+def figure_legend(
+    fig: Figure, fd: FigureData, glyphs: Sequence[Glyphs], boundary: bool, ncol: int, caption: str
+) -> None:
+    """Classes, glyph kinds and (if drawn) the decision boundary, below the panels."""
+    colours, markers = class_colours(fd.n_classes), class_markers(fd.n_classes)
+    handles = [
+        Line2D([], [], linestyle="", marker=m, color=c, markersize=6, label=name)
+        for name, c, m in zip(fd.class_names, colours, markers)
+    ]
+    handles.append(Line2D([], [], color=GRID_COLOUR, linewidth=1, label="input grid, moved by the network"))
+    if boundary:
+        handles.append(
+            Line2D([], [], color=BOUNDARY_COLOUR, linestyle="--", label="head's decision boundary")
+        )
+    handles += legend_handles(any(g.enlarged.any() for g in glyphs), any(g.degenerate.any() for g in glyphs))
+    add_legend(fig, handles, caption, ncol)
+
+
+def notes(fd: FigureData, convention: GlyphConvention) -> str:
+    """The caption under a layer figure: glyph convention and what the panels show."""
+    lines = [caption(convention)]
+    if fd.width > 2:
+        lines.append(
+            f"Width {fd.width} > 2: panels show the first two of {fd.width} coordinates; glyphs show the "
+            "top-left 2×2 block of g_l; the head's boundary is the slice at the data's mean."
+        )
+    if fd.kind is NetworkKind.C2:
+        lines.append(
+            "c2 network: panels show x_l; glyphs show g_l for moving x_l with its velocity "
+            "x_l - x_{l-1} kept."
+        )
+    return "\n".join(lines)
+
+
+def layer_row_figure(
+    fd: FigureData, layers: Sequence[int], glyph_density: int, convention: GlyphConvention
+) -> Figure:
+    """One panel per layer in `layers` (each in [0, depth]), wrapped into rows of up to ~sqrt(n) >= 4."""
+    n = len(layers)
+    ncols = min(n, max(4, math.ceil(math.sqrt(n))))
+    nrows = math.ceil(n / ncols)
+    fig = new_figure(max(PANEL_INCHES * ncols, 7.5), PANEL_INCHES * nrows + 1.3)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    glyphs = [draw_layer_panel(ax, fd, layer, glyph_density, convention) for ax, layer in zip(axes, layers)]
+    for ax in axes[n:]:
+        ax.remove()
+    fig.suptitle(fd.title, fontsize=11)
+    figure_legend(fig, fd, glyphs, fd.depth in layers, max(ncols, 4) + 2, notes(fd, convention))
+    return fig

@@ -1,0 +1,119 @@
+"""The figures of a run folder: `plots_step` (the last analysis step of `riemexp train`) and `draw_figures`.
+
+A run's `plots/` folder holds
+
+    layers.{png,pdf,svg}           the layer row (`riemexp.plotting.layers`)
+    input_space.{png,pdf,svg}      decision regions, g_0 glyphs, log volume element
+    training_curves.{png,pdf,svg}  loss and accuracy per epoch (from history.csv)
+    layers.gif                     with plot.animation=true
+
+drawn from geometry.npz (recomputed from the model when it is missing or coarser than
+the figures ask for), the head's weights and history.csv. `riemexp plot-metric` calls the
+same functions, so it re-draws identical files from a saved run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from riemexp.config import GeometryConfig, PlotConfig
+from riemexp.datasets import Dataset
+from riemexp.geometry import GEOMETRY_FILE, compute_geometry, load_geometry
+from riemexp.networks import LayeredNetwork
+from riemexp.plotting.animation import write_animation
+from riemexp.plotting.curves import read_history, training_curves_figure
+from riemexp.plotting.data import FigureData, figure_data
+from riemexp.plotting.input_space import input_space_figure
+from riemexp.plotting.layers import layer_row_figure
+from riemexp.plotting.style import choose_layers, save_figure
+
+if TYPE_CHECKING:
+    from riemexp.run import RunContext
+
+log = logging.getLogger("riemexp")
+
+PLOTS_DIR = "plots"
+HISTORY_FILE = "history.csv"
+
+
+def coarser_than_asked(
+    arrays: Mapping[str, np.ndarray], glyph_density: int, grid_density: int | None
+) -> str | None:
+    """Why saved geometry arrays cannot draw the figures asked for, or None when they can.
+
+    They cannot when grid_density is given and differs from the saved grid, or when the
+    saved grid has fewer points along an axis than glyph_density.
+    """
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    if grid_density is not None and (ny, nx) != (grid_density, grid_density):
+        return f"the saved grid is {ny} x {nx}, {grid_density} x {grid_density} was asked for"
+    if min(ny, nx) < glyph_density:
+        return f"the saved grid is {ny} x {nx}, too coarse for {glyph_density} glyphs per axis"
+    return None
+
+
+def geometry_for_plots(
+    run_dir: Path,
+    model: LayeredNetwork,
+    data: Dataset,
+    geometry_cfg: GeometryConfig,
+    plot_cfg: PlotConfig,
+    grid_density: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The geometry arrays to draw: run_dir/geometry.npz if fine enough, else recomputed from the model.
+
+    A corrupt geometry.npz raises RunFolderError; a missing one is recomputed (the file is
+    derived from model.pt). Recomputed arrays are not saved.
+    """
+    path = run_dir / GEOMETRY_FILE
+    saved_density = geometry_cfg.grid_density
+    if path.exists():
+        arrays = load_geometry(path)
+        reason = coarser_than_asked(arrays, plot_cfg.glyph_density, grid_density)
+        if reason is None:
+            return arrays
+        saved_density = int(min(arrays["grid_shape"]))
+        log.info("recomputing the geometry from the model: %s", reason)
+    else:
+        log.info("%s is missing: computing the geometry from the model", path)
+    density = max(grid_density or saved_density, plot_cfg.glyph_density, 2)
+    return compute_geometry(model, data, dataclasses.replace(geometry_cfg, grid_density=density))
+
+
+def draw_figures(
+    fd: FigureData, plot_cfg: PlotConfig, out_dir: Path, history: Mapping[str, np.ndarray] | None
+) -> list[Path]:
+    """Draw every figure of a run into out_dir; return the files written."""
+    layers = choose_layers(fd.depth, plot_cfg.layers, plot_cfg.n_layers)
+    written: list[Path] = []
+    fig = layer_row_figure(fd, layers, plot_cfg.glyph_density, plot_cfg.glyph)
+    written += save_figure(fig, out_dir / "layers", plot_cfg.formats)
+    fig = input_space_figure(fd, plot_cfg.glyph_density, plot_cfg.glyph)
+    written += save_figure(fig, out_dir / "input_space", plot_cfg.formats)
+    if history is not None:
+        fig = training_curves_figure(dict(history), fd.title)
+        written += save_figure(fig, out_dir / "training_curves", plot_cfg.formats)
+    if plot_cfg.animation:
+        written.append(write_animation(fd, out_dir / "layers.gif"))
+    return written
+
+
+def plots_step(ctx: RunContext) -> None:
+    """Analysis step of `riemexp train`: the figures in <run>/plots/.
+
+    Adds to ctx.metrics: plots (the files, relative to the run folder) and plots_seconds.
+    """
+    start = time.perf_counter()
+    geometry = geometry_for_plots(ctx.out_dir, ctx.model, ctx.data, ctx.cfg.geometry, ctx.cfg.plot)
+    fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry)
+    history = read_history(ctx.out_dir / HISTORY_FILE)
+    written = draw_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history)
+    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written]
+    ctx.metrics["plots_seconds"] = round(time.perf_counter() - start, 4)
