@@ -10,6 +10,7 @@ hydra/launcher=...), then summarize the sweep folder and report this invocation'
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -219,10 +220,12 @@ def main(args: list[str]) -> int:
     grid = load_grid(own.get("grid", "default"), conf_dir())
     sweep_dir = resolve_sweep_dir(hydra_args)
     group_names = [g for g in groups() if g not in ("grid", "hydra")]
+    with tempfile.TemporaryDirectory() as scratch:  # nothing lands in the sweep folder before the check
+        overrides = sweep_overrides(grid, task, group_names, Path(scratch))
+        n_jobs, probes = probe_jobs(overrides)
+        check_values(probes, [search_path_override(Path(scratch))] if grid.paired else [])
     overrides = sweep_overrides(grid, task, group_names, sweep_dir)
     search_path = [search_path_override(sweep_dir)] if grid.paired else []
-    n_jobs, probes = probe_jobs(overrides)
-    check_values(probes, search_path)
 
     # the multirun: Hydra's sweeper and launcher; each job records its own outcome
     invocation = uuid.uuid4().hex[:12]

@@ -1,0 +1,93 @@
+"""Benchmark: a sweep on the joblib launcher (one job per core) against the same sweep one job after another.
+
+Both sides run the whole `riemexp sweep` command in a fresh subprocess, into their own
+sweep folder, with the same grid and overrides; only the launcher differs:
+
+    joblib       hydra/launcher=joblib (n_jobs=-1: every core; one torch thread per job)
+    sequential   hydra/launcher=basic  (Hydra's in-process launcher, one job after another)
+
+Printed: both walls (the multirun, as the command reports it, and the whole command), the
+ratio joblib / sequential (target <= 0.6 on 2 cores) and the per-job start-up cost of each
+launcher, (multirun wall x workers - sum of in-job seconds) / jobs: the core time per job
+spent outside the job itself (process start, imports, Hydra's job set-up, waiting).
+
+    riemexp bench sweep [--grid default] [--epochs N] [--quick] [--keep DIR]
+
+--quick: depth {2, 4, 8}, seeds {0, 1} and 50 epochs (24 jobs with the default preset's
+kinds and step sizes) instead of the full preset with train.yaml's epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from riemexp.sweep.jobs import JOB_FILE
+
+QUICK = ["network.depth=2,4,8", "seed=0,1"]
+QUICK_EPOCHS = 50
+
+
+def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict[str, float]:
+    """Run one `riemexp sweep` in a subprocess; its walls, job count and summed in-job seconds."""
+    sweep = root / name
+    cmd = [sys.executable, "-m", "riemexp", "sweep", *overrides, f"hydra/launcher={launcher}"]
+    cmd.append(f"hydra.sweep.dir={sweep}")
+    env = {**os.environ, "CI": "true"}
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    total = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        print(f"{name}: riemexp sweep exited {done.returncode}:\n  " + "\n  ".join(tail), file=sys.stderr)
+    found = re.search(r"wall time ([0-9.]+) s", done.stdout)
+    multirun = float(found.group(1)) if found else total
+    seconds = [json.loads(f.read_text())["seconds"] for f in sweep.glob(f"*/{JOB_FILE}")]
+    return {"total": total, "multirun": multirun, "jobs": len(seconds), "in_job": sum(seconds)}
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="riemexp bench sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="default", help="grid preset (conf/grid/NAME.yaml)")
+    parser.add_argument("--epochs", type=int, default=None, help="optim.epochs of every job")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smaller grid: depth 2,4,8, seeds 0,1, 50 epochs"
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="keep both sweep folders under this folder")
+    opts = parser.parse_args(args)
+    overrides = [f"grid={opts.grid}"]
+    if opts.quick:
+        overrides += QUICK
+    epochs = opts.epochs if opts.epochs is not None else (QUICK_EPOCHS if opts.quick else None)
+    if epochs is not None:
+        overrides.append(f"optim.epochs={epochs}")
+    workers = os.cpu_count() or 1
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = opts.keep or Path(scratch)
+        print(f"riemexp sweep {' '.join(overrides)}  ({workers} cores)", flush=True)
+        par = run_side("joblib", "joblib", overrides, root)
+        seq = run_side("sequential", "basic", overrides, root)
+
+    header = ("launcher", "jobs", "multirun s", "command s", "in-job s", "start-up s/job")
+    print(f"{header[0]:<12} {header[1]:>5} {header[2]:>11} {header[3]:>10} {header[4]:>9} {header[5]:>15}")
+    for name, side, used in (("joblib", par, workers), ("sequential", seq, 1)):
+        startup = (side["multirun"] * used - side["in_job"]) / max(side["jobs"], 1)
+        print(
+            f"{name:<12} {side['jobs']:>5.0f} {side['multirun']:>11.1f} {side['total']:>10.1f} "
+            f"{side['in_job']:>9.1f} {startup:>15.2f}"
+        )
+    ratio = par["multirun"] / seq["multirun"]
+    print(f"ratio joblib / sequential (multirun wall): {ratio:.2f}  (target <= 0.6 on 2 cores)")
+    print(f"ratio joblib / sequential (whole command): {par['total'] / seq['total']:.2f}")
+    if par["jobs"] != seq["jobs"] or par["jobs"] == 0:
+        print("warning: the two sides did not record the same number of jobs", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,308 @@
+"""riemexp sweep: grid presets, job records, summaries, figures, and the CLI end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from riemexp.cli import conf_dir
+from riemexp.cli import main as cli_main
+from riemexp.commands.sweep import aggregate, probe_jobs
+from riemexp.errors import ConfigError, RunFolderError
+from riemexp.sweep.figures import draw_figures
+from riemexp.sweep.grid import SET_DIR, SET_GROUP, load_grid, parse_grid, preset_names, sweep_overrides
+from riemexp.sweep.summary import GROUPED, METRIC_COLUMNS, SUMMARY, summarize, write_summary
+
+GROUPS = ["dataset", "network", "optim"]
+TINY = [
+    "dataset=moons",
+    "dataset.n_samples=120",
+    "optim.epochs=5",
+    "plot.enabled=false",
+    "geometry.grid_density=8",
+    "ode.max_refinement=2",
+]
+DIVERGING = ["network.activation=identity", "optim=sgd"]  # with optim.lr=1e6: NaN loss at epoch 2
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_presets_parse_and_default_is_the_issue_grid(tmp_path: Path) -> None:
+    assert "default" in preset_names(conf_dir())
+    for name in preset_names(conf_dir()):
+        load_grid(name, conf_dir())
+    grid = load_grid("default", conf_dir())
+    assert grid.params == {"network.depth": "2,4,8,16,32", "seed": "0,1,2"}
+    assert [s.get("network") for s in grid.paired] == ["plain", "residual", "residual", "residual"]
+    n_jobs, _ = probe_jobs(sweep_overrides(grid, [], GROUPS, tmp_path))
+    assert n_jobs == 4 * 5 * 3
+
+
+def test_unknown_preset_lists_the_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["sweep", "grid=nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown grid preset 'nope'; expected one of: default" in err
+    assert "none" in err
+
+
+def test_preset_errors_say_what_was_expected() -> None:
+    with pytest.raises(ConfigError, match="unknown section 'parms'"):
+        parse_grid("g", {"parms": {}}, "g.yaml")
+    with pytest.raises(ConfigError, match="'network.depth' is both in params and in paired"):
+        parse_grid("g", {"params": {"network.depth": [2]}, "paired": [{"network.depth": 4}]}, "g.yaml")
+    with pytest.raises(ConfigError, match=r"paired\[0\] must be a non-empty mapping"):
+        parse_grid("g", {"paired": [[1, 2]]}, "g.yaml")
+
+
+def test_paired_sets_become_a_generated_config_group(tmp_path: Path) -> None:
+    grid = parse_grid(
+        "ode",
+        {
+            "params": {"seed": [0, 1]},
+            "paired": [
+                {"network.depth": 4, "network.step_size": 0.25},
+                {"network": "plain", "network.depth": 8},
+            ],
+            "fixed": {"dataset": "moons", "plot.enabled": False},
+        },
+        "ode.yaml",
+    )
+    overrides = sweep_overrides(grid, ["seed=5", "optim.lr=0.1"], GROUPS, tmp_path)
+    # the user's seed replaces the preset's axis; the user's overrides come last
+    assert overrides == [
+        "dataset=moons",
+        "plot.enabled=false",
+        f"+{SET_GROUP}=depth-4_step_size-0.25,plain_depth-8",
+        "seed=5",
+        "optim.lr=0.1",
+    ]
+    folder = tmp_path / SET_DIR / SET_GROUP
+    first = OmegaConf.load(folder / "depth-4_step_size-0.25.yaml")
+    assert OmegaConf.to_container(first) == {"network": {"depth": 4, "step_size": 0.25}}
+    second = (folder / "plain_depth-8.yaml").read_text()
+    assert "# @package _global_" in second and "- override /network: plain" in second
+    n_jobs, probes = probe_jobs(overrides)
+    assert n_jobs == 2
+    assert len(probes) == 2  # the first job, then the other paired set
+
+
+def test_probe_jobs_cover_every_value_once() -> None:
+    n_jobs, probes = probe_jobs(["network.depth=2,4,8", "seed=0,1", "dataset=moons"])
+    assert n_jobs == 6
+    assert probes[0] == ["network.depth=2", "seed=0", "dataset=moons"]
+    seen = {item for job in probes for item in job}
+    assert {"network.depth=4", "network.depth=8", "seed=1"} <= seen
+    assert len(probes) == 4
+
+
+# --------------------------------------------------------------------------- summaries and figures
+
+
+def fake_job(
+    sweep: Path, num: int, depth: int, seed: int, kind: str = "residual", status: str = "completed", acc=0.9
+) -> Path:
+    """A job folder as a sweep leaves it (config.yaml, metrics.json, .hydra/), without training."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    config = {
+        "seed": seed,
+        "network": {"kind": kind, "depth": depth, "step_size": 0.5},
+        "optim": {"lr": 0.05},
+    }
+    (job / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    metrics = {"status": status, "test_accuracy": acc, "train_accuracy": acc, "train_seconds": 1.0}
+    if status != "completed":
+        metrics["error"] = "training diverged at epoch 2"
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    return job
+
+
+def test_summary_rows_columns_and_grouped_mean_std(tmp_path: Path) -> None:
+    fake_job(tmp_path, 0, 2, 0, acc=0.8)
+    fake_job(tmp_path, 1, 2, 1, acc=0.9)
+    fake_job(tmp_path, 2, 4, 0, acc=0.7)
+    fake_job(tmp_path, 3, 4, 1, status="diverged", acc=None)
+    summary = summarize(tmp_path)
+    assert summary.keys == ["network.depth", "seed"]  # what differs between jobs; seed last
+    write_summary(summary)
+    rows = read_csv(tmp_path / f"{SUMMARY}.csv")
+    assert list(rows[0]) == ["job", "network.depth", "seed", "status", *METRIC_COLUMNS, "error"]
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("0", "completed"),
+        ("1", "completed"),
+        ("2", "completed"),
+        ("3", "diverged"),
+    ]
+    assert rows[3]["error"] == "training diverged at epoch 2" and rows[0]["ode_gap"] == ""
+    for ext in ("md", "tex"):
+        assert (tmp_path / f"{SUMMARY}.{ext}").is_file() and (tmp_path / f"{GROUPED}.{ext}").is_file()
+    grouped = read_csv(tmp_path / f"{GROUPED}.csv")
+    assert [(g["network.depth"], g["runs"], g["completed"]) for g in grouped] == [
+        ("2", "2", "2"),
+        ("4", "2", "1"),
+    ]
+    assert float(grouped[0]["test_accuracy_mean"]) == pytest.approx(0.85)
+    assert float(grouped[0]["test_accuracy_std"]) == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert float(grouped[1]["test_accuracy_mean"]) == pytest.approx(0.7)
+    assert grouped[1]["test_accuracy_std"] == ""  # one completed seed: no spread
+
+
+def test_aggregate_a_partial_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_job(tmp_path, 0, 2, 0)
+    fake_job(tmp_path, 1, 4, 0)
+    (tmp_path / "1" / "metrics.json").unlink()  # never started (or killed before training)
+    assert aggregate(tmp_path) == 0  # nothing failed; one job unfinished
+    out = capsys.readouterr().out
+    assert "1 completed, 0 failed, 1 unfinished" in out and "not started" in out
+    statuses = [r["status"] for r in read_csv(tmp_path / f"{SUMMARY}.csv")]
+    assert statuses == ["completed", "not started"]
+    fake_job(tmp_path, 2, 8, 0, status="diverged")
+    assert aggregate(tmp_path) == 1
+    assert "job 2 (network.depth=8) diverged: training diverged at epoch 2" in capsys.readouterr().err
+
+
+def test_aggregate_refuses_a_folder_without_jobs(tmp_path: Path) -> None:
+    with pytest.raises(RunFolderError, match="not a sweep folder"):
+        summarize(tmp_path)
+    with pytest.raises(RunFolderError, match="does not exist"):
+        summarize(tmp_path / "missing")
+
+
+def test_figures_from_job_folders(tmp_path: Path) -> None:
+    ys, xs = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-2, 2, 6), indexing="ij")  # (5, 6)
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (30, 2), x fastest
+    for num, (kind, depth, seed) in enumerate([("plain", 2, 0), ("residual", 2, 0), ("residual", 4, 1)]):
+        job = fake_job(tmp_path, num, depth, seed, kind=kind, acc=0.6 + 0.1 * num)
+        scale = np.exp(points[:, 0] * (num + 1))  # g_0 = diag(s, s): 1/2 log det g_0 = log s
+        metric = np.zeros((depth + 1, len(points), 2, 2))
+        metric[0, :, 0, 0] = metric[0, :, 1, 1] = scale
+        with open(job / "geometry.npz", "wb") as f:
+            np.savez(
+                f, grid_points=points, grid_shape=np.array([5, 6]), grid_metric=metric, data_points=points
+            )
+    files = draw_figures(summarize(tmp_path))
+    names = sorted(p.name for p in files)
+    assert names == ["accuracy_heatmap.png", "accuracy_vs_depth.png", "input_log_volume.png"]
+    assert all(p.stat().st_size > 5000 for p in files)
+
+    from riemexp.sweep.figures import read_log_volume
+
+    field = read_log_volume(tmp_path / "1")
+    assert field is not None and field.logvol.shape == (5, 6)
+    np.testing.assert_allclose(field.logvol, 2 * field.x)  # log s = 2 x for job 1
+    assert read_log_volume(tmp_path / "missing") is None
+
+
+# --------------------------------------------------------------------------- the CLI end to end
+
+
+def sweep_dirs(sweep: Path) -> list[str]:
+    return sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_sweep_cli_joblib_summary_resume(tmp_path: Path, cli) -> None:
+    sweep = tmp_path / "sweep"
+    args = [
+        "sweep",
+        "grid=none",
+        *TINY,
+        "network.depth=2,3",
+        "network=plain,residual",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "4 jobs: 4 ran, 0 skipped" in done.stdout
+    # layout: one folder per job (Hydra's job number), the tables, the figures, the record
+    assert sweep_dirs(sweep) == ["0", "1", "2", "3", "plots"]
+    for name in (
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+        "summary_grouped.csv",
+        "sweep.yaml",
+        "multirun.yaml",
+    ):
+        assert (sweep / name).is_file(), name
+    for job in ("0", "1", "2", "3"):
+        assert (sweep / job / ".hydra" / "overrides.yaml").is_file()
+        assert json.loads((sweep / job / "job.json").read_text())["action"] == "ran"
+    assert sorted(p.name for p in (sweep / "plots").iterdir()) == [
+        "accuracy_heatmap.png",
+        "accuracy_vs_depth.png",
+        "input_log_volume.png",
+    ]
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 4
+    assert list(rows[0])[:4] == ["job", "network.kind", "network.depth", "status"]
+    assert {(r["network.kind"], r["network.depth"]) for r in rows} == {
+        ("plain", "2"),
+        ("plain", "3"),
+        ("residual", "2"),
+        ("residual", "3"),
+    }
+    assert all(r["status"] == "completed" and float(r["test_accuracy"]) > 0 for r in rows)
+    assert all(r["input_log_volume_median"] != "" for r in rows)
+    assert {r["ode_gap"] == "" for r in rows if r["network.kind"] == "plain"} == {True}
+
+    # the same sweep again: nothing runs; the summary is rebuilt
+    mtime = (sweep / "0" / "model.pt").stat().st_mtime_ns
+    args.append("hydra/launcher=basic")  # resuming does not depend on the launcher; this one starts faster
+    again = cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "4 jobs: 0 ran, 4 skipped" in again.stdout
+    assert (sweep / "0" / "model.pt").stat().st_mtime_ns == mtime
+
+    # a changed config in one job folder (as if the grid had changed): that job runs again
+    (sweep / "1" / "config.yaml").write_text(
+        (sweep / "1" / "config.yaml").read_text().replace("seed: 0", "seed: 9")
+    )
+    third = cli(*args, cwd=tmp_path)
+    assert "4 jobs: 1 ran, 3 skipped" in third.stdout, third.stdout
+
+
+@pytest.mark.slow
+def test_sweep_cli_submitit_local_records_a_diverged_job(tmp_path: Path, cli) -> None:
+    sweep = tmp_path / "sweep"
+    done = cli(
+        "sweep",
+        "grid=none",
+        *TINY,
+        *DIVERGING,
+        "network.depth=2",
+        "optim.lr=0.05,1e6",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 jobs: 2 ran, 0 skipped" in done.stdout and "1 failed" in done.stdout
+    assert "job 1 (optim.lr=1000000.0) diverged: training diverged at epoch" in done.stderr
+    assert (sweep / ".submitit").is_dir()  # submitit's own logs
+    rows = {r["optim.lr"]: r for r in read_csv(sweep / "summary.csv")}
+    assert rows["0.05"]["status"] == "completed" and rows["0.05"]["error"] == ""
+    assert rows["1000000.0"]["status"] == "diverged" and "diverged" in rows["1000000.0"]["error"]
+    metrics = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["error"].startswith("training diverged")
+
+
+def test_sweep_cli_refuses_a_bad_value_before_running(tmp_path: Path, cli) -> None:
+    sweep = tmp_path / "sweep"
+    done = cli("sweep", "grid=none", *TINY, "network.depth=2,0", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "network.depth must be >= 1, got 0" in done.stderr and "Traceback" not in done.stderr
+    assert not sweep.exists()
