@@ -66,7 +66,7 @@ def points_away_from_kinks(model: LayeredNetwork, n: int = 24, gap: float = 1e-3
     coords = geo.layer_coordinates(model, x)
     W, b = model.weight.detach().to(F64), model.bias.detach().to(F64)
     z = torch.matmul(coords[:-1], W.mT) + b[:, None, :]  # (L, N, w)
-    keep = (z.abs() > gap).flatten(start_dim=0, end_dim=0).all(dim=0).all(dim=-1)
+    keep = (z.abs() > gap).all(dim=-1).all(dim=0)  # (N,)
     assert keep.sum() >= n
     return x[keep][:n]
 
