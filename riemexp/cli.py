@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "riemexp.commands.sweep",
         "a grid of training runs (Hydra multirun: local cores or SLURM), summary tables and figures",
     ),
+    "plot-metric": (
+        "riemexp.commands.plot_metric",
+        "re-draw a saved run's figures (layers, glyphs, GIF) without retraining",
+    ),
     "bench": (
         "riemexp.commands.bench",
         "benchmarks: `riemexp bench train`, `riemexp bench geometry`",

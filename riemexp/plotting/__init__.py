@@ -12,7 +12,7 @@ from riemexp.plotting.data import FigureData, figure_data
 from riemexp.plotting.glyphs import Glyphs, glyph_axes, make_glyphs
 from riemexp.plotting.input_space import input_space_figure
 from riemexp.plotting.layers import layer_row_figure
-from riemexp.plotting.step import PLOTS_DIR, draw_figures, geometry_for_plots, plots_step
+from riemexp.plotting.step import PLOTS_DIR, draw_figures, geometry_for_plots, plots_step, redraw_run
 from riemexp.plotting.style import choose_layers, class_colours, save_figure
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "make_glyphs",
     "plots_step",
     "read_history",
+    "redraw_run",
     "save_figure",
     "training_curves_figure",
     "write_animation",

@@ -205,6 +205,42 @@ def caption(convention: GlyphConvention) -> str:
     )
 
 
+def typical_spacing(centres: np.ndarray, pairs: np.ndarray, visible: np.ndarray | None = None) -> float:
+    """The median distance from a glyph to its nearest neighbour among `pairs` (P, 2), over visible glyphs.
+
+    centres (M, 2). On an undeformed grid this is the smaller lattice step; on a deformed
+    one it follows the grid. 0.0 when no distance is positive.
+    """
+    i, j = np.asarray(pairs).T
+    dist = np.linalg.norm(centres[i] - centres[j], axis=1)
+    dist = np.where(dist > 0, dist, np.inf)  # coincident centres say nothing about spacing
+    nearest = np.full(len(centres), np.inf)
+    np.minimum.at(nearest, i, dist)
+    np.minimum.at(nearest, j, dist)
+    if visible is not None:
+        nearest = nearest[np.asarray(visible, dtype=bool)]
+    nearest = nearest[np.isfinite(nearest)]
+    return float(np.median(nearest)) if len(nearest) else 0.0
+
+
+MIN_COVERAGE = 0.8  # an evenly spaced glyph lattice must span this much of the grid
+
+
+def lattice_fits(n: int, count: int) -> bool:
+    """Whether `count` evenly spaced indices (a whole step apart) span >= MIN_COVERAGE of 0 .. n-1."""
+    if count <= 1:
+        return n >= 1
+    step = (n - 1) // (count - 1)
+    return step >= 1 and step * (count - 1) >= MIN_COVERAGE * (n - 1)
+
+
+def fitting_density(n: int, count: int) -> int:
+    """The smallest grid density >= n on which `count` evenly spaced glyphs span the whole grid."""
+    if count <= 1:
+        return max(n, 2)
+    return (count - 1) * max(1, -(-(n - 1) // (count - 1))) + 1
+
+
 def subsample_indices(n: int, count: int) -> np.ndarray:
     """`count` evenly spaced indices into 0 .. n-1, centred (min(count, n) of them)."""
     count = min(count, n)

@@ -22,7 +22,14 @@ from matplotlib.patches import Patch
 from riemexp.config import GlyphConvention
 from riemexp.geometry import log_volume_element
 from riemexp.plotting.data import FigureData
-from riemexp.plotting.glyphs import caption, draw_glyphs, grid_glyph_indices, legend_handles, make_glyphs
+from riemexp.plotting.glyphs import (
+    caption,
+    draw_glyphs,
+    grid_glyph_indices,
+    legend_handles,
+    make_glyphs,
+    typical_spacing,
+)
 from riemexp.plotting.layers import draw_data
 from riemexp.plotting.regions import draw_boundaries, probability_confidence, region_image
 from riemexp.plotting.style import (
@@ -45,14 +52,6 @@ def grid_axes(fd: FigureData) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
     dx = (xs[-1] - xs[0]) / max(nx - 1, 1)
     dy = (ys[-1] - ys[0]) / max(ny - 1, 1)
     return xs, ys, (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
-
-
-def glyph_spacing(fd: FigureData, idx: np.ndarray) -> float:
-    """Distance between neighbouring glyph centres of a regular-grid subsample (the smaller of x, y)."""
-    pts = fd.geometry["grid_points"][idx]
-    steps = [np.ptp(pts[:, k]) / max(len(np.unique(pts[:, k])) - 1, 1) for k in range(2)]
-    positive = [s for s in steps if s > 0]
-    return min(positive) if positive else 1.0
 
 
 def input_log_volume(fd: FigureData) -> np.ndarray:
@@ -88,9 +87,10 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     )
     draw_boundaries(ax_regions, xs, ys, log_proba)
     draw_data(ax_regions, points, labels, colours, size=5)
-    idx, _ = grid_glyph_indices(fd.grid_shape, glyph_density)
+    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
+    centres = geometry["grid_points"][idx]
     glyphs = make_glyphs(
-        geometry["grid_points"][idx], fd.input_metric[idx], convention, glyph_spacing(fd, idx)
+        centres, fd.input_metric[idx], convention, typical_spacing(centres, pairs) or 1.0, pairs=pairs
     )
     draw_glyphs(ax_regions, glyphs, zorder=6)
     ax_regions.set_title("decision regions and the input metric $g_0$", fontsize=10)

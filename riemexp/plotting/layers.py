@@ -29,6 +29,7 @@ from riemexp.plotting.glyphs import (
     grid_glyph_indices,
     legend_handles,
     make_glyphs,
+    typical_spacing,
 )
 from riemexp.plotting.regions import draw_boundaries, region_image
 from riemexp.plotting.style import (
@@ -128,7 +129,7 @@ def draw_layer_panel(
         & (centres[:, 1] >= view[2])
         & (centres[:, 1] <= view[3])
     )
-    spacing = (view[1] - view[0]) / glyph_density
+    spacing = typical_spacing(centres, pairs, inside) or (view[1] - view[0]) / glyph_density
     glyphs = make_glyphs(
         centres, geometry["grid_metric"][layer][idx][:, :2, :2], convention, spacing, inside, pairs
     )
@@ -182,10 +183,10 @@ def notes(fd: FigureData, convention: GlyphConvention) -> str:
 def layer_row_figure(
     fd: FigureData, layers: Sequence[int], glyph_density: int, convention: GlyphConvention
 ) -> Figure:
-    """One panel per layer in `layers` (each in [0, depth]), wrapped into rows of up to ~sqrt(n) >= 4."""
+    """One panel per layer in `layers` (each in [0, depth]): one row up to 5, else rows of max(4, ~sqrt n)."""
     n = len(layers)
-    ncols = min(n, max(4, math.ceil(math.sqrt(n))))
-    nrows = math.ceil(n / ncols)
+    nrows = 1 if n <= 5 else math.ceil(n / max(4, math.ceil(math.sqrt(n))))
+    ncols = math.ceil(n / nrows)
     fig = new_figure(max(PANEL_INCHES * ncols, 7.5), PANEL_INCHES * nrows + 1.3)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     glyphs = [draw_layer_panel(ax, fd, layer, glyph_density, convention) for ax, layer in zip(axes, layers)]

@@ -19,17 +19,19 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from riemexp.config import GeometryConfig, PlotConfig
+from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
+from riemexp.errors import ConfigError
 from riemexp.geometry import GEOMETRY_FILE, compute_geometry, load_geometry
 from riemexp.networks import LayeredNetwork
 from riemexp.plotting.animation import write_animation
 from riemexp.plotting.curves import read_history, training_curves_figure
 from riemexp.plotting.data import FigureData, figure_data
+from riemexp.plotting.glyphs import fitting_density, lattice_fits
 from riemexp.plotting.input_space import input_space_figure
 from riemexp.plotting.layers import layer_row_figure
 from riemexp.plotting.style import choose_layers, save_figure
@@ -49,13 +51,13 @@ def coarser_than_asked(
     """Why saved geometry arrays cannot draw the figures asked for, or None when they can.
 
     They cannot when grid_density is given and differs from the saved grid, or when the
-    saved grid has fewer points along an axis than glyph_density.
+    saved grid cannot hold glyph_density evenly spaced glyphs per axis spanning most of it.
     """
     ny, nx = (int(v) for v in arrays["grid_shape"])
     if grid_density is not None and (ny, nx) != (grid_density, grid_density):
         return f"the saved grid is {ny} x {nx}, {grid_density} x {grid_density} was asked for"
-    if min(ny, nx) < glyph_density:
-        return f"the saved grid is {ny} x {nx}, too coarse for {glyph_density} glyphs per axis"
+    if not (lattice_fits(ny, glyph_density) and lattice_fits(nx, glyph_density)):
+        return f"the saved {ny} x {nx} grid cannot hold {glyph_density} evenly spaced glyphs per axis"
     return None
 
 
@@ -83,7 +85,8 @@ def geometry_for_plots(
         log.info("recomputing the geometry from the model: %s", reason)
     else:
         log.info("%s is missing: computing the geometry from the model", path)
-    density = max(grid_density or saved_density, plot_cfg.glyph_density, 2)
+    base, glyphs = grid_density or saved_density, plot_cfg.glyph_density
+    density = base if lattice_fits(base, glyphs) else fitting_density(base, glyphs)
     return compute_geometry(model, data, dataclasses.replace(geometry_cfg, grid_density=density))
 
 
@@ -103,6 +106,41 @@ def draw_figures(
     if plot_cfg.animation:
         written.append(write_animation(fd, out_dir / "layers.gif"))
     return written
+
+
+def with_plot_options(cfg: RunConfig, options: Mapping[str, Any] | None) -> RunConfig:
+    """cfg with the plot options that are not None replaced, checked as a whole (ConfigError)."""
+    values = config_to_dict(cfg)
+    values["plot"].update({k: v for k, v in (options or {}).items() if v is not None})
+    return load_config(values)
+
+
+def redraw_run(
+    run_dir: str | Path,
+    plot_options: Mapping[str, Any] | None = None,
+    grid_density: int | None = None,
+    out_dir: str | Path | None = None,
+) -> list[Path]:
+    """Re-draw the figures of a completed run folder without retraining; return the files written.
+
+    plot_options: PlotConfig fields to change (None values keep the run's own); with none,
+    the files are those `riemexp train` wrote. grid_density: the grid to draw (None: as saved).
+    out_dir: default <run>/plots. Raises RunFolderError naming a missing, incomplete or
+    corrupt file, ConfigError for a bad option.
+    """
+    from riemexp.run import load_run
+
+    if grid_density is not None and grid_density < 2:
+        raise ConfigError(f"grid_density must be >= 2, got {grid_density}")
+    loaded = load_run(run_dir)
+    cfg = with_plot_options(loaded.config, plot_options)
+    history = read_history(loaded.path / HISTORY_FILE)
+    geometry = geometry_for_plots(
+        loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
+    )
+    fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
+    out = Path(out_dir) if out_dir is not None else loaded.path / PLOTS_DIR
+    return draw_figures(fd, cfg.plot, out, history)
 
 
 def plots_step(ctx: RunContext) -> None:
