@@ -334,6 +334,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         f"ode.max_refinement must be a power of two >= 1, got {e.max_refinement}",
     )
     _check(e.rtol > 0 and e.atol > 0, f"ode.rtol and ode.atol must be > 0, got {e.rtol}, {e.atol}")
+    if g.enabled:
+        # refuse a grid that cannot fit before training, not after (GeometryError)
+        from riemexp.geometry import check_memory
+
+        n_classes = max(2, getattr(d, "n_classes", 2))
+        check_memory(g, d.n_samples, n.depth, n.width, n_classes, n.kind.value)
     return cfg
 
 

@@ -399,6 +399,18 @@ def geometry_nbytes(n_grid: int, n_data: int, depth: int, width: int, n_classes:
     return 8 * (outputs + work)
 
 
+def check_memory(cfg: GeometryConfig, n_data: int, depth: int, width: int, n_classes: int, kind: str) -> None:
+    """Raise GeometryError if the geometry of this network would need more than cfg.max_memory_gb."""
+    n = cfg.grid_density
+    need = geometry_nbytes(n * n, n_data, depth, width, n_classes, kind)
+    if need > cfg.max_memory_gb * 2**30:
+        raise GeometryError(
+            f"a {n} x {n} geometry grid at depth {depth} and width {width} would need "
+            f"{need / 2**30:.3g} GB, more than geometry.max_memory_gb={cfg.max_memory_gb:g}; lower "
+            "geometry.grid_density or raise geometry.max_memory_gb"
+        )
+
+
 def _check_finite(name: str, array: torch.Tensor, what: str) -> None:
     """Raise GeometryError if `array` (L+1, M, ...) holds inf or NaN, naming layers and counts."""
     bad = ~torch.isfinite(array.reshape(array.shape[0], array.shape[1], -1)).all(dim=-1)  # (L+1, M)
@@ -424,15 +436,8 @@ def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) 
     """
     points = data.x.detach().cpu().to(F64)
     labels = data.y.detach().cpu().to(torch.int64)
-    L, w, C, n = model.depth, model.width, model.head.out_features, cfg.grid_density
-    need = geometry_nbytes(n * n, len(points), L, w, C, model.kind.value)
-    if need > cfg.max_memory_gb * 2**30:
-        raise GeometryError(
-            f"a {n} x {n} geometry grid at depth {L} and width {w} would need "
-            f"{need / 2**30:.3g} GB, more than geometry.max_memory_gb={cfg.max_memory_gb:g}; lower "
-            "geometry.grid_density or raise geometry.max_memory_gb"
-        )
-    grid, shape = make_grid(points, n, cfg.margin)
+    check_memory(cfg, len(points), model.depth, model.width, model.head.out_features, model.kind.value)
+    grid, shape = make_grid(points, cfg.grid_density, cfg.margin)
     grid_coords, grid_metric = coordinates_and_metrics(model, grid)
     _check_finite("grid coordinates", grid_coords, "grid points")
     _check_finite("the grid metric", grid_metric, "grid points")

@@ -70,9 +70,9 @@ def main(args: list[str]) -> int:
     ours = build_network(NetworkConfig(depth=opts.depth, width=2, step_size=0.5), data.n_classes)
     theirs = HandWritten(opts.depth, 2, 0.5, data.n_classes)
     with torch.no_grad():  # same starting point
-        for l, layer in enumerate(theirs.layers):
-            layer.weight.copy_(ours.weight[l])
-            layer.bias.copy_(ours.bias[l])
+        for i, layer in enumerate(theirs.layers):
+            layer.weight.copy_(ours.weight[i])
+            layer.bias.copy_(ours.bias[i])
         theirs.head.load_state_dict(ours.head.state_dict())
     opt_ours = torch.optim.Adam(ours.parameters(), lr=0.01)
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=0.01)
