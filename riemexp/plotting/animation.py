@@ -57,7 +57,7 @@ def interpolate(coords: np.ndarray, s: float) -> np.ndarray:
     return (1 - t) * coords[lo] + t * coords[hi]
 
 
-def write_animation(fd: FigureData, path: Path) -> Path:
+def write_animation(fd: FigureData, path: Path, moving_frames: int = MOVING_FRAMES) -> Path:
     """Write the layer-by-layer GIF to path (atomically); return path."""
     grid = fd.geometry["grid_coords"][..., :2]  # (L+1, G, 2)
     data = fd.geometry["data_coords"][..., :2]  # (L+1, N, 2)
@@ -106,7 +106,7 @@ def write_animation(fd: FigureData, path: Path) -> Path:
     def save(tmp: Path) -> None:
         writer = _GifWriter(fps=FPS)
         with writer.saving(fig, str(tmp), dpi=DPI):
-            for s in frame_times(fd.depth):
+            for s in frame_times(fd.depth, moving_frames):
                 draw(float(s))
                 writer.grab_frame()
 
