@@ -420,9 +420,11 @@ def test_three_class_csv_plot_metric(three_class_run, tmp_path):
     if "plot-metric" not in cli.COMMANDS:
         pytest.skip("riemexp plot-metric is not registered yet")
     _, run_dir = three_class_run
-    result = run_cli("plot-metric", str(run_dir), cwd=tmp_path)
+    result = run_cli("plot-metric", f"run={run_dir}", f"out={tmp_path / 'figs'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+    redrawn = {p.name for p in (tmp_path / "figs").glob("*.png")}
+    assert {"layers.png", "input_space.png"} <= redrawn <= {p.name for p in (run_dir / "plots").glob("*.png")}
 
 
 def test_registry_names_match_the_config_group():
