@@ -121,11 +121,10 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     }
     atomic_write_text(out_dir / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
     _write_metrics(out_dir, metrics)
-    data = make_dataset(cfg.dataset, cfg.data_seed)
-
     # training, with a progress bar on a terminal
     result = TrainResult(model=None)  # type: ignore[arg-type]
     try:
+        data = make_dataset(cfg.dataset, cfg.data_seed)
         with console.progress_bar("training", cfg.optim.epochs) as bar:
 
             def on_epoch(row: dict[str, float]) -> None:
@@ -146,8 +145,8 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
                 module, function = target.split(":")
                 log.info("analysis: %s", name)
                 getattr(importlib.import_module(module), function)(ctx)
-    except DivergedError:
-        metrics.update(_final_scores(result), status="diverged")
+    except DivergedError as err:
+        metrics.update(_final_scores(result), status="diverged", error=str(err))
         _write_history(out_dir, result.history)
         _write_metrics(out_dir, metrics)
         raise
@@ -156,8 +155,8 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         _write_history(out_dir, result.history)
         _write_metrics(out_dir, metrics)
         raise
-    except RiemexpError as err:
-        metrics.update(status="failed", error=str(err))
+    except Exception as err:  # a RiemexpError, or a bug: either way the run did not complete
+        metrics.update(status="failed", error=str(err) if isinstance(err, RiemexpError) else repr(err))
         _write_metrics(out_dir, metrics)
         raise
     metrics["status"] = "completed"
