@@ -13,7 +13,7 @@ long axis fills `FILL` of the glyph spacing and neighbouring glyphs do not overl
 `make_glyphs`); glyphs whose long axis would be drawn shorter than `MIN_FRACTION` of the
 spacing are enlarged (shape kept) and drawn hollow. A metric with
 lambda_min <= DEGENERATE_RTOL * lambda_max (rank lost: a relu dead zone, a saturated tanh)
-is "degenerate": drawn hatched with a vermillion edge, never dropped; its vanishing
+is "degenerate": drawn hatched and hollow, never dropped; its vanishing
 (stretch) or infinite (unit_ball) axis is drawn at a fixed visible size.
 """
 
@@ -29,13 +29,13 @@ from matplotlib.patches import Ellipse
 from riemexp.config import GlyphConvention
 
 FILL = 0.9  # the largest glyph's long axis, as a fraction of the glyph spacing
-MIN_FRACTION = 0.3  # smallest long axis drawn, as a fraction of the spacing
+MIN_FRACTION = 0.45  # smallest long axis drawn, as a fraction of the spacing
 CLUSTER = MIN_FRACTION / FILL  # closer neighbours (x spacing) overlap even at the minimum size
 DEGENERATE_RTOL = 1e-12  # lambda_min / lambda_max at or below this: degenerate
-DEGENERATE_AXIS = 0.06  # the collapsed axis of a degenerate stretch glyph, fraction of spacing
+DEGENERATE_AXIS = 0.25  # the collapsed axis of a degenerate glyph, as a fraction of its long axis
 FACE = "#4d4d4d"
 EDGE = "#1a1a1a"
-DEGENERATE_EDGE = "#D55E00"
+DEGENERATE_EDGE = "#000000"
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,16 @@ def make_glyphs(
     drawn = axes * scale  # (M, 2), inf where an axis is infinite (degenerate unit ball)
     # degenerate: infinite axes capped at the fill size, vanishing ones at a visible width
     drawn = np.where(np.isinf(drawn), FILL * spacing, drawn)
-    collapsed = degenerate[:, None] & (drawn < DEGENERATE_AXIS * spacing)
-    drawn = np.where(collapsed, DEGENERATE_AXIS * spacing, drawn)
     # too small to see: enlarge, keeping the shape
     long_drawn = drawn.max(axis=1)
     minimum = MIN_FRACTION * spacing
     enlarged = long_drawn < minimum
     factor = np.where(enlarged, minimum / np.maximum(long_drawn, 1e-300), 1.0)
     drawn = np.where(long_drawn[:, None] > 0, drawn * factor[:, None], minimum)
+    # degenerate: the vanishing axis drawn as a flat (not zero) width, so the hatch shows
+    long_drawn = drawn.max(axis=1, keepdims=True)
+    collapsed = degenerate[:, None] & (drawn < DEGENERATE_AXIS * long_drawn)
+    drawn = np.where(collapsed, DEGENERATE_AXIS * long_drawn, drawn)
     # diameters = 2 x semi-axes; a long axis of FILL * spacing is the diameter here
     return Glyphs(
         centres=np.asarray(centres, dtype=np.float64),

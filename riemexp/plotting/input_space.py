@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
-import torch
 from matplotlib import patheffects
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
@@ -20,7 +19,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from riemexp.config import GlyphConvention
-from riemexp.geometry import log_volume_element
 from riemexp.plotting.data import FigureData
 from riemexp.plotting.glyphs import (
     caption,
@@ -56,8 +54,7 @@ def grid_axes(fd: FigureData) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
 
 def input_log_volume(fd: FigureData) -> np.ndarray:
     """1/2 log det g_0 at the grid points, in input units: (ny, nx); -inf where g_0 is singular."""
-    lv = log_volume_element(torch.as_tensor(fd.input_metric)).numpy()
-    return lv.reshape(fd.grid_shape)
+    return np.asarray(fd.input_log_volume).reshape(fd.grid_shape)
 
 
 def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConvention) -> Figure:

@@ -129,7 +129,10 @@ def draw_layer_panel(
         & (centres[:, 1] >= view[2])
         & (centres[:, 1] <= view[3])
     )
-    spacing = typical_spacing(centres, pairs, inside) or (view[1] - view[0]) / glyph_density
+    # the spacing follows the deformed grid, but not below half the panel's even spacing (a grid
+    # squeezed onto a saturated edge would otherwise shrink every glyph to a dot)
+    even = (view[1] - view[0]) / glyph_density
+    spacing = max(typical_spacing(centres, pairs, inside), 0.5 * even)
     glyphs = make_glyphs(
         centres, geometry["grid_metric"][layer][idx][:, :2, :2], convention, spacing, inside, pairs
     )
