@@ -57,6 +57,10 @@ def input_log_volume(fd: FigureData) -> np.ndarray:
     return np.asarray(fd.input_log_volume).reshape(fd.grid_shape)
 
 
+#: widest width/height ratio of the data box drawn to scale
+MAX_ASPECT = 3.0
+
+
 def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConvention) -> Figure:
     """Two panels over the input grid: decision regions with g_0 glyphs; the log volume element."""
     geometry = fd.geometry
@@ -69,8 +73,13 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     log_proba = np.log(np.clip(proba, 1e-300, None))
     points, labels = geometry["data_points"], geometry["data_labels"]
     box_w, box_h = extent[1] - extent[0], extent[3] - extent[2]
-    panel_h = 4.2
-    panel_w = panel_h * box_w / box_h
+    # panels of constant area, shaped like the data box; equal aspect unless the user's units
+    # make one axis over MAX_ASPECT times the other (e.g. mm against kg): then the panels are
+    # drawn not to scale, and say so, rather than a figure metres wide
+    ratio = box_w / box_h
+    to_scale = 1 / MAX_ASPECT <= ratio <= MAX_ASPECT
+    shape = ratio**0.5 if to_scale else 1.2
+    panel_w, panel_h = 4.4 * shape, 4.4 / shape
     fig = new_figure(2 * panel_w + 1.6, panel_h + 1.5)
     ax_regions, ax_volume = fig.subplots(1, 2)
 
@@ -117,8 +126,8 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     for ax in (ax_regions, ax_volume):
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax.set_aspect("equal")
-        ax.set_xlabel("input $x_1$")
+        ax.set_aspect("equal" if to_scale else "auto")
+        ax.set_xlabel("input $x_1$" if to_scale else "input $x_1$ (axes not to scale)")
         ax.set_ylabel("input $x_2$")
         ax.tick_params(labelsize=8)
 
