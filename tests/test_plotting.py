@@ -299,3 +299,12 @@ def test_plot_metric_cli_latest_run_no_hydra_folders(tmp_path: Path):
     )
     bad = run_cli("plot-metric", "plot.glyph=round", cwd=work)
     assert bad.returncode == 2 and "stretch, unit_ball" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_plot_metric_takes_a_bare_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    run_dir = small_run(tmp_path)
+    assert cli_main(["plot-metric", str(run_dir), f"out={tmp_path / 'bare'}"]) == 0
+    assert same_image(tmp_path / "bare" / "layers.png", run_dir / "plots" / "layers.png")
+    capsys.readouterr()
+    assert cli_main(["plot-metric", str(run_dir), "extra"]) == 2
+    assert "unexpected argument 'extra'" in capsys.readouterr().err

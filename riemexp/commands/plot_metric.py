@@ -26,7 +26,7 @@ USAGE = """\
 riemexp plot-metric: re-draw the figures of a saved run (layer row, input space, training
 curves, optional GIF) from its geometry.npz and model.pt, without retraining.
 
-usage: riemexp plot-metric [run=PATH] [out=DIR] [grid_density=N] [plot.KEY=VALUE ...]
+usage: riemexp plot-metric [run=]PATH [out=DIR] [grid_density=N] [plot.KEY=VALUE ...]
 
 With no options the run's own plots/ are reproduced file for file. If the saved geometry
 is coarser than asked (grid_density, plot.glyph_density), it is recomputed from model.pt.
@@ -90,6 +90,14 @@ def main(args: list[str]) -> int:
     flags = [a for a in args if a.startswith("-")]
     if flags:
         raise ConfigError(f"unknown option {flags[0]}; expected KEY=VALUE overrides (see --help)")
+    bare = [a for a in args if "=" not in a]
+    if bare:
+        # `riemexp plot-metric RUN` is read as run=RUN
+        if len(bare) > 1 or any(a.startswith("run=") for a in args):
+            raise ConfigError(
+                f"unexpected argument '{bare[-1]}'; expected KEY=VALUE overrides, e.g. run=PATH (see --help)"
+            )
+        args = [f"run={bare[0]}" if a == bare[0] else a for a in args]
     values = OmegaConf.to_container(compose_config("plot_metric", args), resolve=True)
     assert isinstance(values, dict)
     options = parse_options({str(k): v for k, v in values.items()})
