@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,17 @@ def test_summary_rows_columns_and_grouped_mean_std(tmp_path: Path) -> None:
     assert float(grouped[0]["test_accuracy_std"]) == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert float(grouped[1]["test_accuracy_mean"]) == pytest.approx(0.7)
     assert grouped[1]["test_accuracy_std"] == ""  # one completed seed: no spread
+
+
+def test_grouped_stats_survive_an_infinite_value(tmp_path: Path) -> None:
+    for num, value in enumerate([2.0, math.inf]):  # a singular metric: infinite anisotropy
+        job = fake_job(tmp_path, num, 2, num)
+        metrics = json.loads((job / "metrics.json").read_text())
+        (job / "metrics.json").write_text(json.dumps({**metrics, "input_anisotropy_median": value}))
+    (row,) = summarize(tmp_path).grouped
+    assert row["input_anisotropy_median_mean"] == math.inf
+    assert math.isnan(row["input_anisotropy_median_std"])
+    assert row["test_accuracy_std"] == 0.0
 
 
 def test_aggregate_a_partial_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

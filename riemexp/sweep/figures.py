@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import SymLogNorm, TwoSlopeNorm
 
 from riemexp.plotting.style import MARKERS, OKABE_ITO, SCALAR_CMAP, new_figure, save_figure
 from riemexp.sweep.summary import SEED_KEY, Summary
@@ -253,7 +253,10 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
         return None
     values = np.concatenate([m.logvol[np.isfinite(m.logvol)] for m in maps.values()])
     limit = max(float(np.percentile(np.abs(values), 98)) if values.size else 1.0, 1e-6)
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
+    # runs differ by orders of magnitude (deep plain networks shrink area by e^-50): past |v| = 1
+    # the colour scale turns logarithmic, so that small residual networks' structure stays visible
+    symlog = limit > 4.0
+    norm = SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit) if symlog else TwoSlopeNorm(0.0, -limit, limit)
     first = next(iter(maps.values()))
     aspect = float(np.ptp(first.y)) / max(float(np.ptp(first.x)), 1e-12)  # panel height / width
     side = 2.2
@@ -285,7 +288,8 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
                     label += "\n" + _panel_title(panel_keys, panel)
                 ax.set_ylabel(label, fontsize=8)
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes, label="½ log det g₀", shrink=0.8)
+        scale = " (symmetric log scale, linear in [-1, 1])" if symlog else ""
+        fig.colorbar(mesh, ax=axes, label=f"½ log det g₀{scale}", shrink=0.8)
     fig.suptitle(
         "input-space log-volume element ½ log det g₀, first completed seed per configuration\n"
         "(x₁ across, x₂ up, equal aspect; dots: data; grey: singular metric)",

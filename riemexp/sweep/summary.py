@@ -189,6 +189,19 @@ def _numbers(values: Sequence[Any]) -> list[float]:
     ]
 
 
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _std(values: Sequence[float]) -> float | None:
+    """Sample standard deviation (n - 1); None below two values, nan when a value is infinite."""
+    if len(values) < 2:
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return math.nan  # e.g. an infinite anisotropy (a singular metric) among the seeds
+    return statistics.stdev(values)
+
+
 def grouped_rows(rows: Sequence[Mapping[str, Any]], group_keys: Sequence[str]) -> list[dict[str, Any]]:
     """Mean and sample std of every metric over the completed runs of each configuration."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -201,8 +214,8 @@ def grouped_rows(rows: Sequence[Mapping[str, Any]], group_keys: Sequence[str]) -
         entry.update(runs=len(members), completed=len(done))
         for metric in METRIC_COLUMNS:
             values = _numbers([r.get(metric) for r in done])
-            entry[f"{metric}_mean"] = statistics.fmean(values) if values else None
-            entry[f"{metric}_std"] = statistics.stdev(values) if len(values) >= 2 else None
+            entry[f"{metric}_mean"] = _mean(values)
+            entry[f"{metric}_std"] = _std(values)
         out.append(entry)
     return out
 
