@@ -40,8 +40,17 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
 
 
+#: folders of conf/ that are not option groups of the training config
+NOT_TRAIN_GROUPS = ("grid", "hydra")
+
+
 def groups() -> list[str]:
-    return sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    """The option groups of the training config (conf/dataset/, conf/network/, ...)."""
+    return sorted(
+        p.name
+        for p in conf_dir().iterdir()
+        if p.is_dir() and not p.name.startswith(("_", ".")) and p.name not in NOT_TRAIN_GROUPS
+    )
 
 
 def check_group_choices(overrides: list[str]) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import (
     HYDRA_FLAGS,
     compose_config,
+    group_options,
+    groups,
     hydra_argv,
     output_dir,
     passing_errors_through,
@@ -36,7 +38,38 @@ def _task(dcfg: DictConfig) -> str | None:
     return None
 
 
+HELP = """\
+riemexp train: train a network on a 2-D toy dataset, then extract its per-layer coordinates
+and metric tensors, and write tables and figures into the run folder.
+
+usage: riemexp train [GROUP=OPTION | KEY=VALUE ...] [hydra.run.dir=FOLDER]
+
+== Config groups (GROUP=OPTION) ==
+{groups}
+
+== Config (KEY=VALUE; shown with the overrides given) ==
+{config}
+Examples:
+  riemexp train dataset=moons
+  riemexp train network=plain network.depth=20 optim.epochs=500
+  riemexp train dataset=circles network.width=3 hydra.run.dir=outputs/circles-w3
+  riemexp train -m network.depth=2,4,8      # several runs (see also `riemexp sweep`)
+
+The run folder defaults to outputs/DATE/TIME_DATASET_NETWORK under the current folder.
+Hydra's own flags (--cfg job, --info, --hydra-help, -m) work too.
+"""
+
+
+def help_text(args: list[str]) -> str:
+    listing = "\n".join(f"{g}: {', '.join(group_options(g))}" for g in groups())
+    config = OmegaConf.to_yaml(compose_config("train", task_overrides(args)))
+    return HELP.format(groups=listing, config=config)
+
+
 def main(args: list[str]) -> int:
+    if "-h" in args or "--help" in args:
+        print(help_text([a for a in args if a not in ("-h", "--help")]))
+        return 0
     multirun = "-m" in args or "--multirun" in args  # sweep values: `riemexp sweep` checks those
     if not multirun and not any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args):
         # check the whole config before Hydra makes a run folder
