@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import math
 from collections.abc import Callable
@@ -483,6 +484,20 @@ def _standardisation(cfg: DatasetConfig, x_train: torch.Tensor) -> tuple[torch.T
                 f"the {len(x_train)} training points; expected coordinates that vary (they are standardised)"
             )
     return shift, scale
+
+
+def source_fingerprint(cfg: DatasetConfig) -> str | None:
+    """sha256 of the file a dataset is read from (csv), None for generated datasets.
+
+    Saved with a run, so that re-reading the run from an edited file is refused instead of
+    silently regenerating different data.
+    """
+    if cfg.name != "csv" or cfg.path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(cfg.path).read_bytes()).hexdigest()
+    except OSError as err:
+        raise DataError(f"{cfg.path}: cannot be read ({err.strerror})") from None
 
 
 def make_dataset(cfg: DatasetConfig, seed: int) -> Dataset:

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 import riemexp
 from riemexp import console
 from riemexp.config import RunConfig, config_to_dict, load_config
-from riemexp.datasets import Dataset, make_dataset
+from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.networks import LayeredNetwork, build_network
@@ -98,6 +98,7 @@ def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Datas
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config_to_dict(cfg),
         "class_names": list(data.class_names),
+        "dataset_sha256": source_fingerprint(cfg.dataset),
         "riemexp_version": riemexp.__version__,
     }
     atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
@@ -236,6 +237,12 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     except RuntimeError as err:
         raise RunFolderError(f"{model_file} does not match its config: {err}") from None
     model.eval()
+    saved_hash = payload.get("dataset_sha256")
+    if saved_hash is not None and saved_hash != source_fingerprint(cfg.dataset):
+        raise RunFolderError(
+            f"the dataset file {cfg.dataset.path} has changed since run {path} was trained (its sha256 "
+            "differs from the one saved in model.pt); restore the file or train a new run"
+        )
     data = make_dataset(cfg.dataset, cfg.data_seed)
     return LoadedRun(path, model, cfg, metrics, data)
 

@@ -41,8 +41,15 @@ def test_train_writes_run_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = run_cli("train", *TINY_OVERRIDES, *NO_ANALYSIS, f"hydra.run.dir={run_dir}")
     assert out.returncode == 0, out.stderr
-    for name in ("model.pt", "metrics.json", "history.csv", "config.yaml", "train.log",
-                 ".hydra/config.yaml", ".hydra/overrides.yaml"):
+    for name in (
+        "model.pt",
+        "metrics.json",
+        "history.csv",
+        "config.yaml",
+        "train.log",
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 5
@@ -100,8 +107,15 @@ def test_bad_input_gets_one_clear_message(tmp_path: Path, override: str, expecte
 def test_divergence_exits_non_zero_and_marks_the_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = run_cli(
-        "train", "dataset=moons", "dataset.n_samples=100", "network.activation=identity",
-        "network.step_size=1.0", "optim=sgd", "optim.lr=1e6", "optim.epochs=50", *NO_ANALYSIS,
+        "train",
+        "dataset=moons",
+        "dataset.n_samples=100",
+        "network.activation=identity",
+        "network.step_size=1.0",
+        "optim=sgd",
+        "optim.lr=1e6",
+        "optim.epochs=50",
+        *NO_ANALYSIS,
         f"hydra.run.dir={run_dir}",
     )
     assert out.returncode == 3
@@ -113,9 +127,20 @@ def test_divergence_exits_non_zero_and_marks_the_run(tmp_path: Path) -> None:
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "riemexp", "train", "dataset.n_samples=200", "optim.epochs=1000000",
-         *NO_ANALYSIS, f"hydra.run.dir={run_dir}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "riemexp",
+            "train",
+            "dataset.n_samples=200",
+            "optim.epochs=1000000",
+            *NO_ANALYSIS,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     metrics = run_dir / "metrics.json"
     deadline = time.time() + 60

@@ -69,7 +69,10 @@ def test_python_callers_may_pass_strings_for_choices() -> None:
         ("dataset.test_fraction=1.5", "dataset.test_fraction must lie in (0, 1), got 1.5"),
         ("optim.lr=0", "optim.lr must be > 0, got 0.0"),
         ("optim.epochs=0", "optim.epochs must be >= 1, got 0"),
-        ("network.activation=swish", "network.activation must be one of {tanh, sigmoid, relu, softplus, identity}"),
+        (
+            "network.activation=swish",
+            "network.activation must be one of {tanh, sigmoid, relu, softplus, identity}",
+        ),
         ("network.depth=three", "network.depth must be an integer, got 'three'"),
         ("device=tpu", "device must be one of {auto, cpu, cuda}, got 'tpu'"),
     ],

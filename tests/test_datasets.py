@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 from riemexp import cli
 from riemexp.config import DatasetConfig, OptimConfig, load_config
 from riemexp.datasets import DATASETS, make_dataset, read_csv
-from riemexp.errors import ConfigError, DataError
+from riemexp.errors import ConfigError, DataError, RunFolderError
 from riemexp.train import train
 from tests.conftest import run_cli, tiny_config
 
@@ -416,9 +417,25 @@ def test_three_class_csv_end_to_end(three_class_run, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_edited_csv_is_refused_when_a_run_is_read_back(three_class_run, tmp_path):
+    from riemexp.run import load_run
+
+    csv_file, run_dir = three_class_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    original = csv_file.read_bytes()
+    try:
+        last_row = original.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        csv_file.write_bytes(original.rstrip(b"\n") + b"\n" + last_row + b"\n")  # one more row
+        with pytest.raises(RunFolderError, match="has changed since run"):
+            load_run(copy)
+    finally:
+        csv_file.write_bytes(original)
+    assert load_run(copy).data.n_classes == 3
+
+
+@pytest.mark.slow
 def test_three_class_csv_plot_metric(three_class_run, tmp_path):
-    if "plot-metric" not in cli.COMMANDS:
-        pytest.skip("riemexp plot-metric is not registered yet")
     _, run_dir = three_class_run
     result = run_cli("plot-metric", f"run={run_dir}", f"out={tmp_path / 'figs'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

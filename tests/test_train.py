@@ -102,8 +102,18 @@ def test_run_writes_a_complete_run_folder_and_load_run_reads_it(tmp_path) -> Non
     metrics = run(cfg, tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == metrics and saved["status"] == "completed"
-    for key in ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "epochs", "train_seconds",
-                "seed", "python_version", "torch_version", "riemexp_version"):
+    for key in (
+        "train_accuracy",
+        "test_accuracy",
+        "train_loss",
+        "test_loss",
+        "epochs",
+        "train_seconds",
+        "seed",
+        "python_version",
+        "torch_version",
+        "riemexp_version",
+    ):
         assert saved[key] is not None, key
     assert saved["epochs"] == cfg.optim.epochs
     history = (tmp_path / "history.csv").read_text().splitlines()
