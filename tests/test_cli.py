@@ -104,6 +104,14 @@ def test_bad_input_gets_one_clear_message(tmp_path: Path, override: str, expecte
     assert not run_dir.exists(), "a refused config must not leave a run folder"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_a_gpu_is_refused_before_a_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    out = run_cli("train", "device=cuda", f"hydra.run.dir={run_dir}")
+    assert out.returncode == 2 and "no CUDA device is available" in out.stderr
+    assert not run_dir.exists()
+
+
 def test_divergence_exits_non_zero_and_marks_the_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = run_cli(

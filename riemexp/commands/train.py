@@ -24,6 +24,7 @@ from riemexp.commands.hydra_app import (
     to_run_config,
 )
 from riemexp.run import run
+from riemexp.train import resolve_device
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
@@ -72,8 +73,8 @@ def main(args: list[str]) -> int:
         return 0
     multirun = "-m" in args or "--multirun" in args  # sweep values: `riemexp sweep` checks those
     if not multirun and not any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args):
-        # check the whole config before Hydra makes a run folder
-        to_run_config(compose_config("train", task_overrides(args)))
+        # check the whole config, and that its device exists, before Hydra makes a run folder
+        resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
     with hydra_argv("riemexp train", args):
         _task()
     return 0
