@@ -171,14 +171,25 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         out_dir,
     )
     console.show_table(
-        f"{cfg.dataset.name} / {cfg.network.kind.value} (depth {cfg.network.depth})",
-        ["", "loss", "accuracy"],
-        [
-            ["train", metrics["train_loss"], metrics["train_accuracy"]],
-            ["test", metrics["test_loss"], metrics["test_accuracy"]],
-        ],
+        f"{cfg.dataset.name} / {cfg.network.kind.value} (depth {cfg.network.depth}) -> {out_dir}",
+        ["summary", "value"],
+        [[label, metrics[key]] for key, label in SUMMARY_ROWS if metrics.get(key) is not None],
     )
     return metrics
+
+
+#: metrics shown in the terminal summary of a run: (key, label)
+SUMMARY_ROWS = (
+    ("train_accuracy", "train accuracy"),
+    ("test_accuracy", "test accuracy"),
+    ("train_loss", "train loss"),
+    ("test_loss", "test loss"),
+    ("train_seconds", "training seconds"),
+    ("input_log_volume_median", "input log volume element (median)"),
+    ("input_anisotropy_median", "input anisotropy (median)"),
+    ("ode_gap", "ODE gap (k=1 error / spread)"),
+    ("ode_order", "refinement order"),
+)
 
 
 @dataclass
