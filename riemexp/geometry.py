@@ -51,6 +51,7 @@ from riemexp import console
 from riemexp.config import GeometryConfig, NetworkKind
 from riemexp.errors import GeometryError, RunFolderError
 from riemexp.io import atomic_save
+from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
 from riemexp.networks import INPUT_DIM, LayeredNetwork
 from riemexp.tables import write_table
 
@@ -59,8 +60,7 @@ if TYPE_CHECKING:
     from riemexp.run import RunContext
 
 F64 = torch.float64
-GEOMETRY_FILE = "geometry.npz"
-LAYERS_TABLE = "tables/layers"
+LAYERS_TABLE = f"{TABLES_DIR}/layers"
 
 # --------------------------------------------------------------------------- parameters
 

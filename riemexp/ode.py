@@ -59,6 +59,7 @@ import torch
 from torchdiffeq import odeint
 
 from riemexp.config import NetworkKind
+from riemexp.layout import PLOTS_DIR, TABLES_DIR
 from riemexp.networks import LayeredNetwork
 from riemexp.tables import write_table
 
@@ -270,7 +271,7 @@ def ode_step(ctx: Any) -> None:
         ctx.metrics.update(ode_applicable=False, ode_gap=None, ode_order=None, ode_note=PLAIN_NOTE)
     else:
         report = measure(model, x, cfg.ode.max_refinement, cfg.ode.rtol, cfg.ode.atol)
-        write_table(out / "tables" / "ode", report.rows, ODE_COLUMNS)
+        write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
         ctx.metrics.update(
             ode_applicable=True,
             ode_gap=report.gap,
@@ -284,7 +285,7 @@ def ode_step(ctx: Any) -> None:
     if cfg.plot.enabled:
         from riemexp.plotting.trajectories import save_trajectory_figures
 
-        save_trajectory_figures(out / "plots", model, x, y, ctx.data.class_names, report, cfg.plot.formats)
+        save_trajectory_figures(out / PLOTS_DIR, model, x, y, ctx.data.class_names, report, cfg.plot.formats)
 
 
 __all__ = [

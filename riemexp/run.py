@@ -8,7 +8,9 @@
     history.csv     per-epoch train and test loss and accuracy
     config.yaml     the resolved config (Hydra also keeps its own copy in .hydra/)
 
-plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots).
+plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots); names in
+`riemexp.layout`. Training into a folder that holds an earlier run replaces that run: its
+files are removed before training starts.
 `load_run(path)` reads a completed run back.
 """
 
@@ -18,6 +20,7 @@ import importlib
 import json
 import logging
 import platform
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +35,11 @@ from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
+from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
 from riemexp.networks import LayeredNetwork, build_network
 from riemexp.train import HISTORY_COLUMNS, TrainResult, train
 
 log = logging.getLogger("riemexp")
-
-MODEL_FILE = "model.pt"
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.csv"
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -104,6 +103,16 @@ def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Datas
     atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
 
 
+def _remove_earlier_artifacts(out_dir: Path) -> None:
+    """Remove what an earlier run into the same folder wrote (RUN_ARTIFACTS), and only that."""
+    for name in RUN_ARTIFACTS:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train the network of `cfg`, save it, run the analyses; return the final metrics.
 
@@ -120,8 +129,9 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         "seed": cfg.seed,
         **versions(),
     }
+    _write_metrics(out_dir, metrics)  # first: the folder says "running" before anything else
+    _remove_earlier_artifacts(out_dir)
     atomic_write_text(out_dir / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
-    _write_metrics(out_dir, metrics)
     # training, with a progress bar on a terminal
     result = TrainResult(model=None)  # type: ignore[arg-type]
     try:

@@ -157,3 +157,22 @@ def test_load_run_names_what_is_missing_or_corrupt(tmp_path) -> None:
     (tmp_path / "model.pt").write_bytes(b"garbage")
     with pytest.raises(RunFolderError, match="model.pt is corrupt"):
         load_run(tmp_path)
+
+
+def test_a_new_run_into_an_old_run_folder_leaves_nothing_of_the_old_run(tmp_path) -> None:
+    run(tiny_config(), tmp_path)
+    for name in ("geometry.npz", "tables/layers.csv", "plots/layers.png", "model.pt", "history.csv"):
+        assert (tmp_path / name).exists(), name
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    # the second run diverges: nothing of the first run may remain to pass for this one
+    diverging = RunConfig(
+        dataset=DatasetConfig(name="moons", n_samples=100),
+        network=NetworkConfig(depth=10, activation="identity", step_size=1.0),
+        optim=OptimConfig(name="sgd", lr=1e6, epochs=50),
+    )
+    with pytest.raises(DivergedError):
+        run(diverging, tmp_path)
+    for name in ("geometry.npz", "tables", "plots", "model.pt"):
+        assert not (tmp_path / name).exists(), name
+    assert (tmp_path / "notes.txt").exists() and (tmp_path / "history.csv").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import compose_config
 from riemexp.errors import ConfigError, RunFolderError
+from riemexp.layout import METRICS_FILE
 from riemexp.plotting.step import redraw_run
-from riemexp.run import METRICS_FILE
 
 OUTPUTS = Path("outputs")
 PLOT_KEYS = ("layers", "n_layers", "glyph_density", "glyph", "formats", "animation")

@@ -26,7 +26,8 @@ import numpy as np
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError
-from riemexp.geometry import GEOMETRY_FILE, compute_geometry, load_geometry
+from riemexp.geometry import compute_geometry, load_geometry
+from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR
 from riemexp.networks import LayeredNetwork
 from riemexp.plotting.animation import write_animation
 from riemexp.plotting.curves import read_history, training_curves_figure
@@ -40,9 +41,6 @@ if TYPE_CHECKING:
     from riemexp.run import RunContext
 
 log = logging.getLogger("riemexp")
-
-PLOTS_DIR = "plots"
-HISTORY_FILE = "history.csv"
 
 
 def coarser_than_asked(

@@ -28,7 +28,8 @@ from omegaconf import OmegaConf
 from riemexp.config import RunConfig, config_to_dict
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_write_json
-from riemexp.run import CONFIG_FILE, METRICS_FILE, read_metrics, run, versions
+from riemexp.layout import CONFIG_FILE, METRICS_FILE
+from riemexp.run import read_metrics, run, versions
 
 log = logging.getLogger("riemexp")
 

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from riemexp import console
 from riemexp.errors import RunFolderError
-from riemexp.run import CONFIG_FILE, METRICS_FILE
+from riemexp.layout import CONFIG_FILE, METRICS_FILE
 from riemexp.sweep.jobs import JOB_FILE
 from riemexp.tables import format_value, write_table
 
