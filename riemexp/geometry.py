@@ -341,6 +341,38 @@ def log_volume_elements(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> 
     return torch.linalg.slogdet(q).logabsdet
 
 
+@torch.no_grad()
+def input_log_volume(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """1/2 log det g_in at input points x (N, 2): (N,), float64, in the user's input units.
+
+    g_in = S P^T g_0 P S (`input_metric`) is the metric of the data plane, so for width w > 2
+    this is the area element of the plane, not the w-volume of the padded space. With
+    g_0 = Q_0^T Q_0, P^T g_0 P = (Q_0 P)^T (Q_0 P) and Q_0 P = U R (QR, R 2 x 2), so
+
+        1/2 log det g_in = log|det R| - sum log input_scale,
+
+    without forming det g: finite where the metric's entries under- or overflow. The one
+    definition of "input log volume element" used by the run's metrics, its input-space heat
+    map and the sweep tables and figures (`input_log_volume_from_metric` for saved arrays).
+    """
+    coords = layer_coordinates(model, x)
+    _, q = _pullback(model, coords, keep_q=True)
+    r = torch.linalg.qr(q[0][..., :INPUT_DIM], mode="r").R  # (N, 2, 2)
+    log_scale = torch.log(model.input_scale.detach().to(F64).to(r.device)).sum()
+    return torch.linalg.slogdet(r).logabsdet - log_scale
+
+
+def input_log_volume_from_metric(metric0: torch.Tensor | np.ndarray, input_scale: Any) -> np.ndarray:
+    """`input_log_volume` from saved layer-0 metrics g_0 (..., w, w) (geometry.npz): (...), float64.
+
+    1/2 log det g_0[:2, :2] - sum log input_scale, by slogdet of the stored 2 x 2 block
+    (-inf where that block is singular to float64 precision).
+    """
+    g = torch.as_tensor(np.asarray(metric0, dtype=np.float64))[..., :INPUT_DIM, :INPUT_DIM]
+    log_scale = float(np.log(np.asarray(input_scale, dtype=np.float64)).sum())
+    return (log_volume_element(g) - log_scale).numpy()
+
+
 # --------------------------------------------------------------------------- grid
 
 
@@ -616,16 +648,18 @@ def _shown_layers(n_layers: int, at_most: int = 9) -> list[int]:
 def geometry_step(ctx: RunContext) -> None:
     """Analysis step of `riemexp train`: geometry.npz, tables/layers.csv|md and two metrics.
 
-    Adds to ctx.metrics: input_log_volume_median and input_anisotropy_median (of the input
-    metric g_0 over the dataset, in layer-0 coordinates) and geometry_seconds.
+    Adds to ctx.metrics: input_log_volume_median and input_anisotropy_median (medians over the
+    dataset of `input_log_volume` and of the anisotropy of `input_metric`, the metric of the
+    data plane in the user's input units) and geometry_seconds. The layers table's row 0 is
+    instead g_0 itself, in layer-0 (standardised, padded) coordinates, like every other row.
     """
     start = time.perf_counter()
     arrays = compute_geometry(ctx.model, ctx.data, ctx.cfg.geometry)
     save_geometry(ctx.out_dir / GEOMETRY_FILE, arrays)
     rows = layer_table(ctx.model, ctx.data.x)
     write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
-    ctx.metrics["input_log_volume_median"] = rows[0]["log_volume_median"]
-    ctx.metrics["input_anisotropy_median"] = rows[0]["anisotropy_median"]
+    ctx.metrics["input_log_volume_median"] = _stat(input_log_volume(ctx.model, ctx.data.x), "median")
+    ctx.metrics["input_anisotropy_median"] = _stat(anisotropy(input_metric(ctx.model, ctx.data.x)), "median")
     ctx.metrics["geometry_seconds"] = round(time.perf_counter() - start, 4)
 
     def cell(value: Any) -> Any:

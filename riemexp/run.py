@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -81,7 +82,8 @@ def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def _final_scores(result: TrainResult) -> dict[str, Any]:
-    last = result.history[-1] if result.history else {}
+    """Scores of the trained model; of the last epoch's history row when training stopped early."""
+    last = result.final or (result.history[-1] if result.history else {})
     return {
         "train_accuracy": last.get("train_accuracy"),
         "test_accuracy": last.get("test_accuracy"),
@@ -226,6 +228,38 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """The dict saved in the run folder's model.pt; RunFolderError when missing or unreadable."""
+    model_file = path / MODEL_FILE
+    if not model_file.is_file():
+        raise RunFolderError(f"run folder {path} is incomplete: {MODEL_FILE} is missing")
+    try:
+        payload = torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise RunFolderError(f"{model_file} is corrupt: {_first_line(err)}") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise RunFolderError(f"{model_file} is corrupt: expected a dict with a 'state_dict' key")
+    return payload
+
+
+def read_input_scale(path: str | Path) -> np.ndarray:
+    """The input standardisation scale (2,) saved in a run folder's model.pt, float64.
+
+    Converts metrics saved in layer-0 coordinates to the user's input units without
+    rebuilding the model (see `riemexp.geometry.input_log_volume_from_metric`).
+    """
+    path = Path(path)
+    state = read_model_file(path)["state_dict"]
+    if "input_scale" not in state:
+        raise RunFolderError(f"{path / MODEL_FILE} is corrupt: its state_dict has no input_scale")
+    return state["input_scale"].detach().double().numpy()
+
+
 def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     """Read a run folder: the trained model (eval mode), its config, metrics and dataset.
 
@@ -241,17 +275,15 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
             " (expected 'completed')"
         )
     model_file = path / MODEL_FILE
-    if not model_file.is_file():
-        raise RunFolderError(f"run folder {path} is incomplete: {MODEL_FILE} is missing")
+    payload = read_model_file(path)
     try:
-        payload = torch.load(model_file, map_location="cpu", weights_only=True)
         cfg = load_config(payload["config"])
         state = payload["state_dict"]
         n_classes = len(payload["class_names"])
     except RiemexpError as err:
         raise RunFolderError(f"{model_file} holds a config riemexp cannot use: {err}") from None
-    except Exception as err:  # unpickling errors come in many types
-        raise RunFolderError(f"{model_file} is corrupt: {type(err).__name__}: {err}") from None
+    except Exception as err:  # a readable file with the wrong contents
+        raise RunFolderError(f"{model_file} is corrupt: {_first_line(err)}") from None
     model = build_network(cfg.network, n_classes)
     try:
         model.load_state_dict(state)
@@ -268,4 +300,4 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     return LoadedRun(path, model, cfg, metrics, data)
 
 
-__all__ = ["ANALYSES", "LoadedRun", "RunContext", "load_run", "run"]
+__all__ = ["ANALYSES", "LoadedRun", "RunContext", "load_run", "read_input_scale", "run"]

@@ -371,3 +371,64 @@ def test_cli_refuses_a_grid_too_big_for_memory(tmp_path) -> None:
     assert "20000 x 20000 geometry grid" in result.stderr and "GB" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists(), "refused before training: no run folder"
+
+
+# --------------------------------------------------------------------------- the input log volume
+
+
+def test_input_log_volume_is_the_area_element_of_the_data_plane_in_input_units() -> None:
+    """1/2 log det g_in, g_in = S P^T g_0 P S: checked against autograd at width 3."""
+    torch.manual_seed(3)
+    model = LayeredNetwork(NetworkConfig(kind="residual", width=3, depth=4, step_size=0.5), 2).double()
+    with torch.no_grad():
+        model.input_shift.copy_(torch.tensor([50.0, -20.0]))
+        model.input_scale.copy_(torch.tensor([10.0, 0.5]))
+    x = torch.tensor([[52.0, -19.5], [45.0, -20.3], [60.0, -21.0]], dtype=F64)
+    expected = []
+    for point in x:  # x (input units) -> x_L: the Jacobian (w, 2) and its area element
+        jac = torch.func.jacrev(lambda p: model.coordinates(p[None])[-1, 0])(point)
+        expected.append(0.5 * torch.logdet(jac.T @ jac))
+    got = geo.input_log_volume(model, x)
+    assert torch.allclose(got, torch.stack(expected), rtol=1e-10, atol=1e-12)
+    # the same from a saved layer-0 metric, and not the w x w volume of the padded space
+    g0 = geo.pullback_metrics(model, x)[0]
+    saved = geo.input_log_volume_from_metric(g0.numpy(), model.input_scale.numpy())
+    assert np.allclose(saved, got.numpy(), rtol=1e-10)
+    assert not np.allclose(geo.log_volume_element(g0).numpy(), got.numpy(), rtol=1e-3)
+
+
+def test_input_log_volume_stays_finite_where_the_metric_underflows() -> None:
+    x = torch.randn(4, 2, dtype=F64)
+    for width in (2, 3):  # W = I / 8 over 200 layers: g_0 = 2^-1200 I underflows float64
+        deep = linear_network("plain", depth=200, scale=0.125, width=width)
+        with torch.no_grad():
+            deep.input_scale.copy_(torch.tensor([2.0, 4.0]))
+        expected = torch.full((4,), 2 * 200 * math.log(0.125) - math.log(8.0), dtype=F64)
+        assert torch.allclose(geo.input_log_volume(deep, x), expected, rtol=1e-13)
+
+
+def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path) -> None:
+    """A CSV in far-from-unit units at width 3: every reader gives the same numbers."""
+    from riemexp import load_run, run
+    from riemexp.config import DatasetConfig, OdeConfig, PlotConfig
+    from riemexp.sweep.figures import read_log_volume
+    from tests.conftest import tiny_config
+    from tests.test_datasets import write_csv
+
+    data = DatasetConfig(name="csv", path=str(write_csv(tmp_path / "blobs.csv")))
+    cfg = tiny_config(
+        dataset=data,
+        network=NetworkConfig(kind="residual", width=3, depth=3),
+        geometry=GeometryConfig(grid_density=12),
+        plot=PlotConfig(enabled=False),
+        ode=OdeConfig(enabled=False),
+    )
+    metrics = run(cfg, tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
+    assert not np.allclose(loaded.model.input_scale.numpy(), 1.0)
+    on_data = geo.input_log_volume(loaded.model, loaded.data.x)
+    assert metrics["input_log_volume_median"] == pytest.approx(float(on_data.median()), rel=1e-12)
+    arrays = geo.load_geometry(tmp_path / "run")
+    on_grid = geo.input_log_volume(loaded.model, arrays["grid_points"]).numpy()
+    swept = read_log_volume(tmp_path / "run")
+    assert swept is not None and np.allclose(swept.logvol.ravel(), on_grid, rtol=1e-9, atol=1e-9)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from riemexp.config import NetworkKind, RunConfig
-from riemexp.networks import INPUT_DIM, LayeredNetwork
+from riemexp.networks import LayeredNetwork
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,8 @@ class FigureData:
       (L+1, G, w, w), data_points (N, 2), data_labels (N,), data_coords (L+1, N, w),
       grid_proba (G, C).
     input_metric: (G, 2, 2) g_0 at the grid points in the dataset's own input units.
-    input_log_volume: (G,) 1/2 log det of input_metric, computed from the factor of g_0
-      (`riemexp.geometry.log_volume_elements`) when w = 2, so it stays finite where det g_0
-      underflows; from the 2 x 2 block itself when w > 2.
+    input_log_volume: (G,) 1/2 log det of input_metric (`riemexp.geometry.input_log_volume`,
+      from the factor of g_0, so it stays finite where det g_0 underflows).
     head_weight (C, w), head_bias (C,): the linear head, logits = V x_L + c.
     """
 
@@ -73,17 +72,11 @@ def figure_data(
     model: LayeredNetwork, cfg: RunConfig, class_names: tuple[str, ...], geometry: Mapping[str, np.ndarray]
 ) -> FigureData:
     """Collect the arrays the figures need from a trained model and its geometry arrays."""
-    from riemexp.geometry import input_metric, log_volume_element, log_volume_elements
+    from riemexp.geometry import input_log_volume, input_metric
 
     points = torch.as_tensor(np.asarray(geometry["grid_points"]), dtype=torch.float64)
     g_input = input_metric(model, points)  # (G, 2, 2)
-    if model.width == INPUT_DIM:
-        # g_in = S g_0 S, S = diag(1 / input_scale): 1/2 log det g_in = 1/2 log det g_0 - sum log scale,
-        # with log det g_0 from the factor of g_0 (finite where det g_0 underflows)
-        log_scale = torch.log(model.input_scale.detach().double().cpu()).sum().item()
-        log_volume = log_volume_elements(model, points)[0].cpu().numpy() - log_scale
-    else:  # the 2 x 2 block of a padded metric: no factor to use
-        log_volume = log_volume_element(g_input).cpu().numpy()
+    log_volume = input_log_volume(model, points).cpu().numpy()  # (G,)
     return FigureData(
         geometry={k: np.asarray(v) for k, v in geometry.items()},
         input_metric=g_input.cpu().numpy().astype(np.float64),

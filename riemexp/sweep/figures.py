@@ -4,12 +4,13 @@
                         size h (plain: one line, it has no h): mean over seeds with a +-1 std
                         bar, every seed as a faint dot
     accuracy_heatmap    depth x step size, mean test accuracy over seeds, one panel per kind
-    input_log_volume    1/2 log det g_0 on the input grid of each configuration (its first
-                        completed seed), read from the run's geometry.npz; rows: kind and
+    input_log_volume    1/2 log det g_in, the input metric in the data's units, on the input
+                        grid of each configuration (its first completed seed), read from
+                        the run's geometry.npz and model.pt; rows: kind and
                         step size, columns: depth; one shared, zero-centred colour scale
 
 Keys swept besides kind, depth, step size and seed (e.g. dataset) split every figure into
-panels. The figures read the summary rows and the run folders only, never a model.
+panels. The figures read the summary rows and the run folders (files only), never rebuild a model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from matplotlib.colors import SymLogNorm, TwoSlopeNorm
 
 from riemexp.plotting.style import MARKERS, OKABE_ITO, SCALAR_CMAP, new_figure, save_figure
@@ -213,33 +213,35 @@ class LogVolumeMap:
 
     x: np.ndarray  # (ny, nx) first input coordinate of the grid points
     y: np.ndarray  # (ny, nx) second input coordinate
-    logvol: np.ndarray  # (ny, nx) 1/2 log det g_0; -inf where g_0 is singular
+    logvol: np.ndarray  # (ny, nx) 1/2 log det g_in (input units); -inf where singular
     data: np.ndarray  # (N, 2) the dataset's points
     seed: Any
 
 
 def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
-    """1/2 log det g_0 on the input grid of the run in `path` (its geometry.npz); None when absent."""
-    from riemexp.geometry import GEOMETRY_FILE, log_volume_element
+    """The input log-volume element on the input grid of the run in `path`; None when absent.
 
-    file = path / GEOMETRY_FILE
-    if not file.is_file():
-        return None
+    `riemexp.geometry.input_log_volume_from_metric` of the saved g_0 (geometry.npz) and input
+    scale (model.pt): the same quantity as the run's own input-space heat map.
+    """
+    from riemexp.errors import RunFolderError
+    from riemexp.geometry import input_log_volume_from_metric, load_geometry
+    from riemexp.run import read_input_scale
+
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            points, shape = npz["grid_points"], npz["grid_shape"]  # (G, 2), (2,) = (ny, nx)
-            metric, data = npz["grid_metric"][0], npz["data_points"]  # (G, w, w), (N, 2)
-    except Exception as err:  # unreadable: leave the panel empty, say why
-        log.warning("%s: %s", file, err)
+        arrays = load_geometry(path)
+        scale = read_input_scale(path)
+    except RunFolderError as err:  # missing or unreadable: leave the panel empty, say why
+        log.warning("%s", err)
         return None
-    ny, nx = (int(v) for v in shape)
-    logvol = log_volume_element(torch.from_numpy(np.asarray(metric, dtype=np.float64))).numpy()  # (G,)
-    grid = points.reshape(ny, nx, 2)
-    return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), data, seed)
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    logvol = input_log_volume_from_metric(arrays["grid_metric"][0], scale)  # (G,)
+    grid = arrays["grid_points"].reshape(ny, nx, 2)
+    return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), arrays["data_points"], seed)
 
 
 def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> Figure | None
-    """1/2 log det g_0 over the input grid: one panel per configuration, ordered by the swept values."""
+    """1/2 log det g_0 (input units) on the input grid: one panel per configuration, by swept values."""
     rows = sorted({(p.panel, p.kind, p.step) for p in points}, key=lambda r: (repr(r[0]), r[1], r[2] or -1.0))
     depths = _order([p.depth for p in points])
     maps: dict[tuple[Any, ...], LogVolumeMap] = {}
@@ -289,7 +291,7 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
                 ax.set_ylabel(label, fontsize=8)
     if mesh is not None:
         scale = " (symmetric log scale, linear in [-1, 1])" if symlog else ""
-        fig.colorbar(mesh, ax=axes, label=f"½ log det g₀{scale}", shrink=0.8)
+        fig.colorbar(mesh, ax=axes, label=f"½ log det g₀ (input units){scale}", shrink=0.8)
     fig.suptitle(
         "input-space log-volume element ½ log det g₀, first completed seed per configuration\n"
         "(x₁ across, x₂ up, equal aspect; dots: data; grey: singular metric)",

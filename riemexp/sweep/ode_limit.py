@@ -7,35 +7,37 @@ total time T = L h); `write_ode_limit(summary)` then writes into the sweep folde
     ode_limit.csv|md          one row per depth L (columns below), mean and sample std over seeds
     plots/ode_limit.png       accuracy, ODE gap and the change of g_0 between consecutive depths vs L
     plots/ode_limit_log_volume.png
-                              the input log-volume element 1/2 log det g_0 on the geometry grid,
+                              the input log-volume element on the geometry grid (input units,
+                              `riemexp.geometry.input_log_volume_from_metric`),
                               one heatmap per depth side by side (first completed seed), one colour scale
 
 Columns of ode_limit.csv: depth, step_size, total_time, runs, completed, test_accuracy_mean/_std,
-ode_gap_mean/_std, ode_order_mean, input_log_volume_mean (mean over the grid of 1/2 log det g_0, then
-over seeds), g0_relative_change_mean/_std and log_volume_change_mean (against the next smaller depth
-of the same seed, on the same grid:
+ode_gap_mean/_std, ode_order_mean, input_log_volume_mean (mean over the grid of the input log-volume
+element 1/2 log det g_in, in input units, then over seeds), g0_relative_change_mean/_std and
+log_volume_change_mean (against the next smaller depth of the same seed, on the same grid:
 
     g0_relative_change = median over grid points of |g_0^(L) - g_0^(L')|_F / |g_0^(L')|_F,
     log_volume_change  = mean over grid points of |1/2 log det g_0^(L) - 1/2 log det g_0^(L')|,
 
 L' the previous depth; empty for the smallest depth, or when either run has no geometry.npz or the
-two grids differ). g_0 is the metric in layer-0 coordinates (`grid_metric[0]` of geometry.npz).
+two grids differ). g_0 is the 2 x 2 data-plane block of the metric in layer-0 coordinates
+(`grid_metric[0]` of geometry.npz); the log volumes are in input units, which differ from layer-0
+units by a constant that cancels in the change.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from riemexp.errors import RunFolderError
-from riemexp.geometry import load_geometry, log_volume_element
-from riemexp.sweep.summary import Job, Summary
+from riemexp.geometry import input_log_volume_from_metric, load_geometry
+from riemexp.run import read_input_scale
+from riemexp.sweep.summary import Job, Summary, mean, sample_std
 from riemexp.tables import write_table
 
 STEM = "ode_limit"
@@ -78,25 +80,32 @@ def applies(summary: Summary) -> bool:
     return max(times) - min(times) <= 1e-9 * max(abs(t) for t in times)
 
 
-def _mean(values: Sequence[Any]) -> float | None:
+def _finite(values: Sequence[Any]) -> list[float]:
+    """The finite numbers among values (None, bools, nan and inf left out)."""
     nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    nums = [v for v in nums if math.isfinite(v)]
-    return statistics.fmean(nums) if nums else None
+    return [v for v in nums if math.isfinite(v)]
+
+
+def _mean(values: Sequence[Any]) -> float | None:
+    return mean(_finite(values))
 
 
 def _std(values: Sequence[Any]) -> float | None:
-    nums = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
-    return statistics.stdev(nums) if len(nums) >= 2 else None
+    return sample_std(_finite(values))
 
 
 def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(grid_points (G, 2), grid_shape (2,), g_0 (G, 2, 2), log volume (G,)) of a job, or None."""
+    """(grid_points (G, 2), grid_shape (2,), g_0 block (G, 2, 2), input log volume (G,)) of a job, or None.
+
+    g_0 in layer-0 coordinates; the log volume in input units (`input_log_volume_from_metric`).
+    """
     try:
         arrays = load_geometry(job.path)
+        scale = read_input_scale(job.path)
     except RunFolderError:
         return None
     g0 = arrays["grid_metric"][0][:, :2, :2]
-    logvol = log_volume_element(torch.from_numpy(g0)).numpy()
+    logvol = input_log_volume_from_metric(g0, scale)
     return arrays["grid_points"], arrays["grid_shape"], g0, logvol
 
 

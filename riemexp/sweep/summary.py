@@ -189,11 +189,12 @@ def _numbers(values: Sequence[Any]) -> list[float]:
     ]
 
 
-def _mean(values: Sequence[float]) -> float | None:
+def mean(values: Sequence[float]) -> float | None:
+    """The mean; None for no values."""
     return statistics.fmean(values) if values else None
 
 
-def _std(values: Sequence[float]) -> float | None:
+def sample_std(values: Sequence[float]) -> float | None:
     """Sample standard deviation (n - 1); None below two values, nan when a value is infinite."""
     if len(values) < 2:
         return None
@@ -214,8 +215,8 @@ def grouped_rows(rows: Sequence[Mapping[str, Any]], group_keys: Sequence[str]) -
         entry.update(runs=len(members), completed=len(done))
         for metric in METRIC_COLUMNS:
             values = _numbers([r.get(metric) for r in done])
-            entry[f"{metric}_mean"] = _mean(values)
-            entry[f"{metric}_std"] = _std(values)
+            entry[f"{metric}_mean"] = mean(values)
+            entry[f"{metric}_std"] = sample_std(values)
         out.append(entry)
     return out
 
