@@ -1,7 +1,12 @@
 """Training: seeded, full-batch by default, with a per-epoch history.
 
-`train` fits a network to a dataset and returns the trained model and its history; it
-writes nothing. `riemexp.run.run` wraps it with the run folder.
+`train` fits a network to a dataset and returns the trained model, its history and its final
+scores; it writes nothing. `riemexp.run.run` wraps it with the run folder.
+
+History rows follow the usual convention: train_loss and train_accuracy are the means over the
+epoch's steps, each taken on its batch just before that step's update (free: the step computes
+them anyway); test_loss and test_accuracy are evaluated after the epoch's last update. The final
+scores (`TrainResult.final`, the run's metrics.json) evaluate the trained model on both sets.
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class TrainResult:
     model: LayeredNetwork
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: train_loss, train_accuracy, test_loss, test_accuracy of the trained model (eval mode);
+    #: empty until training has finished
+    final: dict[str, float] = field(default_factory=dict)
 
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -142,4 +150,11 @@ def train(
         if on_epoch is not None:
             on_epoch(row)
     model.eval()
+    train_loss, train_acc = evaluate(model, x_train, y_train)
+    result.final = {
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+        "test_loss": result.history[-1]["test_loss"],
+        "test_accuracy": result.history[-1]["test_accuracy"],
+    }
     return result

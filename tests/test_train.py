@@ -124,6 +124,13 @@ def test_run_writes_a_complete_run_folder_and_load_run_reads_it(tmp_path) -> Non
     with torch.no_grad():
         pred = loaded.model(loaded.data.x_test.float()).argmax(1)
     assert (pred == loaded.data.y_test).double().mean().item() == pytest.approx(saved["test_accuracy"])
+    # the train scores, too, are those of the saved model (not of the weights before the last step)
+    with torch.no_grad():
+        logits = loaded.model(loaded.data.x_train.float())
+    loss = torch.nn.functional.cross_entropy(logits, loaded.data.y_train).item()
+    assert loss == pytest.approx(saved["train_loss"], rel=1e-6)
+    assert (logits.argmax(1) == loaded.data.y_train).double().mean().item() == saved["train_accuracy"]
+    assert saved["train_loss"] != pytest.approx(float(history[-1].split(",")[1]), rel=1e-9)
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
 
 
