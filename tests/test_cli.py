@@ -132,6 +132,18 @@ def test_divergence_exits_non_zero_and_marks_the_run(tmp_path: Path) -> None:
     assert not (run_dir / "model.pt").exists()
 
 
+def test_train_multirun_exits_non_zero_when_a_run_fails(tmp_path: Path) -> None:
+    diverging = ["network.activation=identity", "network.step_size=1.0", "optim=sgd", "optim.epochs=20"]
+    common = ["dataset=moons", "dataset.n_samples=100", *diverging, *NO_ANALYSIS]
+    out = run_cli("train", "-m", *common, "optim.lr=0.01,1e6", f"hydra.sweep.dir={tmp_path / 'm'}")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "2 runs, 1 failed" in out.stdout and "diverged" in out.stderr and "Traceback" not in out.stderr
+    statuses = sorted(json.loads((tmp_path / "m" / j / "metrics.json").read_text())["status"] for j in "01")
+    assert statuses == ["completed", "diverged"]
+    ok = run_cli("train", "-m", *common, "optim.lr=0.01,0.02", f"hydra.sweep.dir={tmp_path / 'ok'}")
+    assert ok.returncode == 0 and "2 runs, 0 failed" in ok.stdout, ok.stdout + ok.stderr
+
+
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

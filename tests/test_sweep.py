@@ -318,3 +318,23 @@ def test_sweep_cli_refuses_a_bad_value_before_running(tmp_path: Path, cli) -> No
     assert done.returncode == 2
     assert "network.depth must be >= 1, got 0" in done.stderr and "Traceback" not in done.stderr
     assert not sweep.exists()
+
+
+def test_resume_runs_a_csv_job_again_when_its_file_changed(tmp_path: Path) -> None:
+    from riemexp import run
+    from riemexp.config import DatasetConfig, GeometryConfig, OdeConfig, PlotConfig
+    from riemexp.sweep.jobs import finished
+    from tests.conftest import tiny_config
+    from tests.test_datasets import write_csv
+
+    data = write_csv(tmp_path / "blobs.csv")
+    off = dict(geometry=GeometryConfig(enabled=False), plot=PlotConfig(enabled=False))
+    cfg = tiny_config(dataset=DatasetConfig(name="csv", path=str(data)), ode=OdeConfig(enabled=False), **off)
+    run(cfg, tmp_path / "job")
+    assert finished(tmp_path / "job", cfg)
+    assert not finished(tmp_path / "job", tiny_config(**off))  # another config
+    write_csv(data, seed=1)  # same name, same options, other points
+    assert not finished(tmp_path / "job", cfg)
+    (tmp_path / "job" / "model.pt").unlink()
+    write_csv(data)
+    assert not finished(tmp_path / "job", cfg)

@@ -6,6 +6,8 @@ in the job folder and the task returns, so that one bad job does not stop the ot
 
 from __future__ import annotations
 
+import uuid
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -23,6 +25,7 @@ from riemexp.commands.hydra_app import (
     task_overrides,
     to_run_config,
 )
+from riemexp.errors import RunFolderError
 from riemexp.run import run
 from riemexp.train import resolve_device
 
@@ -71,10 +74,43 @@ def main(args: list[str]) -> int:
     if "-h" in args or "--help" in args:
         print(help_text([a for a in args if a not in ("-h", "--help")]))
         return 0
-    multirun = "-m" in args or "--multirun" in args  # sweep values: `riemexp sweep` checks those
-    if not multirun and not any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args):
+    hydra_flags = any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args)
+    if ("-m" in args or "--multirun" in args) and not hydra_flags:
+        return _multirun(args)
+    if not hydra_flags:
         # check the whole config, and that its device exists, before Hydra makes a run folder
         resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
     with hydra_argv("riemexp train", args):
         _task()
     return 0
+
+
+def _multirun(args: list[str]) -> int:
+    """`riemexp train -m`: Hydra's multirun of the task; exit 1 when any of its runs failed.
+
+    Each job records its outcome in its folder (metrics.json, job.json), whatever the launcher;
+    the jobs of this invocation are found by an id set in their environment.
+    """
+    from riemexp import console
+    from riemexp.commands.sweep import resolve_sweep_dir
+    from riemexp.sweep.jobs import INVOCATION_ENV
+    from riemexp.sweep.summary import FAILED, find_jobs
+
+    sweep_dir = resolve_sweep_dir(args)  # fixed now, so that the jobs can be found afterwards
+    invocation = uuid.uuid4().hex[:12]
+    argv = [
+        *[a for a in args if a.split("=", 1)[0] != "hydra.sweep.dir"],
+        f"hydra.sweep.dir={sweep_dir}",
+        f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}",
+    ]
+    with hydra_argv("riemexp train", argv):
+        _task()
+    try:
+        jobs = [j for j in find_jobs(sweep_dir) if j.record.get("invocation") == invocation]
+    except RunFolderError:
+        jobs = []
+    failed = [j for j in jobs if j.status in FAILED]
+    for job in failed:
+        console.error(f"run {job.path} {job.status}: {job.error or 'no message recorded'}")
+    print(f"riemexp train -m: {len(jobs)} runs, {len(failed)} failed -> {sweep_dir}")
+    return 1 if failed or not jobs else 0

@@ -26,10 +26,11 @@ import torch
 from omegaconf import OmegaConf
 
 from riemexp.config import RunConfig, config_to_dict
+from riemexp.datasets import source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_write_json
 from riemexp.layout import CONFIG_FILE, METRICS_FILE
-from riemexp.run import read_metrics, run, versions
+from riemexp.run import read_metrics, read_model_file, run, versions
 
 log = logging.getLogger("riemexp")
 
@@ -38,14 +39,19 @@ INVOCATION_ENV = "RIEMEXP_SWEEP_ID"  # set by `riemexp sweep` in every job (hydr
 
 
 def finished(out_dir: Path, cfg: RunConfig) -> bool:
-    """True when out_dir holds a completed run whose saved config equals cfg."""
+    """True when out_dir holds a completed run of cfg: same saved config, same dataset file.
+
+    A CSV dataset is compared by the sha256 saved in model.pt, so an edited file is trained again.
+    """
     try:
         if read_metrics(out_dir)["status"] != "completed":
             return False
         saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG_FILE), resolve=True)
-    except Exception:  # a missing or unreadable record: run the job again
+        if saved != config_to_dict(cfg):
+            return False
+        return read_model_file(out_dir).get("dataset_sha256") == source_fingerprint(cfg.dataset)
+    except Exception:  # a missing or unreadable record (or data file): run the job again
         return False
-    return saved == config_to_dict(cfg)
 
 
 def _merge_metrics(out_dir: Path, **values: Any) -> None:
