@@ -338,8 +338,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         # refuse a grid that cannot fit before training, not after (GeometryError)
         from riemexp.geometry import check_memory
 
-        n_classes = max(2, getattr(d, "n_classes", 2))
-        check_memory(g, d.n_samples, n.depth, n.width, n_classes, n.kind.value)
+        # a CSV's size is known only once it is read: here the grid alone (a lower bound);
+        # riemexp.run checks again with the real number of points before training
+        n_data = 0 if d.name == "csv" else d.n_samples
+        n_classes = d.n_classes if d.name == "gaussians" else 2
+        check_memory(g, n_data, n.depth, n.width, n_classes, n.kind.value)
     return cfg
 
 

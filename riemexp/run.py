@@ -35,6 +35,7 @@ from riemexp import console
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
+from riemexp.geometry import check_memory
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
 from riemexp.networks import LayeredNetwork, build_network
@@ -138,6 +139,15 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     result = TrainResult(model=None)  # type: ignore[arg-type]
     try:
         data = make_dataset(cfg.dataset, cfg.data_seed)
+        if cfg.geometry.enabled:  # with the real number of points (a CSV's is known only now)
+            check_memory(
+                cfg.geometry,
+                len(data.x),
+                cfg.network.depth,
+                cfg.network.width,
+                data.n_classes,
+                cfg.network.kind.value,
+            )
         with console.progress_bar("training", cfg.optim.epochs) as bar:
 
             def on_epoch(row: dict[str, float]) -> None:

@@ -432,3 +432,26 @@ def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path
     on_grid = geo.input_log_volume(loaded.model, arrays["grid_points"]).numpy()
     swept = read_log_volume(tmp_path / "run")
     assert swept is not None and np.allclose(swept.logvol.ravel(), on_grid, rtol=1e-9, atol=1e-9)
+
+
+def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
+    """validate cannot know a CSV's size; run() checks again before training."""
+    from riemexp import run
+    from riemexp.config import DatasetConfig, config_to_dict, load_config
+    from tests.conftest import tiny_config
+    from tests.test_datasets import write_csv
+
+    path = write_csv(tmp_path / "many.csv", n_per_class=2000)  # 6000 points
+    grid_only = geo.geometry_nbytes(8 * 8, 0, 3, 2, 3, "residual")
+    with_data = geo.geometry_nbytes(8 * 8, 6000, 3, 2, 3, "residual")
+    limit = (grid_only + with_data) / 2 / 2**30
+    cfg = tiny_config(
+        dataset=DatasetConfig(name="csv", path=str(path)),
+        geometry=GeometryConfig(grid_density=8, max_memory_gb=limit),
+    )
+    assert load_config(config_to_dict(cfg)) == cfg  # the grid alone fits: the config is valid
+    with pytest.raises(GeometryError, match="would need"):
+        run(cfg, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "would need" in metrics["error"]
+    assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / "history.csv").exists()
