@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from riemexp import __version__, console
-from riemexp.errors import RiemexpError
+from riemexp.errors import OutputError, RiemexpError
 
 #: subcommand -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except RiemexpError as err:
         console.error(str(err))
         return err.exit_code
+    except OSError as err:  # riemexp reads through its own errors: an OSError here is a write
+        error = OutputError.from_os_error(err)
+        console.error(str(error))
+        return error.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130

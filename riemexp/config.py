@@ -318,6 +318,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(p.n_layers >= 2, f"plot.n_layers must be >= 2, got {p.n_layers}")
     _check(p.glyph_density >= 1, f"plot.glyph_density must be >= 1, got {p.glyph_density}")
     if p.layers is not None:
+        _check(
+            len(p.layers) > 0,
+            "plot.layers must list at least one layer, e.g. [0,5,10], or be null (about plot.n_layers "
+            "evenly spaced), got []",
+        )
         bad = [layer for layer in p.layers if not 0 <= layer <= n.depth]
         _check(
             not bad,
@@ -326,8 +331,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     formats = {"png", "pdf", "svg"}
     bad_formats = [f for f in p.formats if f not in formats]
     _check(
-        not bad_formats,
-        f"plot.formats must be drawn from {{png, pdf, svg}}, got {list(p.formats)}",
+        bool(p.formats) and not bad_formats,
+        f"plot.formats must be one or more of {{png, pdf, svg}}, got {list(p.formats)}",
     )
     _check(
         e.max_refinement >= 1 and e.max_refinement & (e.max_refinement - 1) == 0,

@@ -31,6 +31,17 @@ class RunFolderError(RiemexpError):
     exit_code = 2
 
 
+class OutputError(RiemexpError):
+    """A file or folder could not be written (permissions, a full disk, a path through a file)."""
+
+    exit_code = 2
+
+    @classmethod
+    def from_os_error(cls, err: OSError) -> OutputError:
+        where = f" {err.filename}" if err.filename else ""
+        return cls(f"cannot write{where}: {err.strerror or err} (expected a writable folder)")
+
+
 class DivergedError(RiemexpError):
     """Training produced a non-finite loss."""
 

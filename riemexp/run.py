@@ -276,6 +276,8 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     Raises RunFolderError naming what is missing or corrupt.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{path} is not a folder; expected a run folder (the one holding metrics.json)")
     if not path.is_dir():
         raise RunFolderError(f"run folder {path} does not exist")
     metrics = read_metrics(path)

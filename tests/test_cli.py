@@ -144,6 +144,20 @@ def test_train_multirun_exits_non_zero_when_a_run_fails(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "2 runs, 0 failed" in ok.stdout, ok.stdout + ok.stderr
 
 
+def test_unwritable_output_folders_get_one_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for args in (
+        ["train", *TINY_OVERRIDES, f"hydra.run.dir={blocker / 'run'}"],
+        ["train", "-m", *TINY_OVERRIDES, f"hydra.sweep.dir={blocker / 'multi'}"],
+        ["sweep", "grid=none", *TINY_OVERRIDES, f"hydra.sweep.dir={blocker / 'sweep'}"],
+    ):
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        err = out.stderr.strip()
+        assert f"cannot write {blocker}" in err and "Traceback" not in err and err.count("\n") == 0, err
+
+
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

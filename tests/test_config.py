@@ -75,6 +75,10 @@ def test_python_callers_may_pass_strings_for_choices() -> None:
         ),
         ("network.depth=three", "network.depth must be an integer, got 'three'"),
         ("device=tpu", "device must be one of {auto, cpu, cuda}, got 'tpu'"),
+        ("plot.layers=[]", "plot.layers must list at least one layer"),
+        ("plot.layers=[0,11]", "plot.layers must lie in [0, network.depth=10], got [0, 11]"),
+        ("plot.formats=[]", "plot.formats must be one or more of {png, pdf, svg}, got []"),
+        ("plot.formats=[png,jpg]", "plot.formats must be one or more of {png, pdf, svg}, got ['png', 'jpg']"),
     ],
 )
 def test_out_of_range_values_are_refused_with_expected_and_given(override: str, expected: str) -> None:

@@ -281,6 +281,23 @@ def test_plot_metric_bad_run_folders(tmp_path: Path, capsys: pytest.CaptureFixtu
     (broken / "metrics.json").write_text(json.dumps(metrics))
     (broken / "history.csv").unlink()
     assert "history.csv is missing" in error_of(broken)
+    (broken / "model.pt").write_bytes(b"\x80\x02 not a pickle\n" * 20)
+    assert "model.pt is corrupt" in error_of(broken)  # one line, not the unpickler's essay
+    assert "is not a folder" in error_of(run_dir / "metrics.json")
+
+
+def test_plot_metric_bad_options_and_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    run_dir = small_run(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    for options, code, expected in [
+        (["plot.layers=[]"], 2, "plot.layers must list at least one layer"),
+        (["plot.formats=[]"], 2, "plot.formats must be one or more of {png, pdf, svg}, got []"),
+        ([f"out={tmp_path / 'a-file' / 'plots'}"], 2, "cannot write"),
+    ]:
+        capsys.readouterr()
+        assert cli_main(["plot-metric", f"run={run_dir}", *options]) == code, options
+        err = capsys.readouterr().err.strip()
+        assert expected in err and err.count("\n") == 0 and "Traceback" not in err, err
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from riemexp.cli import conf_dir
 from riemexp.config import RunConfig, load_config
-from riemexp.errors import ConfigError, RiemexpError
+from riemexp.errors import ConfigError, OutputError, RiemexpError
 
 HYDRA_FLAGS = (
     "-h",
@@ -129,6 +129,8 @@ def passing_errors_through() -> Iterator[None]:
         yield
     except RiemexpError as err:
         raise PassThrough(err) from None
+    except OSError as err:  # e.g. a run folder on a read-only disk
+        raise PassThrough(OutputError.from_os_error(err)) from None
 
 
 @contextmanager

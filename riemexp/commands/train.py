@@ -7,6 +7,7 @@ in the job folder and the task returns, so that one bad job does not stop the ot
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -80,6 +81,9 @@ def main(args: list[str]) -> int:
     if not hydra_flags:
         # check the whole config, and that its device exists, before Hydra makes a run folder
         resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
+        given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+        if given and "${" not in given[-1]:
+            Path(given[-1]).expanduser().mkdir(parents=True, exist_ok=True)  # OSError: cannot write
     with hydra_argv("riemexp train", args):
         _task()
     return 0
@@ -97,9 +101,12 @@ def _multirun(args: list[str]) -> int:
     from riemexp.sweep.summary import FAILED, find_jobs
 
     sweep_dir = resolve_sweep_dir(args)  # fixed now, so that the jobs can be found afterwards
+    sweep_dir.mkdir(parents=True, exist_ok=True)  # OSError (cannot write) before Hydra starts
     invocation = uuid.uuid4().hex[:12]
-    argv = [
-        *[a for a in args if a.split("=", 1)[0] != "hydra.sweep.dir"],
+    argv = [  # Hydra wants its flags first and the overrides together after them
+        "--multirun",
+        *[a for a in args if a.startswith("-") and a not in ("-m", "--multirun")],
+        *[a for a in args if not a.startswith("-") and a.split("=", 1)[0] != "hydra.sweep.dir"],
         f"hydra.sweep.dir={sweep_dir}",
         f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}",
     ]

@@ -135,6 +135,8 @@ def read_job(path: Path) -> Job:
 def find_jobs(sweep_dir: str | Path) -> list[Job]:
     """The job folders of a sweep folder, in job order; RunFolderError when there are none."""
     sweep_dir = Path(sweep_dir)
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise RunFolderError(f"{sweep_dir} is not a folder; expected a sweep folder (hydra.sweep.dir)")
     if not sweep_dir.is_dir():
         raise RunFolderError(f"sweep folder {sweep_dir} does not exist")
     paths = [
