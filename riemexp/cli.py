@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "riemexp.commands.bench",
-        "benchmarks: `riemexp bench train`, `riemexp bench geometry`",
+        "benchmarks: `riemexp bench train`, `riemexp bench geometry`, `riemexp bench sweep`",
     ),
 }
 

@@ -24,7 +24,6 @@ Linux only).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from collections.abc import Callable
 import torch
 
 from riemexp import geometry as geo
+from riemexp.bench import option_parser, parse_options
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
 from riemexp.networks import LayeredNetwork
@@ -146,13 +146,13 @@ def peak_memory(depth: int, density: int, threads: int) -> tuple[float, float]:
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="riemexp bench geometry", description=__doc__.splitlines()[0])
+    parser = option_parser("riemexp bench geometry", __doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--grid", type=int, default=200, help="grid points along each axis")
     parser.add_argument("--blocks", type=int, default=5, help="alternating timed blocks per side")
     parser.add_argument("--sample", type=int, default=200, help="points timed for reference (b)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    opts = parser.parse_args(args)
+    opts = parse_options(parser, args, {"depth": 1, "grid": 2, "blocks": 1, "sample": 1, "threads": 0})
     if opts.threads:
         torch.set_num_threads(opts.threads)
     threads = torch.get_num_threads()

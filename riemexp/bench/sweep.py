@@ -21,7 +21,6 @@ sizes) instead of the preset's 60.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from riemexp.bench import option_parser, parse_options
+from riemexp.cli import conf_dir
+from riemexp.sweep.grid import load_grid
 from riemexp.sweep.jobs import JOB_FILE
 
 QUICK = ["network.depth=2,4,8", "seed=0,1"]
@@ -55,13 +57,14 @@ def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="riemexp bench sweep", description=__doc__.splitlines()[0])
+    parser = option_parser("riemexp bench sweep", __doc__.splitlines()[0])
     parser.add_argument("--grid", default="default", help="grid preset (conf/grid/NAME.yaml)")
     parser.add_argument("--epochs", type=int, default=None, help="optim.epochs of every job")
     parser.add_argument("--quick", action="store_true", help="a smaller grid: depth 2,4,8 and seeds 0,1")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of both sides; the fastest is shown")
     parser.add_argument("--keep", type=Path, default=None, help="keep the sweep folders under this folder")
-    opts = parser.parse_args(args)
+    opts = parse_options(parser, args, {"epochs": 1, "repeat": 1})
+    load_grid(opts.grid, conf_dir())  # an unknown preset: ConfigError listing the presets
     overrides = [f"grid={opts.grid}", *(QUICK if opts.quick else [])]
     if opts.epochs is not None:
         overrides.append(f"optim.epochs={opts.epochs}")

@@ -9,13 +9,13 @@ busy machine slows both alike; each side's time is the median over blocks.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 from torch import nn
 
+from riemexp.bench import option_parser, parse_options
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
 from riemexp.networks import build_network
@@ -53,13 +53,13 @@ def _time(step, steps: int) -> float:
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="riemexp bench train", description=__doc__.splitlines()[0])
+    parser = option_parser("riemexp bench train", __doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=30, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=15, help="alternating blocks per side")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    opts = parser.parse_args(args)
+    opts = parse_options(parser, args, {"depth": 1, "points": 20, "steps": 1, "blocks": 1, "threads": 0})
     if opts.threads:
         torch.set_num_threads(opts.threads)
 
