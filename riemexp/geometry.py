@@ -65,11 +65,6 @@ LAYERS_TABLE = f"{TABLES_DIR}/layers"
 # --------------------------------------------------------------------------- parameters
 
 
-def _params(model: LayeredNetwork) -> tuple[torch.Tensor, torch.Tensor]:
-    """W (L, w, w) and b (L, w) as float64, detached."""
-    return model.weight.detach().to(F64), model.bias.detach().to(F64)
-
-
 def _as_points(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.Tensor:
     x = torch.as_tensor(x).to(device=model.weight.device, dtype=F64)
     if x.ndim != 2 or x.shape[1] != INPUT_DIM:
@@ -88,7 +83,7 @@ def layer_coordinates(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> to
     `riemexp.networks` (plain, residual, c2 with x_{-1} = x_0), evaluated in float64.
     """
     x = _as_points(model, x)
-    W, b = _params(model)
+    W, b = model.float64_weights()
     L, w = W.shape[0], W.shape[1]
     coords = torch.empty((L + 1, x.shape[0], w), dtype=F64, device=x.device)  # (L+1, N, w)
     shift, scale = model.input_shift.to(F64), model.input_scale.to(F64)
@@ -149,7 +144,7 @@ def layer_jacobians(model: LayeredNetwork, coords: torch.Tensor) -> torch.Tensor
     with D = diag(sigma'(W_l x_l + b_l)). One batched evaluation, no autograd.
     """
     coords = coords.to(F64)
-    W, b = _params(model)
+    W, b = model.float64_weights()
     W, b = W.to(coords.device), b.to(coords.device)
     block = _block(model, W, b, coords[:-1])  # (L, N, w, w)
     if model.kind is not NetworkKind.C2:
@@ -212,7 +207,7 @@ def _pullback(
     g_l[a, b] = sum_i Q[i, a] Q[i, b], computed points-last and copied into the (N, w, w) output.
     """
     L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
-    W, b = _params(model)
+    W, b = model.float64_weights()
     W, b = W.to(coords.device), b.to(coords.device)
     metric = torch.empty((L + 1, N, w, w), dtype=F64, device=coords.device)  # (L+1, N, w, w)
     qs = torch.empty_like(metric) if keep_q else None
@@ -571,7 +566,7 @@ def _trajectory_jacobians(model: LayeredNetwork, coords: torch.Tensor) -> torch.
     """
     if model.kind is not NetworkKind.C2:
         return layer_jacobians(model, coords)
-    a = _block(model, *(p.to(coords.device) for p in _params(model)), coords[:-1])  # (L, N, w, w)
+    a = _block(model, *(p.to(coords.device) for p in model.float64_weights()), coords[:-1])  # (L, N, w, w)
     L, N, w, _ = a.shape
     k_prev = k = torch.eye(w, dtype=F64, device=a.device).expand(N, w, w)
     out = torch.empty_like(a)

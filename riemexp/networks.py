@@ -97,6 +97,10 @@ class LayeredNetwork(nn.Module):
         """Last hidden layer x_L of points x (N, 2): (N, w)."""
         return self._layers(x, keep=False)[0]
 
+    def float64_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked layer weights W (L, w, w) and biases b (L, w) in float64, detached."""
+        return self.weight.detach().to(torch.float64), self.bias.detach().to(torch.float64)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of points x (N, 2): (N, C)."""
         return self.head(self.hidden(x))

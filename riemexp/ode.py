@@ -69,11 +69,6 @@ PLAIN_NOTE = (
 )
 
 
-def _params(model: LayeredNetwork) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stacked weights in float64, detached: W (L, w, w), b (L, w)."""
-    return model.weight.detach().to(torch.float64), model.bias.detach().to(torch.float64)
-
-
 def _check_kind(model: LayeredNetwork) -> None:
     if model.kind is NetworkKind.PLAIN:
         raise ValueError(f"the ODE view needs a residual or c2 network, got kind '{model.kind.value}'")
@@ -93,7 +88,7 @@ def refine(model: LayeredNetwork, x0: torch.Tensor, k: int, corrected: bool = Fa
     _check_kind(model)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    W, b = _params(model)
+    W, b = model.float64_weights()
     delta, sigma = model.h / k, model.sigma
     x = x0.to(torch.float64)
     if model.kind is NetworkKind.RESIDUAL:
@@ -153,7 +148,7 @@ def reference_solve(
     _check_kind(model)
     if n_dense < 1:
         raise ValueError(f"n_dense must be >= 1, got {n_dense}")
-    W, b = _params(model)
+    W, b = model.float64_weights()
     h, sigma, w = model.h, model.sigma, model.width
     second_order = model.kind is NetworkKind.C2
     state = x0.to(torch.float64)
