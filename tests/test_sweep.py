@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from riemexp.cli import conf_dir
 from riemexp.cli import main as cli_main
 from riemexp.commands.sweep import aggregate, probe_jobs
 from riemexp.errors import ConfigError, RunFolderError
+from riemexp.geometry import save_geometry
 from riemexp.sweep.figures import draw_figures
 from riemexp.sweep.grid import SET_DIR, SET_GROUP, load_grid, parse_grid, preset_names, sweep_overrides
 from riemexp.sweep.summary import GROUPED, METRIC_COLUMNS, SUMMARY, summarize, write_summary
@@ -200,10 +202,22 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
         scale = np.exp(points[:, 0] * (num + 1))  # g_0 = diag(s, s): 1/2 log det g_0 = log s
         metric = np.zeros((depth + 1, len(points), 2, 2))
         metric[0, :, 0, 0] = metric[0, :, 1, 1] = scale
-        with open(job / "geometry.npz", "wb") as f:
-            np.savez(
-                f, grid_points=points, grid_shape=np.array([5, 6]), grid_metric=metric, data_points=points
-            )
+        metric[1:] = np.eye(2)
+        coords = np.broadcast_to(points, (depth + 1, len(points), 2))
+        arrays = dict(
+            grid_points=points,
+            grid_shape=np.array([5, 6]),
+            grid_coords=coords,
+            grid_metric=metric,
+            data_points=points,
+            data_labels=np.zeros(len(points), dtype=np.int64),
+            data_coords=coords,
+            data_metric=metric,
+            grid_proba=np.full((len(points), 2), 0.5),
+        )
+        save_geometry(job / "geometry.npz", arrays)
+        # inputs standardised by 2 along x_1: in input units 1/2 log det g_in = log s - log 2
+        torch.save({"state_dict": {"input_scale": torch.tensor([2.0, 1.0])}}, job / "model.pt")
     files = draw_figures(summarize(tmp_path))
     names = sorted(p.name for p in files)
     assert names == ["accuracy_heatmap.png", "accuracy_vs_depth.png", "input_log_volume.png"]
@@ -213,7 +227,7 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
 
     field = read_log_volume(tmp_path / "1")
     assert field is not None and field.logvol.shape == (5, 6)
-    np.testing.assert_allclose(field.logvol, 2 * field.x)  # log s = 2 x for job 1
+    np.testing.assert_allclose(field.logvol, 2 * field.x - math.log(2.0))  # log s = 2 x for job 1
     assert read_log_volume(tmp_path / "missing") is None
 
 
