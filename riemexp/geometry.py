@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 
 F64 = torch.float64
 LAYERS_TABLE = f"{TABLES_DIR}/layers"
+#: a metric with lambda_min <= SINGULAR_RTOL * lambda_max is singular to float64 precision: the
+#: rounding error of a computed g is about eps * lambda_max, so smaller eigenvalues are noise
+SINGULAR_RTOL = 1e-12
 
 # --------------------------------------------------------------------------- parameters
 
@@ -307,19 +310,42 @@ def metric_eigh(metric: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def log_volume_element(metric: torch.Tensor) -> torch.Tensor:
     """1/2 log det g of metrics (..., w, w) -> (...), without forming det g.
 
-    Uses slogdet (an LU factorisation summing log pivots), so values far outside float64's
-    range of det g (e.g. det g = 1e-400 from a deep network) come out finite. A metric
-    that is singular to float64 precision (or rounds to a non-positive determinant) gives -inf.
+    1/2 sum log lambda_i over the eigenvalues (symmetric solver), so values far outside
+    float64's range of det g (e.g. det g = 1e-400 from a deep network) come out finite. A
+    metric that is singular to float64 precision, lambda_min <= SINGULAR_RTOL * lambda_max
+    (below the rounding level of a computed g), gives -inf.
     """
-    sign, logabs = torch.linalg.slogdet(metric)
-    return torch.where(sign > 0, 0.5 * logabs, torch.full_like(logabs, -math.inf))
+    lam = torch.linalg.eigvalsh(metric)  # (..., w) ascending
+    singular = lam[..., 0] <= SINGULAR_RTOL * lam[..., -1].clamp_min(0.0)
+    logvol = 0.5 * torch.log(lam.clamp_min(torch.finfo(lam.dtype).tiny)).sum(-1)
+    return torch.where(singular, torch.full_like(logvol, -math.inf), logvol)
 
 
 def anisotropy(metric: torch.Tensor) -> torch.Tensor:
-    """lambda_max / lambda_min of metrics (..., w, w) -> (...); inf where lambda_min <= 0 (singular)."""
+    """lambda_max / lambda_min of metrics (..., w, w) -> (...); inf where singular (as above)."""
     lam = torch.linalg.eigvalsh(metric)  # (..., w) ascending
     lo, hi = lam[..., 0], lam[..., -1]
-    return torch.where(lo > 0, hi / lo.clamp_min(torch.finfo(lam.dtype).tiny), torch.full_like(hi, math.inf))
+    singular = lo <= SINGULAR_RTOL * hi.clamp_min(0.0)
+    return torch.where(
+        singular, torch.full_like(hi, math.inf), hi / lo.clamp_min(torch.finfo(lam.dtype).tiny)
+    )
+
+
+def _factor_log_volumes(model: LayeredNetwork, coords: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+    """log|det Q_l| = 1/2 log det g_l for every layer: (L+1, N).
+
+    Plain and residual: sum over k >= l of log|det J_k| (each layer's own determinant, summed
+    from the top), so a layer that is exactly singular (a relu unit switched off in a plain
+    layer) gives exactly -inf, not a rounding-level finite number. c2 (whose layer Jacobians
+    act on the state): log|det Q_l| of the carried factor q (L+1, N, w, w).
+    """
+    if model.kind is NetworkKind.C2:
+        assert q is not None
+        return torch.linalg.slogdet(q).logabsdet
+    per_layer = torch.linalg.slogdet(layer_jacobians(model, coords)).logabsdet  # (L, N)
+    out = torch.zeros((coords.shape[0], coords.shape[1]), dtype=F64, device=coords.device)
+    out[:-1] = per_layer.flip(0).cumsum(0).flip(0)
+    return out
 
 
 @torch.no_grad()
@@ -327,13 +353,13 @@ def log_volume_elements(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> 
     """1/2 log det g_l of every layer at input points x (N, 2): (L+1, N), float64.
 
     Computed as log|det Q_l| with Q_l the factor of g_l = Q_l^T Q_l (for plain/residual
-    Q_l = dx_L/dx_l, so this is the sum over k >= l of log|det J_k|): det g is never formed, so
-    deep networks whose metric entries would under- or overflow still get finite values.
-    -inf only where a layer is exactly singular (e.g. relu switching a unit off).
+    Q_l = dx_L/dx_l, so this is the sum over k >= l of log|det J_k|, see `_factor_log_volumes`):
+    det g is never formed, so deep networks whose metric entries would under- or overflow still
+    get finite values. -inf only where a layer is exactly singular (e.g. relu switching a unit off).
     """
     coords = layer_coordinates(model, x)
-    _, q = _pullback(model, coords, keep_q=True)
-    return torch.linalg.slogdet(q).logabsdet
+    q = _pullback(model, coords, keep_q=True)[1] if model.kind is NetworkKind.C2 else None
+    return _factor_log_volumes(model, coords, q)
 
 
 @torch.no_grad()
@@ -346,22 +372,26 @@ def input_log_volume(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> tor
 
         1/2 log det g_in = log|det R| - sum log input_scale,
 
-    without forming det g: finite where the metric's entries under- or overflow. The one
+    without forming det g: finite where the metric's entries under- or overflow. At w = 2 for
+    plain and residual networks log|det R| = log|det Q_0| is the sum of the layers' own
+    log|det J_k| (`_factor_log_volumes`: exactly -inf where a layer is singular). The one
     definition of "input log volume element" used by the run's metrics, its input-space heat
     map and the sweep tables and figures (`input_log_volume_from_metric` for saved arrays).
     """
     coords = layer_coordinates(model, x)
+    log_scale = torch.log(model.input_scale.detach().to(F64).to(coords.device)).sum()
+    if model.width == INPUT_DIM and model.kind is not NetworkKind.C2:
+        return _factor_log_volumes(model, coords, None)[0] - log_scale
     _, q = _pullback(model, coords, keep_q=True)
     r = torch.linalg.qr(q[0][..., :INPUT_DIM], mode="r").R  # (N, 2, 2)
-    log_scale = torch.log(model.input_scale.detach().to(F64).to(r.device)).sum()
     return torch.linalg.slogdet(r).logabsdet - log_scale
 
 
 def input_log_volume_from_metric(metric0: torch.Tensor | np.ndarray, input_scale: Any) -> np.ndarray:
     """`input_log_volume` from saved layer-0 metrics g_0 (..., w, w) (geometry.npz): (...), float64.
 
-    1/2 log det g_0[:2, :2] - sum log input_scale, by slogdet of the stored 2 x 2 block
-    (-inf where that block is singular to float64 precision).
+    1/2 log det g_0[:2, :2] - sum log input_scale, by `log_volume_element` of the stored
+    2 x 2 block (-inf where that block is singular to float64 precision).
     """
     g = torch.as_tensor(np.asarray(metric0, dtype=np.float64))[..., :INPUT_DIM, :INPUT_DIM]
     log_scale = float(np.log(np.asarray(input_scale, dtype=np.float64)).sum())
@@ -603,7 +633,7 @@ def layer_table(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> list[dic
     """
     coords = layer_coordinates(model, x)
     metric, q = _pullback(model, coords, keep_q=True)
-    logvol = torch.linalg.slogdet(q).logabsdet  # (L+1, N)
+    logvol = _factor_log_volumes(model, coords, q)  # (L+1, N)
     aniso = anisotropy(metric)  # (L+1, N)
     steps = (coords[1:] - coords[:-1]).norm(dim=-1)  # (L, N)
     jac = _trajectory_jacobians(model, coords)  # (L, N, w, w)

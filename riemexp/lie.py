@@ -6,7 +6,7 @@ size h along the one-parameter subgroup exp(t A_l), up to a second-order remaind
 
 `lie_table(model, x)` evaluates, at the data points' own coordinates x_l (from
 `riemexp.geometry.layer_coordinates`, Jacobians from `riemexp.geometry.layer_jacobians`), one row per
-layer l = 0 .. L-1 (columns documented in LIE_COLUMNS and docs/readme/ode.md):
+layer l = 0 .. L-1 (columns documented in LIE_COLUMNS and the README, "Residual networks as ODEs"):
 
     det_mean, det_min           mean and min over points of det J_l
     det_positive_fraction       fraction of points with det J_l > 0 (orientation kept, J_l in GL+)

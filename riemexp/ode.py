@@ -280,7 +280,10 @@ def ode_step(ctx: Any) -> None:
     if cfg.plot.enabled:
         from riemexp.plotting.trajectories import save_trajectory_figures
 
-        save_trajectory_figures(out / PLOTS_DIR, model, x, y, ctx.data.class_names, report, cfg.plot.formats)
+        written = save_trajectory_figures(
+            out / PLOTS_DIR, model, x, y, ctx.data.class_names, report, cfg.plot.formats
+        )
+        ctx.metrics["plots"] = ctx.metrics.get("plots", []) + [p.relative_to(out).as_posix() for p in written]
 
 
 __all__ = [

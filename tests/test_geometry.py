@@ -240,6 +240,34 @@ def test_metric_scalars() -> None:
         geo.log_volume_element(metric)[:2], 0.5 * torch.log(torch.tensor([4.0, 3.0], dtype=F64))
     )
     assert geo.log_volume_element(metric)[2] == -math.inf
+    # singular to float64 precision: lambda_min below the rounding level of g
+    noisy = torch.tensor([[[1.0, 1e-9], [1e-9, 1e-18]]], dtype=F64)  # rank 1 plus rounding noise
+    assert geo.log_volume_element(noisy)[0] == -math.inf and geo.anisotropy(noisy)[0] == math.inf
+
+
+def test_a_relu_layer_switching_a_unit_off_gives_minus_inf_everywhere() -> None:
+    """Plain relu, depth 2: layer 0 switches unit 1 off at every point, so g_0 has rank 1."""
+    model = LayeredNetwork(NetworkConfig(kind="plain", depth=2, activation="relu"), 2).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[[1.0, 0.3], [0.2, 1.0]], [[0.7, -0.6], [0.5, 0.9]]]))
+        model.bias.copy_(torch.tensor([[5.0, -50.0], [5.0, 5.0]]))  # unit 1 of layer 0: off
+    x = torch.randn(6, 2, dtype=F64)
+    logvol = geo.log_volume_elements(model, x)
+    assert torch.all(logvol[0] == -math.inf)  # the singular layer and every layer before it
+    assert torch.isfinite(logvol[1:]).all() and torch.all(logvol[2] == 0)
+    assert torch.all(geo.input_log_volume(model, x) == -math.inf)
+    g0 = geo.pullback_metrics(model, x)[0]
+    assert torch.all(geo.log_volume_element(g0) == -math.inf)
+    assert np.all(geo.input_log_volume_from_metric(g0.numpy(), [1.0, 1.0]) == -math.inf)
+    rows = geo.layer_table(model, x)
+    assert rows[0]["log_volume_max"] == -math.inf and rows[0]["anisotropy_median"] == math.inf
+    # a residual relu layer with a unit off is I + h D W: not singular, and the paths agree
+    res = LayeredNetwork(NetworkConfig(kind="residual", depth=2, activation="relu"), 2).double()
+    with torch.no_grad():
+        res.weight.copy_(model.weight)
+        res.bias.copy_(model.bias)
+    expected = geo.log_volume_element(geo.pullback_metrics(res, x)[0])
+    assert torch.allclose(geo.log_volume_elements(res, x)[0], expected, rtol=1e-12)
 
 
 def test_make_grid_is_x_fastest_over_the_box_with_margin() -> None:

@@ -266,3 +266,7 @@ def test_cli_run_writes_ode_and_lie_tables(tmp_path):
     assert metrics["status"] == "completed" and metrics["ode_applicable"] is True
     assert metrics["ode_gap"] > 0 and 0.5 < metrics["ode_order"] < 1.5
     assert (out / "plots" / "trajectories.png").is_file()
+    # metrics.json lists every figure of the run, and only files that exist
+    listed, on_disk = set(metrics["plots"]), {f"plots/{p.name}" for p in (out / "plots").iterdir()}
+    assert {"plots/trajectories.png", "plots/ode_convergence.png", "plots/layers.png"} <= listed
+    assert listed == on_disk and len(metrics["plots"]) == len(listed)

@@ -111,13 +111,17 @@ def test_glyph_axes_follow_eigh_and_the_convention():
 
 
 def test_degenerate_metrics_are_flagged_and_kept():
-    metrics = np.stack([np.diag([1.0, 2.0]), np.diag([0.0, 3.0]), np.zeros((2, 2))])
-    centres = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    # exactly singular, zero, and singular to float64 precision (a saturated tanh: 1e-20 is noise)
+    metrics = np.stack(
+        [np.diag([1.0, 2.0]), np.diag([0.0, 3.0]), np.zeros((2, 2)), rotated((1e-20, 1.0), 20.0)]
+    )
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
     for convention in GlyphConvention:
         glyphs = make_glyphs(centres, metrics, convention, spacing=1.0)
-        assert glyphs.degenerate.tolist() == [False, True, True]
+        assert glyphs.degenerate.tolist() == [False, True, True, True]
         sizes = np.stack([glyphs.widths, glyphs.heights], axis=1)
         assert np.all(np.isfinite(sizes)) and np.all(sizes > 0)  # drawn, with a visible size
+        assert np.all(sizes <= FILL + 1e-12), sizes  # and never bigger than the fill size
 
 
 def test_glyph_sizes_are_normalised_per_panel():

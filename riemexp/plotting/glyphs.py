@@ -1,6 +1,6 @@
 """Metric-tensor glyphs: ellipses drawn from 2 x 2 metrics, sized per panel (paper.md §3).
 
-Convention (stated in every figure's caption and in docs/readme/figures.md):
+Convention (stated in every figure's caption and in the README, "Glyph convention"):
 eigen-decompose each metric with a symmetric solver, g = Q diag(lambda) Q^T (`numpy.linalg.eigh`),
 draw an ellipse whose axes lie along the eigenvectors (orientation arctan2(q_y, q_x)) with
 semi-axes proportional to
@@ -27,11 +27,12 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.patches import Ellipse
 
 from riemexp.config import GlyphConvention
+from riemexp.geometry import SINGULAR_RTOL
 
 FILL = 0.9  # the largest glyph's long axis, as a fraction of the glyph spacing
 MIN_FRACTION = 0.45  # smallest long axis drawn, as a fraction of the spacing
 CLUSTER = MIN_FRACTION / FILL  # closer neighbours (x spacing) overlap even at the minimum size
-DEGENERATE_RTOL = 1e-12  # lambda_min / lambda_max at or below this: degenerate
+DEGENERATE_RTOL = SINGULAR_RTOL  # lambda_min / lambda_max at or below this: degenerate (rank lost)
 DEGENERATE_AXIS = 0.25  # the collapsed axis of a degenerate glyph, as a fraction of its long axis
 FACE = "#4d4d4d"
 EDGE = "#1a1a1a"
@@ -70,6 +71,9 @@ def glyph_axes(metric: np.ndarray, convention: GlyphConvention) -> tuple[np.ndar
     lam_max = lam[:, 1]
     degenerate = lam[:, 0] <= DEGENERATE_RTOL * lam_max
     degenerate |= lam_max == 0
+    # below the rounding level an eigenvalue is zero: its stretch axis vanishes and its
+    # unit-ball axis is infinite (drawn at a fixed visible size), never 1/sqrt(noise)
+    lam = np.where(lam <= DEGENERATE_RTOL * lam_max[:, None], 0.0, lam)
     if GlyphConvention(convention) is GlyphConvention.STRETCH:
         axes = np.sqrt(lam)
     else:
@@ -116,6 +120,8 @@ def make_glyphs(
     drawn = axes * scale  # (M, 2), inf where an axis is infinite (degenerate unit ball)
     # degenerate: infinite axes capped at the fill size, vanishing ones at a visible width
     drawn = np.where(np.isinf(drawn), FILL * spacing, drawn)
+    # degenerate glyphs do not set the scale, so cap them too: none is drawn beyond the fill
+    drawn = np.where(degenerate[:, None], np.minimum(drawn, FILL * spacing), drawn)
     # too small to see: enlarge, keeping the shape
     long_drawn = drawn.max(axis=1)
     minimum = MIN_FRACTION * spacing
@@ -202,7 +208,7 @@ def caption(convention: GlyphConvention) -> str:
         what = "semi-axes ∝ 1/√λ (the unit ball {v : vᵀgv ≤ 1})"
     return (
         f"Glyphs: g = Q diag(λ) Qᵀ (eigh), ellipse axes along the eigenvectors (angle atan2), {what};\n"
-        f"one size scale per panel: the largest glyph spans {FILL:.0%} of the glyph spacing "
+        f"one size scale per panel: the largest glyph spans at most {FILL:.0%} of the glyph spacing "
         "and neighbouring glyphs do not overlap."
     )
 

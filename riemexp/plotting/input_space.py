@@ -33,13 +33,12 @@ from riemexp.plotting.regions import draw_boundaries, probability_confidence, re
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
     SCALAR_CMAP,
+    SINGULAR_COLOUR,
     add_legend,
     class_colours,
     class_markers,
     new_figure,
 )
-
-SINGULAR_COLOUR = "#d9d9d9"
 
 
 def grid_axes(fd: FigureData) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
@@ -114,13 +113,15 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
         cmap=cmap,
         zorder=0,
     )
-    fig.colorbar(image, ax=ax_volume, shrink=0.85, label=r"$\frac{1}{2}\log\det g_0$ (natural log)")
+    fig.colorbar(
+        image, ax=ax_volume, shrink=0.85, label=r"$\frac{1}{2}\log\det g_0$ (input units, natural log)"
+    )
     white_edge = [patheffects.withStroke(linewidth=3.2, foreground="white")]
     draw_boundaries(ax_volume, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=1.4)
     for artist in ax_volume.collections:
         artist.set_path_effects(white_edge)
     ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="white", linewidths=0, alpha=0.5, zorder=3)
-    ax_volume.set_title("log volume element of $g_0$", fontsize=10)
+    ax_volume.set_title("log volume element of $g_0$ in input units", fontsize=10)
     ax_volume.set_label("input log volume")
 
     for ax in (ax_regions, ax_volume):

@@ -144,12 +144,15 @@ def redraw_run(
 def plots_step(ctx: RunContext) -> None:
     """Analysis step of `riemexp train`: the figures in <run>/plots/.
 
-    Adds to ctx.metrics: plots (the files, relative to the run folder) and plots_seconds.
+    Adds to ctx.metrics: plots (the files, relative to the run folder; the ODE step's figures, drawn
+    before, come after these) and plots_seconds.
     """
     start = time.perf_counter()
     geometry = geometry_for_plots(ctx.out_dir, ctx.model, ctx.data, ctx.cfg.geometry, ctx.cfg.plot)
     fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry)
     history = read_history(ctx.out_dir / HISTORY_FILE)
     written = draw_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history)
-    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written]
+    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written] + ctx.metrics.get(
+        "plots", []
+    )
     ctx.metrics["plots_seconds"] = round(time.perf_counter() - start, 4)

@@ -24,6 +24,7 @@ GRID_COLOUR = "#8c8c8c"
 BOUNDARY_COLOUR = "#000000"
 #: a sequential, perceptually uniform, colour-blind-safe map for scalar fields
 SCALAR_CMAP = "viridis"
+SINGULAR_COLOUR = "#d9d9d9"  # heat-map cells where the metric is singular (log volume -inf)
 PNG_DPI = 110
 FORMATS = ("png", "pdf", "svg")
 

@@ -25,6 +25,7 @@ from riemexp.geometry import layer_coordinates
 from riemexp.networks import LayeredNetwork
 from riemexp.plotting.style import (
     SCALAR_CMAP,
+    SINGULAR_COLOUR,
     class_colours,
     class_markers,
     new_figure,
@@ -206,8 +207,9 @@ def log_volume_panels(
         points, shape, logvol = panels[depth]
         ny, nx = (int(n) for n in shape)
         extent = (points[:, 0].min(), points[:, 0].max(), points[:, 1].min(), points[:, 1].max())
+        ax.set_facecolor(SINGULAR_COLOUR)  # -inf (a singular metric) is masked: this grey shows
         image = ax.imshow(
-            logvol.reshape(ny, nx),
+            np.ma.masked_invalid(logvol.reshape(ny, nx)),
             origin="lower",
             extent=extent,
             cmap=SCALAR_CMAP,
@@ -222,7 +224,14 @@ def log_volume_panels(
     if title:
         fig.suptitle(title, fontsize=11)
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label="1/2 log det g_0 (2-98 % range)", fraction=0.02, pad=0.01)
+        fig.colorbar(
+            image,
+            ax=list(axes),
+            label="1/2 log det g_0, input units (2-98 % range; grey: -inf)",
+            fraction=0.02,
+            pad=0.01,
+            extend="both",
+        )
     return fig
 
 

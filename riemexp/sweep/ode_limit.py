@@ -17,7 +17,7 @@ element 1/2 log det g_in, in input units, then over seeds), g0_relative_change_m
 log_volume_change_mean (against the next smaller depth of the same seed, on the same grid:
 
     g0_relative_change = median over grid points of |g_0^(L) - g_0^(L')|_F / |g_0^(L')|_F,
-    log_volume_change  = mean over grid points of |1/2 log det g_0^(L) - 1/2 log det g_0^(L')|,
+    log_volume_change  = mean over grid points of |1/2 log det g_in^(L) - 1/2 log det g_in^(L')|,
 
 L' the previous depth; empty for the smallest depth, or when either run has no geometry.npz or the
 two grids differ). g_0 is the 2 x 2 data-plane block of the metric in layer-0 coordinates
