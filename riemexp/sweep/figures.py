@@ -262,7 +262,8 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
     first = next(iter(maps.values()))
     aspect = float(np.ptp(first.y)) / max(float(np.ptp(first.x)), 1e-12)  # panel height / width
     side = 2.2
-    fig = new_figure(1.6 + side * len(depths), 1.0 + side * min(max(aspect, 0.3), 3.0) * len(rows))
+    # at least 7 in wide, so that the title and the row labels fit beside a few columns
+    fig = new_figure(max(1.6 + side * len(depths), 7.0), 1.2 + side * min(max(aspect, 0.3), 3.0) * len(rows))
     axes = fig.subplots(len(rows), len(depths), squeeze=False)
     mesh = None
     for r, (panel, kind, step) in enumerate(rows):
@@ -293,8 +294,9 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
         scale = " (symmetric log scale, linear in [-1, 1])" if symlog else ""
         fig.colorbar(mesh, ax=axes, label=f"½ log det g₀ (input units){scale}", shrink=0.8)
     fig.suptitle(
-        "input-space log-volume element ½ log det g₀, first completed seed per configuration\n"
-        "(x₁ across, x₂ up, equal aspect; dots: data; grey: singular metric)",
+        "input-space log-volume element ½ log det g₀ (input units)\n"
+        "first completed seed per configuration; x₁ across, x₂ up, equal aspect\n"
+        "dots: data; grey: singular metric",
         fontsize=10,
     )
     return fig
