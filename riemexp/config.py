@@ -11,6 +11,7 @@ tests can build one directly:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -273,6 +274,18 @@ def validate(cfg: RunConfig) -> RunConfig:
     from riemexp.datasets import DATASETS, MIN_SAMPLES, check_csv, check_split
 
     d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
+    for section in ("dataset", "network", "optim", "geometry", "plot", "ode"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            _check(
+                not isinstance(value, float) or math.isfinite(value),
+                f"{section}.{f.name} must be a finite number, got {value}",
+            )
+    for name, seed in (("seed", cfg.seed), ("dataset.seed", d.seed)):
+        _check(
+            seed is None or -(2**63) <= seed < 2**63 - 1,
+            f"{name} must lie in [-2**63, 2**63 - 1) (a 64-bit integer), got {seed}",
+        )
     _check(
         d.name in DATASETS,
         f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{d.name}'",

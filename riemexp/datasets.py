@@ -191,10 +191,12 @@ class CsvTable:
     lines: tuple[int, int]  # first and last line of data
 
 
+#: delimiters by name (those Hydra's override syntax would need quoted)
+NAMED_DELIMITERS = {"tab": "\t", "\\t": "\t", "semicolon": ";", "space": " ", "pipe": "|", "comma": ","}
+
+
 def _delimiter(value: str) -> str:
-    if value in ("tab", "\\t"):
-        return "\t"
-    return value
+    return NAMED_DELIMITERS.get(value, value)
 
 
 def check_split(n: int, test_fraction: float, what: str, error: type[Exception] = ConfigError) -> int:
@@ -227,7 +229,10 @@ def read_csv(cfg: DatasetConfig) -> CsvTable:
         )
     delimiter = _delimiter(cfg.delimiter)
     if len(delimiter) != 1 or delimiter in ('"', "\n", "\r"):
-        raise ConfigError(f"dataset.delimiter must be a single character (or 'tab'), got {cfg.delimiter!r}")
+        raise ConfigError(
+            f"dataset.delimiter must be a single character or one of tab, semicolon, space, pipe, comma; "
+            f"got {cfg.delimiter!r}"
+        )
     path = Path(cfg.path)
     if not path.exists():
         raise DataError(

@@ -10,7 +10,8 @@
 
 plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots); names in
 `riemexp.layout`. Training into a folder that holds an earlier run replaces that run: its
-files are removed before training starts.
+files are removed before training starts. A folder that holds files by those names but no
+riemexp run is refused (OutputError), never emptied.
 `load_run(path)` reads a completed run back.
 """
 
@@ -34,7 +35,7 @@ import riemexp
 from riemexp import console
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
-from riemexp.errors import DivergedError, RiemexpError, RunFolderError
+from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError
 from riemexp.geometry import check_memory
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
@@ -106,6 +107,23 @@ def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Datas
     atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
 
 
+def _check_run_folder(out_dir: Path) -> None:
+    """Refuse a folder that holds files by riemexp's names but no riemexp run (they are not ours).
+
+    A folder with an earlier run (a readable metrics.json) is replaced by the new run.
+    """
+    found = [name for name in RUN_ARTIFACTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+    if not found:
+        return
+    try:
+        read_metrics(out_dir)
+    except RunFolderError:
+        raise OutputError(
+            f"{out_dir} holds {', '.join(found)} but no riemexp run ({METRICS_FILE}); a run would "
+            "overwrite them: choose another folder (hydra.run.dir=...) or move them away"
+        ) from None
+
+
 def _remove_earlier_artifacts(out_dir: Path) -> None:
     """Remove what an earlier run into the same folder wrote (RUN_ARTIFACTS), and only that."""
     for name in RUN_ARTIFACTS:
@@ -125,6 +143,7 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_run_folder(out_dir)
     metrics: dict[str, Any] = {
         "status": "running",
         "dataset": cfg.dataset.name,

@@ -59,6 +59,14 @@ def test_unknown_preset_lists_the_presets(capsys: pytest.CaptureFixture[str]) ->
     assert "none" in err
 
 
+def test_a_preset_that_is_not_yaml_gets_one_line(tmp_path: Path) -> None:
+    for text in (": : [\n", 'network.depth: "2,\n'):
+        (tmp_path / "broken.yaml").write_text(text)
+        with pytest.raises(ConfigError, match="is not valid YAML: .*line 1") as err:
+            load_grid(str(tmp_path / "broken.yaml"), conf_dir())
+        assert "\n" not in str(err.value)
+
+
 def test_preset_errors_say_what_was_expected() -> None:
     with pytest.raises(ConfigError, match="unknown section 'parms'"):
         parse_grid("g", {"parms": {}}, "g.yaml")
@@ -351,4 +359,19 @@ def test_resume_runs_a_csv_job_again_when_its_file_changed(tmp_path: Path) -> No
     assert not finished(tmp_path / "job", cfg)
     (tmp_path / "job" / "model.pt").unlink()
     write_csv(data)
+    assert not finished(tmp_path / "job", cfg)
+
+
+def test_resume_runs_a_job_again_when_its_geometry_was_removed(tmp_path: Path) -> None:
+    from riemexp import run
+    from riemexp.config import GeometryConfig, OdeConfig, PlotConfig
+    from riemexp.sweep.jobs import finished
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(
+        geometry=GeometryConfig(grid_density=6), plot=PlotConfig(enabled=False), ode=OdeConfig(enabled=False)
+    )
+    run(cfg, tmp_path / "job")
+    assert finished(tmp_path / "job", cfg)
+    (tmp_path / "job" / "geometry.npz").unlink()
     assert not finished(tmp_path / "job", cfg)

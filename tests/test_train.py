@@ -183,3 +183,14 @@ def test_a_new_run_into_an_old_run_folder_leaves_nothing_of_the_old_run(tmp_path
         assert not (tmp_path / name).exists(), name
     assert (tmp_path / "notes.txt").exists() and (tmp_path / "history.csv").exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_a_folder_with_files_by_riemexp_names_but_no_run_is_refused_not_emptied(tmp_path) -> None:
+    from riemexp.errors import OutputError
+
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "figure_from_my_paper.png").write_text("precious")
+    with pytest.raises(OutputError, match="holds plots but no riemexp run"):
+        run(tiny_config(**NO_ANALYSIS), tmp_path)
+    assert (tmp_path / "plots" / "figure_from_my_paper.png").read_text() == "precious"
+    assert not (tmp_path / "metrics.json").exists()

@@ -6,6 +6,7 @@ same one-line message before Hydra creates any output folder.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,7 +87,33 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
             return compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"bad override: {message}") from None
+        raise ConfigError(_explain(config_name, overrides, message)) from None
+
+
+def _explain(config_name: str, overrides: list[str], message: str) -> str:
+    """Hydra's one-line complaint about an override, with what was expected where we know it."""
+    unknown = re.match(r"Could not override '([^']+)'", message)
+    if unknown:
+        key = unknown.group(1)
+        parent, _, leaf = key.rpartition(".")
+        rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                base = compose(config_name=config_name, overrides=rest)
+            node = OmegaConf.select(base, parent) if parent else base
+        except Exception:  # the other overrides are broken too: say what Hydra said
+            node = None
+        if isinstance(node, DictConfig):
+            where = f"'{parent}'" if parent else "the config"
+            return (
+                f"unknown key '{key}': {where} has no '{leaf}'; expected one of: {', '.join(map(str, node))}"
+            )
+    if "LexerNoViableAlt" in message or "mismatched input" in message:
+        return (
+            f"bad override: {message} (characters such as ; or spaces need quotes around the value, "
+            "e.g. 'dataset.delimiter=\";\"', or use dataset.delimiter=semicolon)"
+        )
+    return f"bad override: {message}"
 
 
 def to_run_config(dcfg: DictConfig | dict[str, Any]) -> RunConfig:

@@ -26,7 +26,7 @@ from riemexp.commands.hydra_app import (
     task_overrides,
     to_run_config,
 )
-from riemexp.errors import RunFolderError
+from riemexp.errors import ConfigError, RunFolderError
 from riemexp.run import run
 from riemexp.train import resolve_device
 
@@ -82,6 +82,8 @@ def main(args: list[str]) -> int:
         # check the whole config, and that its device exists, before Hydra makes a run folder
         resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
         given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+        if given and not given[-1].strip():
+            raise ConfigError("hydra.run.dir must name a folder, got an empty value")
         if given and "${" not in given[-1]:
             Path(given[-1]).expanduser().mkdir(parents=True, exist_ok=True)  # OSError: cannot write
     with hydra_argv("riemexp train", args):

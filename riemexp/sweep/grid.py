@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -136,8 +137,9 @@ def load_grid(name_or_path: str, conf: Path) -> Grid:
         raise ConfigError(f"grid preset file {path} does not exist")
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except (OmegaConfBaseException, OSError, ValueError) as err:
-        raise ConfigError(f"grid preset {path} is not valid YAML: {err}") from None
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as err:
+        detail = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise ConfigError(f"grid preset {path} is not valid YAML: {detail}") from None
     return parse_grid(path.stem, raw, f"grid preset {path}")
 
 

@@ -29,7 +29,7 @@ from riemexp.config import RunConfig, config_to_dict
 from riemexp.datasets import source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_write_json
-from riemexp.layout import CONFIG_FILE, METRICS_FILE
+from riemexp.layout import CONFIG_FILE, GEOMETRY_FILE, METRICS_FILE
 from riemexp.run import read_metrics, read_model_file, run, versions
 
 log = logging.getLogger("riemexp")
@@ -49,6 +49,8 @@ def finished(out_dir: Path, cfg: RunConfig) -> bool:
         saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG_FILE), resolve=True)
         if saved != config_to_dict(cfg):
             return False
+        if cfg.geometry.enabled and not (out_dir / GEOMETRY_FILE).is_file():
+            return False  # an analysis file was removed since: run the job again
         return read_model_file(out_dir).get("dataset_sha256") == source_fingerprint(cfg.dataset)
     except Exception:  # a missing or unreadable record (or data file): run the job again
         return False
