@@ -517,6 +517,15 @@ def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) 
     }
 
 
+def safe_reason(err: BaseException) -> str:
+    """One line on why a file could not be read, without a reader's advice to load it unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if any(word in first.lower() for word in ("pickle", "weights_only", "unsafe", "trust")):
+        first = "not a file riemexp wrote (or damaged)"
+    return f"{type(err).__name__}: {first}".rstrip(": ")
+
+
 def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arrays") -> None:
     """Check the names and consistent shapes of geometry arrays; raise RunFolderError naming the problem."""
     missing = [name for name in GEOMETRY_ARRAYS if name not in arrays]
@@ -537,6 +546,10 @@ def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arra
         raise RunFolderError(
             f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
         )
+    for name in GEOMETRY_ARRAYS:  # compute_geometry never saves inf or NaN (GeometryError instead)
+        values = np.asarray(arrays[name])
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise RunFolderError(f"{where} is corrupt: {name} holds inf or NaN")
 
 
 def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -564,7 +577,7 @@ def load_geometry(path: str | Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as err:  # zip, zlib and format errors come in many types
-        raise RunFolderError(f"{path} is corrupt: {type(err).__name__}: {err}") from None
+        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None
     check_geometry(arrays, str(path))
     return arrays
 

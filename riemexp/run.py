@@ -36,7 +36,7 @@ from riemexp import console
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError
-from riemexp.geometry import check_memory
+from riemexp.geometry import check_memory, safe_reason
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
 from riemexp.networks import LayeredNetwork, build_network
@@ -257,11 +257,6 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
 def read_model_file(path: Path) -> dict[str, Any]:
     """The dict saved in the run folder's model.pt; RunFolderError when missing or unreadable."""
     model_file = path / MODEL_FILE
@@ -270,7 +265,7 @@ def read_model_file(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(model_file, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise RunFolderError(f"{model_file} is corrupt: {_first_line(err)}") from None
+        raise RunFolderError(f"{model_file} is corrupt: {safe_reason(err)}") from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise RunFolderError(f"{model_file} is corrupt: expected a dict with a 'state_dict' key")
     return payload
@@ -314,7 +309,7 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     except RiemexpError as err:
         raise RunFolderError(f"{model_file} holds a config riemexp cannot use: {err}") from None
     except Exception as err:  # a readable file with the wrong contents
-        raise RunFolderError(f"{model_file} is corrupt: {_first_line(err)}") from None
+        raise RunFolderError(f"{model_file} is corrupt: {safe_reason(err)}") from None
     model = build_network(cfg.network, n_classes)
     try:
         model.load_state_dict(state)

@@ -353,6 +353,15 @@ def test_npz_round_trip_and_corruption(tmp_path) -> None:
     (tmp_path / "truncated.npz").write_bytes(truncated)
     with pytest.raises(RunFolderError, match="corrupt"):
         geo.load_geometry(tmp_path / "truncated.npz")
+    nan = arrays["grid_coords"].copy()
+    nan[0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", **{**arrays, "grid_coords": nan})
+    with pytest.raises(RunFolderError, match="grid_coords holds inf or NaN"):
+        geo.load_geometry(tmp_path / "nan.npz")
+    np.savez(tmp_path / "objects.npz", **{**arrays, "grid_proba": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(RunFolderError, match="corrupt") as err:
+        geo.load_geometry(tmp_path / "objects.npz")
+    assert "allow_pickle" not in str(err.value) and "\n" not in str(err.value)
 
 
 def test_layer_table_orientation_and_distance() -> None:

@@ -190,6 +190,11 @@ def test_aggregate_a_partial_folder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "1 completed, 0 failed, 1 unfinished" in out and "not started" in out
     statuses = [r["status"] for r in read_csv(tmp_path / f"{SUMMARY}.csv")]
     assert statuses == ["completed", "not started"]
+    assert aggregate(tmp_path, n_expected=3) == 0  # sweep.yaml's count: a job folder is missing
+    assert (
+        "1 of the 3 jobs the last sweep into this folder launched have no job folder"
+        in capsys.readouterr().out
+    )
     fake_job(tmp_path, 2, 8, 0, status="diverged")
     assert aggregate(tmp_path) == 1
     assert "job 2 (network.depth=8) diverged: training diverged at epoch 2" in capsys.readouterr().err

@@ -159,9 +159,14 @@ def report(summary: Summary, invocation: str | None, n_expected: int | None) -> 
             f"... and {len(failed) - MAX_FAILURES_SHOWN} more failed jobs (see summary.csv, column error)"
         )
     missing = 0 if n_expected is None else n_expected - len(jobs)
-    if missing > 0:
+    if missing > 0 and invocation is not None:
         console.error(
             f"{missing} jobs left no record in {where} (killed, or the launcher failed); re-run to resume"
+        )
+    elif missing > 0:  # aggregate: sweep.yaml says how many jobs the last sweep launched
+        print(
+            f"  {missing} of the {n_expected} jobs the last sweep into this folder launched have no "
+            "job folder (not started, or removed); re-run the sweep to resume"
         )
     if invocation is None and unfinished:
         states = ", ".join(sorted({j.status for j in unfinished}))
@@ -170,7 +175,7 @@ def report(summary: Summary, invocation: str | None, n_expected: int | None) -> 
             + " ".join(j.name for j in unfinished[:20])
         )
     print(f"  tables: {where / 'summary.md'}, {where / 'summary_grouped.md'}; figures: {where / 'plots'}")
-    return 1 if failed or missing > 0 else 0
+    return 1 if failed or (missing > 0 and invocation is not None) else 0
 
 
 def aggregate(sweep_dir: str | Path, invocation: str | None = None, n_expected: int | None = None) -> int:
@@ -185,6 +190,15 @@ def aggregate(sweep_dir: str | Path, invocation: str | None = None, n_expected: 
         ode_limit.write_ode_limit(summary)
     show_grouped(summary)
     return report(summary, invocation, n_expected)
+
+
+def _recorded_jobs(sweep_dir: str) -> int | None:
+    """The number of jobs the last `riemexp sweep` into this folder launched (sweep.yaml), if known."""
+    try:
+        jobs = OmegaConf.load(Path(sweep_dir).expanduser() / SWEEP_RECORD).get("jobs")
+    except Exception:  # no record (a plain `train -m` folder) or an unreadable one
+        return None
+    return jobs if isinstance(jobs, int) else None
 
 
 def _record(
@@ -214,7 +228,9 @@ def main(args: list[str]) -> int:
             raise ConfigError(
                 "aggregate=PATH rebuilds a summary and runs nothing: give no grid or overrides with it"
             )
-        return aggregate(Path(own["aggregate"]).expanduser())
+        if not own["aggregate"].strip():
+            raise ConfigError("aggregate= must name a sweep folder, got an empty value")
+        return aggregate(Path(own["aggregate"]).expanduser(), n_expected=_recorded_jobs(own["aggregate"]))
 
     # the grid: the preset's overrides, then the command line's; every swept value checked once
     grid = load_grid(own.get("grid", "default"), conf_dir())
