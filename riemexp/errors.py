@@ -52,3 +52,12 @@ class GeometryError(RiemexpError):
     """Geometry extraction was refused or overflowed."""
 
     exit_code = 4
+
+
+def safe_reason(err: BaseException) -> str:
+    """One line on why a file could not be read, without a reader's advice to load it unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if any(word in first.lower() for word in ("pickle", "weights_only", "unsafe", "trust")):
+        first = "not a file riemexp wrote (or damaged)"
+    return f"{type(err).__name__}: {first}".rstrip(": ")

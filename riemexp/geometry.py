@@ -49,7 +49,7 @@ import torch
 
 from riemexp import console
 from riemexp.config import GeometryConfig, NetworkKind
-from riemexp.errors import GeometryError, RunFolderError
+from riemexp.errors import GeometryError, RunFolderError, safe_reason
 from riemexp.io import atomic_save
 from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
 from riemexp.networks import INPUT_DIM, LayeredNetwork
@@ -307,42 +307,50 @@ def metric_eigh(metric: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.linalg.eigh(metric)
 
 
+def _eigenvalues(metric: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ascending eigenvalues (..., w) of metrics (..., w, w) and where they are singular (...).
+
+    Singular to float64 precision: lambda_min <= SINGULAR_RTOL * lambda_max, below the rounding
+    level of a computed g.
+    """
+    lam = torch.linalg.eigvalsh(metric)
+    return lam, lam[..., 0] <= SINGULAR_RTOL * lam[..., -1].clamp_min(0.0)
+
+
 def log_volume_element(metric: torch.Tensor) -> torch.Tensor:
     """1/2 log det g of metrics (..., w, w) -> (...), without forming det g.
 
     1/2 sum log lambda_i over the eigenvalues (symmetric solver), so values far outside
     float64's range of det g (e.g. det g = 1e-400 from a deep network) come out finite. A
-    metric that is singular to float64 precision, lambda_min <= SINGULAR_RTOL * lambda_max
-    (below the rounding level of a computed g), gives -inf.
+    metric that is singular to float64 precision (`_eigenvalues`) gives -inf.
     """
-    lam = torch.linalg.eigvalsh(metric)  # (..., w) ascending
-    singular = lam[..., 0] <= SINGULAR_RTOL * lam[..., -1].clamp_min(0.0)
+    lam, singular = _eigenvalues(metric)
     logvol = 0.5 * torch.log(lam.clamp_min(torch.finfo(lam.dtype).tiny)).sum(-1)
     return torch.where(singular, torch.full_like(logvol, -math.inf), logvol)
 
 
 def anisotropy(metric: torch.Tensor) -> torch.Tensor:
     """lambda_max / lambda_min of metrics (..., w, w) -> (...); inf where singular (as above)."""
-    lam = torch.linalg.eigvalsh(metric)  # (..., w) ascending
-    lo, hi = lam[..., 0], lam[..., -1]
-    singular = lo <= SINGULAR_RTOL * hi.clamp_min(0.0)
-    return torch.where(
-        singular, torch.full_like(hi, math.inf), hi / lo.clamp_min(torch.finfo(lam.dtype).tiny)
-    )
+    lam, singular = _eigenvalues(metric)
+    ratio = lam[..., -1] / lam[..., 0].clamp_min(torch.finfo(lam.dtype).tiny)
+    return torch.where(singular, torch.full_like(ratio, math.inf), ratio)
 
 
-def _factor_log_volumes(model: LayeredNetwork, coords: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
+def _factor_log_volumes(
+    model: LayeredNetwork, coords: torch.Tensor, q: torch.Tensor | None, jac: torch.Tensor | None = None
+) -> torch.Tensor:
     """log|det Q_l| = 1/2 log det g_l for every layer: (L+1, N).
 
     Plain and residual: sum over k >= l of log|det J_k| (each layer's own determinant, summed
-    from the top), so a layer that is exactly singular (a relu unit switched off in a plain
-    layer) gives exactly -inf, not a rounding-level finite number. c2 (whose layer Jacobians
-    act on the state): log|det Q_l| of the carried factor q (L+1, N, w, w).
+    from the top; `jac` (L, N, w, w) if already computed), so a layer that is exactly singular
+    (a relu unit switched off in a plain layer) gives exactly -inf, not a rounding-level finite
+    number. c2 (whose layer Jacobians act on the state): log|det Q_l| of the carried factor q.
     """
     if model.kind is NetworkKind.C2:
         assert q is not None
         return torch.linalg.slogdet(q).logabsdet
-    per_layer = torch.linalg.slogdet(layer_jacobians(model, coords)).logabsdet  # (L, N)
+    jac = layer_jacobians(model, coords) if jac is None else jac
+    per_layer = torch.linalg.slogdet(jac).logabsdet  # (L, N)
     out = torch.zeros((coords.shape[0], coords.shape[1]), dtype=F64, device=coords.device)
     out[:-1] = per_layer.flip(0).cumsum(0).flip(0)
     return out
@@ -517,15 +525,6 @@ def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) 
     }
 
 
-def safe_reason(err: BaseException) -> str:
-    """One line on why a file could not be read, without a reader's advice to load it unsafely."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    if any(word in first.lower() for word in ("pickle", "weights_only", "unsafe", "trust")):
-        first = "not a file riemexp wrote (or damaged)"
-    return f"{type(err).__name__}: {first}".rstrip(": ")
-
-
 def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arrays") -> None:
     """Check the names and consistent shapes of geometry arrays; raise RunFolderError naming the problem."""
     missing = [name for name in GEOMETRY_ARRAYS if name not in arrays]
@@ -646,10 +645,10 @@ def layer_table(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> list[dic
     """
     coords = layer_coordinates(model, x)
     metric, q = _pullback(model, coords, keep_q=True)
-    logvol = _factor_log_volumes(model, coords, q)  # (L+1, N)
+    jac = _trajectory_jacobians(model, coords)  # (L, N, w, w): the layer Jacobians unless c2
+    logvol = _factor_log_volumes(model, coords, q, jac)  # (L+1, N)
     aniso = anisotropy(metric)  # (L+1, N)
     steps = (coords[1:] - coords[:-1]).norm(dim=-1)  # (L, N)
-    jac = _trajectory_jacobians(model, coords)  # (L, N, w, w)
     sign, _ = torch.linalg.slogdet(jac.nan_to_num(0.0))
     eye = torch.eye(jac.shape[-1], dtype=F64, device=jac.device)
     dist = (jac - eye).flatten(-2).norm(dim=-1)  # (L, N)

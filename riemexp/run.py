@@ -35,8 +35,8 @@ import riemexp
 from riemexp import console
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
-from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError
-from riemexp.geometry import check_memory, safe_reason
+from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError, safe_reason
+from riemexp.geometry import check_memory
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
 from riemexp.networks import LayeredNetwork, build_network
