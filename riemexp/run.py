@@ -37,6 +37,7 @@ from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError, safe_reason
 from riemexp.geometry import check_memory
+from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
 from riemexp.networks import LayeredNetwork, build_network
@@ -97,11 +98,13 @@ def _final_scores(result: TrainResult) -> dict[str, Any]:
 
 
 def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Dataset) -> None:
+    dataset_sha256 = source_fingerprint(cfg.dataset)
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config_to_dict(cfg),
         "class_names": list(data.class_names),
-        "dataset_sha256": source_fingerprint(cfg.dataset),
+        "dataset_sha256": dataset_sha256,
+        IDENTITY_KEY: run_identity(cfg, dataset_sha256),
         "riemexp_version": riemexp.__version__,
     }
     atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
@@ -149,6 +152,7 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         "dataset": cfg.dataset.name,
         "network": cfg.network.kind.value,
         "seed": cfg.seed,
+        IDENTITY_KEY: run_identity(cfg, source_fingerprint(cfg.dataset)),
         **versions(),
     }
     _write_metrics(out_dir, metrics)  # first: the folder says "running" before anything else
