@@ -4,11 +4,14 @@
 #   ./dev.sh train dataset=spirals     riemexp train (any riemexp command works: sweep, plot-metric, ...)
 #   ./dev.sh test [PYTEST ARGS]        the whole test suite
 #   ./dev.sh setup                     only the set-up
+#   ./dev.sh lock                      rewrite constraints-dev.txt from the current .venv
 #
 # torch: on a machine without an NVIDIA GPU the set-up installs a CPU build of torch (a torch
 # wheel already in pip's find-links, else PyTorch's CPU index); with a GPU, the default build from
 # PyPI. torch is not pinned in pyproject.toml. Set RIEMEXP_TORCH_SPEC (e.g. "torch==2.5.1") and
 # RIEMEXP_TORCH_INDEX (a pip index URL) to choose yourself. PYTHON picks the interpreter (3.10+).
+# Other packages: constraints-dev.txt pins the versions the suite was last tested with, applied
+# when the interpreter is the Python version it names (else pip resolves freshly).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 VENV=${RIEMEXP_VENV:-.venv}
@@ -52,20 +55,35 @@ setup() {
     "$PYTHON" -m venv "$VENV"
   fi
   local stamp="$VENV/.riemexp-installed"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints-dev.txt -nt "$stamp" ]; then
     install_torch
     echo "dev.sh: installing riemexp and its test tools into $VENV" >&2
-    pip_ install -e ".[test]"
+    local lock=() have want
+    have=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    want=$(sed -n 's/^# python //p' constraints-dev.txt 2>/dev/null)
+    if [ "$have" = "$want" ]; then lock=(-c constraints-dev.txt); else
+      echo "dev.sh: constraints-dev.txt is for Python $want, this is $have: resolving versions freshly" >&2
+    fi
+    pip_ install -e ".[test]" "${lock[@]}"
     touch "$stamp"
   fi
 }
 
 case "${1:-}" in
   "" | -h | --help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     ;;
   setup)
     setup
+    ;;
+  lock)
+    setup
+    {
+      sed -n '1,3p' constraints-dev.txt
+      echo "# python $("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+      "$VENV/bin/python" -m pip --disable-pip-version-check freeze --exclude-editable |
+        grep -v -e '^#' -e '^torch[ =@]' -e '^nvidia-' -e '^triton[ =]'
+    } > constraints-dev.txt.new && mv constraints-dev.txt.new constraints-dev.txt
     ;;
   test)
     shift

@@ -118,3 +118,20 @@ def test_config_is_frozen() -> None:
     cfg = RunConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 3  # type: ignore[misc]
+
+
+def test_a_launcher_whose_plugin_is_missing_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from riemexp.commands.hydra_app import check_launcher
+    from riemexp.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "hydra_plugins.hydra_submitit_launcher" else real(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'riemexp\[slurm\]'"):
+        check_launcher(["--multirun", "hydra/launcher=slurm"])
+    check_launcher(["--multirun", "hydra/launcher=basic"])  # built into Hydra: nothing to install

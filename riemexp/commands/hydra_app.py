@@ -129,9 +129,35 @@ def to_run_config(dcfg: DictConfig | dict[str, Any]) -> RunConfig:
     return load_config({str(k): v for k, v in values.items()})
 
 
+#: Hydra launchers that come from an optional plugin: option -> (plugin module, what to install)
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "'riemexp[slurm]'"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "'riemexp[slurm]'"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "'riemexp[slurm]'"),
+}
+
+
+def check_launcher(args: list[str]) -> None:
+    """Refuse `hydra/launcher=NAME` when NAME's plugin is not installed, saying what to install."""
+    import importlib.util
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") != "hydra/launcher" or value not in LAUNCHER_PLUGINS:
+            continue
+        module, package = LAUNCHER_PLUGINS[value]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"hydra/launcher={value} needs a Hydra launcher plugin that is not installed; "
+                f"install it with: pip install {package}"
+            )
+
+
 @contextmanager
 def hydra_argv(prog: str, args: list[str]) -> Iterator[None]:
     """Let `@hydra.main` read `args` as if the program had been called as `prog`."""
+    check_launcher(args)
     saved = sys.argv
     sys.argv = [prog, *args]
     try:
