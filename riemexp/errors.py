@@ -42,8 +42,20 @@ class OutputError(RiemexpError):
         return cls(f"cannot write{where}: {err.strerror or err} (expected a writable folder)")
 
 
+class FolderBusyError(RiemexpError):
+    """Another live run writes into the folder (it holds the folder's lock, `riemexp.lock`)."""
+
+    exit_code = 2
+
+
+class MemoryNeedError(RiemexpError):
+    """A stage would need more memory than the limit or than the machine has free."""
+
+    exit_code = 2
+
+
 class DivergedError(RiemexpError):
-    """Training produced a non-finite loss."""
+    """Training produced a non-finite loss, or one that exploded far above its starting value."""
 
     exit_code = 3
 
