@@ -67,6 +67,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss, (logits.argmax(1) == y).double().mean().item()
 
 
+def diverged_error(cfg: RunConfig, epoch: int, train_loss: float, test_loss: float) -> DivergedError:
+    """The error of a run whose train or test loss became non-finite at `epoch`."""
+    return DivergedError(
+        f"training diverged at epoch {epoch}: the loss became "
+        f"{train_loss if not math.isfinite(train_loss) else test_loss}. "
+        f"Likely cause: a learning rate (optim.lr={cfg.optim.lr}) or step size "
+        f"(network.step_size={cfg.network.step_size}) too large for depth "
+        f"{cfg.network.depth}. Try a smaller optim.lr or network.step_size."
+    )
+
+
 @dataclass
 class TrainResult:
     model: LayeredNetwork
@@ -140,13 +151,7 @@ def train(
         result.history.append(row)
         result.seconds = time.perf_counter() - start
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            raise DivergedError(
-                f"training diverged at epoch {epoch}: the loss became "
-                f"{train_loss if not math.isfinite(train_loss) else test_loss}. "
-                f"Likely cause: a learning rate (optim.lr={cfg.optim.lr}) or step size "
-                f"(network.step_size={cfg.network.step_size}) too large for depth "
-                f"{cfg.network.depth}. Try a smaller optim.lr or network.step_size."
-            )
+            raise diverged_error(cfg, epoch, train_loss, test_loss)
         if on_epoch is not None:
             on_epoch(row)
     model.eval()

@@ -47,4 +47,8 @@ BENCHES: dict[str, tuple[str, str]] = {
         "riemexp.bench.geometry",
         "riemexp's geometry extraction against torch.func.vmap(jacrev) and per-point autograd",
     ),
+    "ensemble": (
+        "riemexp.bench.ensemble",
+        "runs trained as batched ensembles against the same runs trained one after another",
+    ),
 }

@@ -1,0 +1,309 @@
+"""Benchmark: training runs as batched ensembles against training them one after another.
+
+Three parts, each printing both sides and the ratio:
+
+    seeds    the default `riemexp train` configuration (spirals, residual depth 10) for seeds
+             0 .. K-1 (K = --seeds, 100) as one ensemble, against one run (seed 0) trained alone
+             (target: the ensemble takes at most 5x the one run)
+    grid     every job of a sweep grid preset (default: 60 jobs), grouped into ensembles by
+             shape (`riemexp.ensemble.group_members`), against the same jobs trained one after
+             another with `riemexp.train.train` (target: at most 0.25x). Training only: no run
+             folders, no analyses, no process start-up on either side. Both sides' results
+             are compared too: the largest member-vs-single difference is printed.
+    memory   peak resident memory of a fresh process training K = 100 members at depth 50,
+             against the same process training one member; and the tape the backward pass keeps
+
+Times are the fastest of --repeat rounds, the sides alternating so that other work on a
+shared machine slows both alike. The thread count and the load average are printed.
+
+    riemexp bench ensemble [--quick] [--parts seeds,grid,memory] [--seeds 100] [--epochs N]
+                           [--grid default] [--repeat 2] [--threads 0] [--inexact]
+                           [--memory-members 100] [--memory-depth 50]
+
+--quick: 20 epochs instead of the configurations' own (300), 2 epochs for memory, one round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from riemexp.bench import option_parser, parse_options
+from riemexp.cli import conf_dir
+from riemexp.config import RunConfig
+from riemexp.errors import ConfigError, DivergedError
+from riemexp.train import TrainResult, train
+
+PARTS = ("seeds", "grid", "memory")
+QUICK_EPOCHS = 20
+
+
+def grid_configs(name: str, overrides: Sequence[str] = ()) -> list[RunConfig]:
+    """Every job of grid preset `name` as a RunConfig, composed by Hydra as `riemexp sweep` composes it.
+
+    The preset's fixed values, crossed axes and paired sets, then `overrides` (KEY=VALUE each).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from riemexp.commands.hydra_app import to_run_config
+    from riemexp.sweep.grid import hydra_value, load_grid
+
+    grid = load_grid(name, conf_dir())
+    parser = OverridesParser.create()
+    axes = []
+    for key, values in grid.params.items():
+        override = parser.parse_override(f"{key}={values}")
+        axes.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+    paired = [[f"{k}={hydra_value(v)}" for k, v in entry.items()] for entry in grid.paired] or [[]]
+    fixed = [f"{k}={v}" for k, v in grid.fixed.items()]
+    jobs = [
+        fixed + list(crossed) + entry + list(overrides)
+        for crossed in itertools.product(*axes)
+        for entry in paired
+    ]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return [to_run_config(compose(config_name="train", overrides=job)) for job in jobs]
+    except HydraException as err:
+        raise ConfigError(f"grid preset {name}: {str(err).strip().splitlines()[0]}") from None
+
+
+def _train_alone(cfg: RunConfig, data) -> tuple[TrainResult, str | None]:
+    result = TrainResult(model=None)  # type: ignore[arg-type]
+    try:
+        train(cfg, data, result=result)
+    except DivergedError as err:
+        return result, str(err)
+    return result, None
+
+
+def _warm_up(cfgs: Sequence[RunConfig], datasets: Sequence) -> None:
+    """Train two epochs alone and as an ensemble, untimed: torch's first calls are slow."""
+    from riemexp.ensemble import train_ensemble
+
+    short = [replace(cfg, optim=replace(cfg.optim, epochs=2)) for cfg in cfgs[:2]]
+    _train_alone(short[0], datasets[0])
+    train_ensemble(short, datasets[: len(short)])
+
+
+def _rounds(sides: dict[str, object], repeat: int) -> dict[str, tuple[float, object]]:
+    """Run each side `repeat` times, alternating; the fastest wall (and that round's output) of each."""
+    best: dict[str, tuple[float, object]] = {}
+    for _ in range(repeat):
+        for name, side in sides.items():
+            start = time.perf_counter()
+            out = side()  # type: ignore[operator]
+            wall = time.perf_counter() - start
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, out)
+    return best
+
+
+def _seeds(opts, epochs: int | None) -> None:
+    from riemexp.commands.hydra_app import compose_config, to_run_config
+    from riemexp.ensemble import member_datasets, train_ensemble
+
+    base = to_run_config(compose_config("train", []))
+    if epochs is not None:
+        base = replace(base, optim=replace(base.optim, epochs=epochs))
+    cfgs = [replace(base, seed=s) for s in range(opts.seeds)]
+    datasets = member_datasets(cfgs)  # made before timing, on both sides
+    _warm_up(cfgs, datasets)
+    best = _rounds(
+        {
+            "one run": lambda: train(cfgs[0], datasets[0]),
+            "ensemble": lambda: train_ensemble(cfgs, datasets, exact=opts.exact),
+        },
+        opts.repeat,
+    )
+    one, ens = best["one run"][0], best["ensemble"][0]
+    net = base.network
+    print(
+        f"seeds: {opts.seeds} seeds of {base.dataset.name} / {net.kind.value} depth {net.depth} width "
+        f"{net.width}, {base.optim.epochs} epochs full batch, {base.optim.name.value}"
+    )
+    print(f"  one run (seed 0)        {one:9.3f} s")
+    print(f"  ensemble of {opts.seeds:<4}       {ens:9.3f} s   ({ens / opts.seeds * 1e3:.2f} ms per member)")
+    print(f"  ratio ensemble / one    {ens / one:9.2f}     (target <= 5)")
+    print(
+        f"  ratio ensemble / {opts.seeds} runs one after another (estimated) {ens / (one * opts.seeds):.3f}"
+    )
+
+
+def _grid(opts, epochs: int | None) -> None:
+    from riemexp.ensemble import group_members, member_datasets, split_ensemble, train_ensemble
+
+    overrides = [f"optim.epochs={epochs}"] if epochs is not None else []
+    cfgs = grid_configs(opts.grid, overrides)
+    datasets = member_datasets(cfgs)
+    groups = group_members(cfgs, datasets)
+    _warm_up([cfgs[i] for i in groups[0]], [datasets[i] for i in groups[0]])
+
+    def alone():
+        return [_train_alone(cfg, data) for cfg, data in zip(cfgs, datasets)]
+
+    def together():
+        members = [None] * len(cfgs)
+        for group in groups:
+            trained = train_ensemble([cfgs[i] for i in group], [datasets[i] for i in group], exact=opts.exact)
+            for i, member in zip(group, split_ensemble(trained)):
+                members[i] = member
+        return members
+
+    best = _rounds({"one after another": alone, "ensembles": together}, opts.repeat)
+    seq, ens = best["one after another"][0], best["ensembles"][0]
+    sizes = sorted(len(g) for g in groups)
+    print(
+        f"grid: {len(cfgs)} jobs of grid preset '{opts.grid}' ({cfgs[0].optim.epochs} epochs each), "
+        f"{len(groups)} ensembles of sizes {', '.join(map(str, sizes))}; training only"
+    )
+    print(f"  one after another       {seq:9.3f} s")
+    print(f"  ensembles by shape      {ens:9.3f} s")
+    print(f"  ratio ensembles / one after another {ens / seq:.3f}   (target <= 0.25)")
+    _differences(best["one after another"][1], best["ensembles"][1])
+
+
+def _differences(singles, members) -> None:
+    """The largest member-vs-single differences over all jobs, and whether all are bit-identical."""
+    worst = {"weights": 0.0, "loss": 0.0, "accuracy": 0.0}
+    identical, fates = True, 0
+    for (single, error), member in zip(singles, members):
+        fates += (error is None) != (member.error is None)
+        a, b = single.model.state_dict(), member.model.state_dict()
+        for name in a:
+            identical &= torch.equal(a[name], b[name])
+            diff = (a[name].double() - b[name].double()).abs().max().item()
+            worst["weights"] = max(worst["weights"], diff)
+        identical &= single.history == member.history and single.final == member.final
+        for row_a, row_b in zip(single.history, member.history):
+            for key in ("train_loss", "test_loss"):
+                worst["loss"] = max(worst["loss"], abs(row_a[key] - row_b[key]))
+            for key in ("train_accuracy", "test_accuracy"):
+                worst["accuracy"] = max(worst["accuracy"], abs(row_a[key] - row_b[key]))
+    print(
+        f"  largest member-vs-single difference: weights {worst['weights']:.3g}, losses {worst['loss']:.3g}, "
+        f"accuracies {worst['accuracy']:.3g}; bit-identical: {'yes' if identical and not fates else 'no'}"
+        + (f"; {fates} jobs diverged on one side only" if fates else "")
+    )
+
+
+def _resident_mib() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB (Linux /proc; elsewhere the peak twice)."""
+    try:
+        status = open("/proc/self/status").read()
+        current = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        return current, peak
+    except (OSError, AttributeError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak, peak
+
+
+def memory_probe(members: int, depth: int, epochs: int) -> dict[str, float]:
+    """Train `members` seeds of the default configuration at `depth` in this process.
+
+    Returns the resident memory before training and its peak during training, in MiB.
+    """
+    from riemexp.config import NetworkConfig, OptimConfig
+    from riemexp.ensemble import member_datasets, train_ensemble
+
+    cfgs = [
+        RunConfig(seed=s, network=NetworkConfig(depth=depth), optim=OptimConfig(epochs=epochs))
+        for s in range(members)
+    ]
+    datasets = member_datasets(cfgs)
+    before, _ = _resident_mib()
+    train_ensemble(cfgs, datasets)
+    out = {"before": before, "peak": _resident_mib()[1]}
+    if torch.cuda.is_available():
+        out["cuda_peak"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def _memory(opts, epochs: int) -> None:
+    depth, k = opts.memory_depth, opts.memory_members
+    measured = {}
+    for members in (1, k):
+        code = (
+            "import json, torch; from riemexp.bench.ensemble import memory_probe; "
+            f"torch.set_num_threads({torch.get_num_threads()}); "
+            f"print(json.dumps(memory_probe({members}, {depth}, {epochs})))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ConfigError(f"the memory probe failed: {done.stderr.strip().splitlines()[-1]}")
+        measured[members] = json.loads(done.stdout.strip().splitlines()[-1])
+    # the tape: x_l (point-major), z_l and sigma(z_l) for every layer, float32, for 750 training points
+    tape = k * 3 * depth * 2 * 750 * 4 / 2**20
+    one, many = measured[1], measured[k]
+    print(f"memory: K members at depth {depth}, width 2, 750 training points, {epochs} epochs")
+    for members, side in ((1, one), (k, many)):
+        print(
+            f"  K = {members:<3}  peak resident {side['peak']:7.1f} MiB, "
+            f"{side['peak'] - side['before']:6.1f} MiB above "
+            f"the {side['before']:.1f} MiB before training"
+        )
+    print(f"  of which the backward pass's tape at K = {k} (x_l, z_l, sigma(z_l), float32): {tape:.1f} MiB")
+    if "cuda_peak" in many:
+        print(f"  cuda peak allocated at K = {k}: {many['cuda_peak']:.1f} MiB")
+
+
+def main(args: list[str]) -> int:
+    parser = option_parser("riemexp bench ensemble", __doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, one round")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: seeds, grid, memory")
+    parser.add_argument("--seeds", type=int, default=100, help="members of the seeds ensemble")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs of every run (default: the config's)"
+    )
+    parser.add_argument(
+        "--grid", default="default", help="grid preset of the grid part (conf/grid/NAME.yaml)"
+    )
+    parser.add_argument("--repeat", type=int, default=None, help="rounds of each side; the fastest is shown")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--inexact", action="store_true", help="train ensembles with exact=False")
+    parser.add_argument("--memory-members", type=int, default=100, help="K of the memory part")
+    parser.add_argument("--memory-depth", type=int, default=50, help="depth of the memory part")
+    opts = parse_options(
+        parser,
+        args,
+        {"seeds": 1, "epochs": 1, "repeat": 1, "threads": 0, "memory_members": 1, "memory_depth": 1},
+    )
+    parts = [p.strip() for p in opts.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise ConfigError(
+            f"riemexp bench ensemble: --parts must list some of {', '.join(PARTS)}, got '{opts.parts}'"
+        )
+    if "grid" in parts:
+        from riemexp.sweep.grid import load_grid
+
+        load_grid(
+            opts.grid, conf_dir()
+        )  # an unknown preset: ConfigError listing the presets, before any work
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    opts.exact = False if opts.inexact else None
+    opts.repeat = opts.repeat or (1 if opts.quick else 2)
+    epochs = opts.epochs or (QUICK_EPOCHS if opts.quick else None)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load} (1, 5, 15 min)")
+    if "seeds" in parts:
+        _seeds(opts, epochs)
+    if "grid" in parts:
+        _grid(opts, epochs)
+    if "memory" in parts:
+        _memory(opts, 2 if opts.quick else (epochs or 5))
+    return 0

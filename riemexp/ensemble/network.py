@@ -1,0 +1,298 @@
+"""K layered networks of one kind, width, depth and activation, stacked along a leading member axis.
+
+Member k is the `LayeredNetwork` of riemexp.networks with its own weights W_l^k, b_l^k, head
+V^k, c^k, input standardisation and step size h^k; the update rules are the same:
+
+    plain     x_{l+1} = sigma(W_l x_l + b_l)
+    residual  x_{l+1} = x_l + h sigma(W_l x_l + b_l)
+    c2        x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W_l x_l + b_l),  x_{-1} = x_0
+    logits    V x_L + c
+
+All of a member's parameters live in one row of `params` (K, P), in the order of a
+LayeredNetwork's parameters (weight (L, w, w), bias (L, w), head weight (C, w), head bias (C,)),
+so that an optimiser updates every member with a few operations on one tensor.
+
+Layout and arithmetic. Hidden coordinates are kept "planar", (K, w, N): each coordinate of
+every member is a contiguous row of N points, so that the elementwise work (sigma, h *, +) runs
+on long contiguous rows and W_l x_l is one batched product. The backward pass is written out by
+hand (no autograd graph) with the kernels autograd itself calls (tanh_backward, ...).
+
+`exact` mode makes every member's forward values and gradients bit for bit those of the same
+network trained alone by autograd: the sums over the N points (dL/dW_l = sum_n g_n x_n^T and
+dL/db_l = sum_n g_n) are taken on point-major copies (K, N, w), the layout a single run
+uses, so that each member's sum runs in the same order; products contracting w or C terms are
+computed planar, which gives the same result for up to `EXACT_MAX_CONTRACTION` terms (measured
+with MKL: a plain left-to-right sum; wider products use blocked kernels whose order depends on
+the layout). `exact` defaults to on when width and classes are both <= EXACT_MAX_CONTRACTION;
+off, the sums are planar (faster) and agree with single runs to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from riemexp.activations import get_activation
+from riemexp.config import NetworkConfig, NetworkKind
+from riemexp.ensemble.kernels import as_single_run
+from riemexp.networks import INPUT_DIM, LayeredNetwork, build_network
+
+#: products over at most this many terms are computed identically in the planar layout
+EXACT_MAX_CONTRACTION = 3
+
+Backward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: dL/dz from dL/dsigma(z), with the kernel autograd uses: (grad, z, sigma(z)) -> grad wrt z
+SIGMA_BACKWARD: dict[str, Backward] = {
+    "tanh": lambda g, z, s: torch.ops.aten.tanh_backward(g, s),
+    "sigmoid": lambda g, z, s: torch.ops.aten.sigmoid_backward(g, s),
+    "relu": lambda g, z, s: torch.ops.aten.threshold_backward(g, s, 0),
+    "softplus": lambda g, z, s: torch.ops.aten.softplus_backward(g, z, 1.0, 20.0),
+    "identity": lambda g, z, s: g,
+}
+
+#: kernels whose vectorised and scalar loops differ in the last bit (see riemexp.ensemble.kernels)
+PATH_DEPENDENT_SIGMA = {"sigmoid", "softplus"}
+PATH_DEPENDENT_BACKWARD = {"softplus"}
+
+
+def point_major(x: torch.Tensor) -> torch.Tensor:
+    """Planar (K, w, N) -> point-major (K, N, w), contiguous (the layout of a single run's tensors)."""
+    if x.shape[1] == 2:  # two rows interleave fastest as the real and imaginary parts of a complex row
+        return torch.view_as_real(torch.complex(x[:, 0], x[:, 1]))
+    return x.transpose(1, 2).contiguous()
+
+
+def parameter_sizes(width: int, depth: int, n_classes: int) -> tuple[int, int, int, int]:
+    """Numbers of weight, bias, head weight and head bias entries of one member."""
+    return depth * width * width, depth * width, n_classes * width, n_classes
+
+
+@dataclass
+class Tape:
+    """What the backward pass needs from a training forward pass.
+
+    inputs[l]: x_l for l = 0 .. L, point-major (K, N, w) in exact mode, else planar (K, w, N).
+    pre[l], post[l]: z_l = W_l x_l + b_l and sigma(z_l), planar (K, w, N).
+    """
+
+    inputs: list[torch.Tensor]
+    pre: list[torch.Tensor]
+    post: list[torch.Tensor]
+
+
+class StackedNetwork:
+    """K networks sharing kind, width, depth and activation; weights, h and input scaling per member.
+
+    params (K, P) float32; step_size, input_shift (K, 2), input_scale (K, 2) per member.
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[NetworkConfig],
+        n_classes: int,
+        params: torch.Tensor,
+        input_shift: torch.Tensor,
+        input_scale: torch.Tensor,
+        exact: bool | None = None,
+    ) -> None:
+        first = configs[0]
+        self.configs = tuple(configs)
+        self.kind = NetworkKind(first.kind)
+        self.width, self.depth, self.n_classes = first.width, first.depth, n_classes
+        self.activation = first.activation.value
+        sizes = parameter_sizes(self.width, self.depth, n_classes)
+        if params.shape != (len(configs), sum(sizes)):
+            raise ValueError(
+                f"params must have shape ({len(configs)}, {sum(sizes)}), got {tuple(params.shape)}"
+            )
+        self.sizes = sizes
+        self.params = params
+        self.input_shift, self.input_scale = input_shift, input_scale
+        fits = max(self.width, n_classes) <= EXACT_MAX_CONTRACTION
+        self.exact = fits if exact is None else bool(exact)
+        sigma, _ = get_activation(self.activation)
+        backward = SIGMA_BACKWARD[self.activation]
+        self.sigma = sigma
+        self.sigma_backward = backward
+        if self.exact and self.activation in PATH_DEPENDENT_SIGMA:
+            self.sigma = functools.partial(as_single_run, sigma)
+        if self.exact and self.activation in PATH_DEPENDENT_BACKWARD:
+            self.sigma_backward = functools.partial(as_single_run, backward)
+        # the step size as a single run multiplies by it: h (float32), and h^2 rounded once for c2
+        h = [float(c.step_size) for c in configs]
+        coeff = [v * v for v in h] if self.kind is NetworkKind.C2 else h
+        self.coeff = torch.tensor(coeff, dtype=params.dtype, device=params.device).view(-1, 1, 1)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_networks(cls, models: Sequence[LayeredNetwork], exact: bool | None = None) -> StackedNetwork:
+        """Stack trained or freshly initialised networks (same kind, width, depth, activation)."""
+        rows = [
+            torch.cat(
+                [m.weight.detach().flatten(), m.bias.detach().flatten()]
+                + [p.detach().flatten() for p in m.head.parameters()]
+            )
+            for m in models
+        ]
+        return cls(
+            [m.cfg for m in models],
+            models[0].head.out_features,
+            torch.stack(rows),
+            torch.stack([m.input_shift.detach() for m in models]),
+            torch.stack([m.input_scale.detach() for m in models]),
+            exact,
+        )
+
+    def select(self, members: torch.Tensor | Sequence[int]) -> StackedNetwork:
+        """The sub-ensemble of the given member positions (copies)."""
+        idx = torch.as_tensor(members, dtype=torch.long, device=self.params.device)
+        configs = [self.configs[i] for i in idx.tolist()]
+        return StackedNetwork(
+            configs,
+            self.n_classes,
+            self.params.index_select(0, idx),
+            self.input_shift.index_select(0, idx),
+            self.input_scale.index_select(0, idx),
+            self.exact,
+        )
+
+    def to(self, device: torch.device | str) -> StackedNetwork:
+        """A copy with every tensor on `device`."""
+        return StackedNetwork(
+            self.configs,
+            self.n_classes,
+            self.params.to(device, copy=True),
+            self.input_shift.to(device, copy=True),
+            self.input_scale.to(device, copy=True),
+            self.exact,
+        )
+
+    def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Views of a (K, P) tensor as weight (K, L, w, w), bias (K, L, w), head weight (K, C, w)
+        and head bias (K, C)."""
+        k, w, depth, c = params.shape[0], self.width, self.depth, self.n_classes
+        weight, bias, head_weight, head_bias = params.split(self.sizes, dim=1)
+        return (
+            weight.view(k, depth, w, w),
+            bias.view(k, depth, w),
+            head_weight.view(k, c, w),
+            head_bias.view(k, c),
+        )
+
+    def network(self, k: int) -> LayeredNetwork:
+        """Member k as an ordinary LayeredNetwork (cpu, eval mode); torch's global RNG is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            model = build_network(self.configs[k], self.n_classes)
+        weight, bias, head_weight, head_bias = (t[k] for t in self.split(self.params))
+        state = {
+            "weight": weight,
+            "bias": bias,
+            "head.weight": head_weight,
+            "head.bias": head_bias,
+            "input_shift": self.input_shift[k],
+            "input_scale": self.input_scale[k],
+        }
+        model.load_state_dict({name: t.detach().cpu().clone() for name, t in state.items()})
+        return model.eval()
+
+    # ------------------------------------------------------------------ forward
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Points (K, N, 2) -> layer-0 coordinates, planar (K, w, N): standardise, append w - 2 zero rows."""
+        x = (x - self.input_shift[:, None].to(x.dtype)) / self.input_scale[:, None].to(x.dtype)
+        k, n, _ = x.shape
+        out = x.new_zeros(k, self.width, n)
+        out[:, :INPUT_DIM] = x.transpose(1, 2)
+        return out
+
+    def _layer(
+        self,
+        x: torch.Tensor,
+        prev: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        tape: Tape | None,
+    ) -> torch.Tensor:
+        """x_{l+1} from x_l (and x_{l-1} for c2), planar (K, w, N); W_l (K, w, w), b_l (K, w)."""
+        z = torch.bmm(weight, x).add_(bias.unsqueeze(-1))  # W x, then + b: addmm's order
+        s = self.sigma(z)
+        if tape is not None:
+            tape.pre.append(z)
+            tape.post.append(s)
+        if self.kind is NetworkKind.PLAIN:
+            return s
+        branch = s * self.coeff  # h sigma (residual) or h^2 sigma (c2), rounded as in a single run
+        if self.kind is NetworkKind.RESIDUAL:
+            return x + branch
+        return (2 * x - prev) + branch
+
+    def forward(self, x0: torch.Tensor, tape: Tape | None = None) -> torch.Tensor:
+        """Logits, point-major (K, N, C), from layer-0 coordinates x0 (K, w, N); fills `tape` when given."""
+        weight, bias, head_weight, head_bias = self.split(self.params)
+        x = prev = x0
+        for W, b in zip(weight.unbind(1), bias.unbind(1)):
+            if tape is not None:
+                tape.inputs.append(point_major(x) if self.exact else x)
+            x, prev = self._layer(x, prev, W, b, tape), x
+        if tape is not None:
+            tape.inputs.append(point_major(x) if self.exact else x)
+        logits = torch.bmm(head_weight, x).add_(head_bias.unsqueeze(-1))  # (K, C, N)
+        return point_major(logits)
+
+    # ------------------------------------------------------------------ backward
+
+    def _sums(
+        self, g: torch.Tensor, inputs: torch.Tensor, grad_weight: torch.Tensor, grad_bias: torch.Tensor
+    ) -> None:
+        """Into grad_weight (K, m, w) and grad_bias (K, m): sum_n g_n x_n^T and sum_n g_n, from g planar
+        (K, m, N) and the layer's input x (`Tape.inputs`)."""
+        if self.exact:  # point-major, as autograd sums them for a single run: grad.t().mm(x), grad.sum(0)
+            g = point_major(g)
+            torch.bmm(g.transpose(1, 2), inputs, out=grad_weight)
+            torch.sum(g, 1, out=grad_bias)
+        else:
+            torch.bmm(g, inputs.transpose(1, 2), out=grad_weight)
+            torch.sum(g, 2, out=grad_bias)
+
+    def backward(self, tape: Tape, grad_logits: torch.Tensor) -> torch.Tensor:
+        """dL/dparams (K, P) from dL/dlogits (K, N, C) and the tape of the forward pass."""
+        weight, _, head_weight, _ = self.split(self.params)
+        k, w, depth = self.params.shape[0], self.width, self.depth
+        grad = torch.empty_like(self.params)
+        g_weight, g_bias, g_head_weight, g_head_bias = self.split(grad)
+        # layer by layer into contiguous buffers (out= needs them), copied into grad at the end
+        layer_weight = grad.new_empty(depth, k, w, w)
+        layer_bias = grad.new_empty(depth, k, w)
+        # head: logits = V x_L + c
+        g_logits = grad_logits.transpose(1, 2)  # planar view (K, C, N)
+        if self.exact:  # grad_logits is point-major already
+            g_head_weight.copy_(torch.bmm(grad_logits.transpose(1, 2), tape.inputs[-1]))
+            g_head_bias.copy_(grad_logits.sum(1))
+        else:
+            g_head_weight.copy_(torch.bmm(g_logits, tape.inputs[-1].transpose(1, 2)))
+            g_head_bias.copy_(g_logits.sum(2))
+        g_x = torch.bmm(head_weight.transpose(1, 2), g_logits)  # dL/dx_L = V^T g, (K, w, N)
+        g_next = None  # c2: dL/dx_{l+2}
+        for layer in reversed(range(depth)):
+            # g_x = dL/dx_{l+1}
+            g_branch = g_x if self.kind is NetworkKind.PLAIN else g_x * self.coeff
+            g_z = self.sigma_backward(g_branch, tape.pre[layer], tape.post[layer])
+            self._sums(g_z, tape.inputs[layer], layer_weight[layer], layer_bias[layer])
+            if layer == 0:
+                break  # x_0 is the input: no gradient
+            g_through = torch.bmm(weight[:, layer].transpose(1, 2), g_z)  # W_l^T g_z
+            if self.kind is NetworkKind.PLAIN:
+                g_x, g_next = g_through, g_x
+            elif self.kind is NetworkKind.RESIDUAL:
+                g_x, g_next = g_x + g_through, g_x
+            else:  # three terms, in the order autograd adds them: -g_{l+2} (x_l as prev), W^T g_z, 2 g_{l+1}
+                acc = g_through if g_next is None else -g_next + g_through
+                g_x, g_next = acc + g_x * 2, g_x
+        g_weight.copy_(layer_weight.transpose(0, 1))
+        g_bias.copy_(layer_bias.transpose(0, 1))
+        return grad

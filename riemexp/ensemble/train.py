@@ -1,0 +1,249 @@
+"""Train K runs as one ensemble; each member ends exactly where `riemexp.train.train` would take it.
+
+Per member, as a single run: torch.manual_seed(seed) then the network's initialisation, the
+run's own dataset (`member_datasets`), its own shuffling generator (seed + 1) for mini-batches,
+its own lr, weight decay, momentum, step size h and number of epochs. Per epoch, as a single
+run: one step per batch (train loss and accuracy taken on the batch before its update), then
+the test loss and accuracy after the epoch's last update, then the divergence check.
+
+A member whose train or test loss is not finite is marked diverged (with the message a single
+run raises) and leaves the ensemble: its weights stay as they were at that epoch, and the
+other members go on unchanged, since no operation mixes members. A member that has done its
+epochs is scored on the training set (`final`) and leaves too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from riemexp.config import RunConfig
+from riemexp.datasets import Dataset
+from riemexp.ensemble.loss import accuracy, mean_nll, mean_nll_backward, predictions
+from riemexp.ensemble.members import check_members, member_datasets
+from riemexp.ensemble.network import StackedNetwork, Tape
+from riemexp.ensemble.optim import StackedOptimizer
+from riemexp.errors import DivergedError
+from riemexp.networks import build_network
+from riemexp.train import TrainResult, diverged_error, resolve_device
+
+#: on_epoch(epoch, rows): rows maps member position -> its history row, for the members that trained
+EnsembleEpochCallback = Callable[[int, Mapping[int, dict[str, float]]], None]
+
+
+@dataclass
+class TrainedEnsemble:
+    """K trained members: their final weights stacked, and per member its history, scores and fate.
+
+    network: the members' final weights (a diverged member's as at its divergence), on the cpu;
+    None until training ends. histories[k], finals[k], seconds[k], errors[k] as a single run's
+    TrainResult.history, .final ({} when diverged), .seconds (the ensemble's wall time when the
+    member left) and the DivergedError it would have raised (None when it completed).
+    """
+
+    configs: tuple[RunConfig, ...] = ()
+    network: StackedNetwork | None = None
+    histories: list[list[dict[str, float]]] = field(default_factory=list)
+    finals: list[dict[str, float]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    errors: list[DivergedError | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+
+@dataclass
+class MemberResult(TrainResult):
+    """One member as an ordinary TrainResult, with its config and its divergence (None: completed)."""
+
+    cfg: RunConfig | None = None
+    error: DivergedError | None = None
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.error is None else "diverged"
+
+
+def split_ensemble(ensemble: TrainedEnsemble) -> list[MemberResult]:
+    """The members as K ordinary results: a LayeredNetwork each (cpu, eval mode), its history and scores."""
+    if ensemble.network is None:
+        raise ValueError("the ensemble has not finished training: it has no final weights to split")
+    return [
+        MemberResult(
+            model=ensemble.network.network(k),
+            history=ensemble.histories[k],
+            seconds=ensemble.seconds[k],
+            final=ensemble.finals[k],
+            cfg=cfg,
+            error=ensemble.errors[k],
+        )
+        for k, cfg in enumerate(ensemble.configs)
+    ]
+
+
+def _initial_network(
+    cfgs: Sequence[RunConfig], datasets: Sequence[Dataset], exact: bool | None
+) -> StackedNetwork:
+    """Each member initialised exactly as a single run: torch.manual_seed(seed), then build_network."""
+    models = []
+    for cfg, data in zip(cfgs, datasets):
+        torch.manual_seed(cfg.seed)
+        model = build_network(cfg.network, data.n_classes)
+        model.input_shift.copy_(data.input_shift)
+        model.input_scale.copy_(data.input_scale)
+        models.append(model)
+    return StackedNetwork.from_networks(models, exact)
+
+
+def _step(
+    net: StackedNetwork, optimizer: StackedOptimizer, x0: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step of every member on its batch; (loss (K,), logits (K, N, C)) before the update."""
+    tape = Tape([], [], [])
+    logits = net.forward(x0, tape)
+    log_probs = torch.log_softmax(logits, -1)
+    loss = mean_nll(log_probs, y)
+    grad = net.backward(tape, mean_nll_backward(log_probs, y))
+    optimizer.step(net.params, grad)
+    return loss, logits
+
+
+def _evaluate(net: StackedNetwork, x0: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Each member's (mean cross-entropy, accuracy): layer-0 coordinates x0 (K, w, N), labels y (K, N)."""
+    logits = net.forward(x0)
+    return mean_nll(torch.log_softmax(logits, -1), y).tolist(), accuracy(logits, y).tolist()
+
+
+def train_ensemble(
+    cfgs: Sequence[RunConfig],
+    datasets: Sequence[Dataset] | None = None,
+    on_epoch: EnsembleEpochCallback | None = None,
+    result: TrainedEnsemble | None = None,
+    exact: bool | None = None,
+) -> TrainedEnsemble:
+    """Train the runs `cfgs` together; member k ends as `riemexp.train.train(cfgs[k], datasets[k])` would.
+
+    datasets: one per member (default: each run's own, `member_datasets`). The members must share
+    an `EnsembleKey` (ConfigError otherwise). `result`, if given, is filled in as training goes,
+    so a caller still holds the histories when training stops early (Ctrl-C). exact: see
+    `StackedNetwork` (default: bit-identical to single runs wherever that is possible).
+    Never raises DivergedError: a diverging member is recorded in `errors` and leaves.
+    """
+    cfgs = tuple(cfgs)
+    datasets = member_datasets(cfgs) if datasets is None else list(datasets)
+    key = check_members(cfgs, datasets)
+    device = resolve_device(cfgs[0].device)
+    k_all = len(cfgs)
+    result = result if result is not None else TrainedEnsemble()
+    result.configs = cfgs
+    result.histories = [[] for _ in cfgs]
+    result.finals = [{} for _ in cfgs]
+    result.seconds = [0.0] * k_all
+    result.errors = [None] * k_all
+
+    initial = _initial_network(cfgs, datasets, exact)
+    final_params = initial.params.clone()  # rows are overwritten as members leave
+    net = initial.to(device)
+    optimizer = StackedOptimizer([c.optim for c in cfgs], net.params)
+    x_train = torch.stack([d.x_train for d in datasets]).to(device, torch.float32)  # (K, n, 2)
+    y_train = torch.stack([d.y_train for d in datasets]).to(device)  # (K, n)
+    x_test = torch.stack([d.x_test for d in datasets]).to(device, torch.float32)
+    y_test = torch.stack([d.y_test for d in datasets]).to(device)
+    n, batch = key.n_train, key.batch_size
+    full_batch = batch == n
+    shuffles = [torch.Generator().manual_seed(cfg.seed + 1) for cfg in cfgs]
+    epochs = [cfg.optim.epochs for cfg in cfgs]
+    active = torch.arange(k_all)  # the member behind each row of the working tensors
+    x0_train = net.pad(x_train) if full_batch else None  # the same every epoch
+    x0_test = net.pad(x_test)
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        for epoch in range(1, max(epochs) + 1):
+            # one pass over every member's training set (a single step when full batch)
+            if x0_train is not None:
+                loss, logits = _step(net, optimizer, x0_train, y_train)
+                train_loss, train_acc = loss.tolist(), accuracy(logits, y_train).tolist()
+            else:
+                orders = torch.stack([torch.randperm(n, generator=shuffles[m]) for m in active.tolist()])
+                orders = orders.to(device)
+                total = torch.zeros(len(active), dtype=torch.float64, device=device)
+                correct = torch.zeros(len(active), dtype=torch.int64, device=device)
+                for i in range(0, n, batch):
+                    idx = orders[:, i : i + batch]  # (K, B)
+                    xb = torch.gather(x_train, 1, idx.unsqueeze(-1).expand(-1, -1, x_train.shape[-1]))
+                    yb = torch.gather(y_train, 1, idx)
+                    loss, logits = _step(net, optimizer, net.pad(xb), yb)
+                    total += loss.double() * idx.shape[1]  # as a single run: loss.item() * len(idx)
+                    correct += (predictions(logits) == yb).sum(1)
+                train_loss, train_acc = (total / n).tolist(), (correct.double() / n).tolist()
+            # held-out evaluation, the history rows and the divergence check
+            test_loss, test_acc = _evaluate(net, x0_test, y_test)
+            elapsed = time.perf_counter() - start
+            rows, leaving, finishing = {}, [], []
+            for i, m in enumerate(active.tolist()):
+                row = {
+                    "epoch": epoch,
+                    "train_loss": train_loss[i],
+                    "train_accuracy": train_acc[i],
+                    "test_loss": test_loss[i],
+                    "test_accuracy": test_acc[i],
+                }
+                result.histories[m].append(row)
+                result.seconds[m] = elapsed
+                rows[m] = row
+                if not (math.isfinite(train_loss[i]) and math.isfinite(test_loss[i])):
+                    result.errors[m] = diverged_error(cfgs[m], epoch, train_loss[i], test_loss[i])
+                    leaving.append(i)
+                elif epoch == epochs[m]:
+                    finishing.append(i)
+                    leaving.append(i)
+            if finishing:  # scores of the trained members on their training sets
+                done = torch.tensor(finishing, device=device)
+                scored = net.select(done)
+                loss_f, acc_f = _evaluate(
+                    scored, scored.pad(x_train.index_select(0, done)), y_train.index_select(0, done)
+                )
+                for j, i in enumerate(finishing):
+                    m = int(active[i])
+                    last = result.histories[m][-1]
+                    result.finals[m] = {
+                        "train_loss": loss_f[j],
+                        "train_accuracy": acc_f[j],
+                        "test_loss": last["test_loss"],
+                        "test_accuracy": last["test_accuracy"],
+                    }
+            if leaving:  # members that diverged or are done leave the working tensors
+                gone = torch.tensor(leaving, device=device)
+                final_params[active[gone.cpu()]] = net.params.index_select(0, gone).cpu()
+                keep = torch.tensor(
+                    [i for i in range(len(active)) if i not in set(leaving)], dtype=torch.long
+                )
+                active = active[keep]
+                if len(active) == 0:
+                    if on_epoch is not None:
+                        on_epoch(epoch, rows)
+                    break
+                keep = keep.to(device)
+                net = net.select(keep)
+                optimizer.select(keep)
+                x_train, y_train = x_train.index_select(0, keep), y_train.index_select(0, keep)
+                x_test, y_test = x_test.index_select(0, keep), y_test.index_select(0, keep)
+                x0_test = x0_test.index_select(0, keep)
+                if x0_train is not None:
+                    x0_train = x0_train.index_select(0, keep)
+            if on_epoch is not None:
+                on_epoch(epoch, rows)
+    result.network = StackedNetwork(
+        [c.network for c in cfgs],
+        initial.n_classes,
+        final_params,
+        initial.input_shift,
+        initial.input_scale,
+        initial.exact,
+    )
+    return result
