@@ -143,8 +143,8 @@ class StackedNetwork:
             [m.cfg for m in models],
             models[0].head.out_features,
             torch.stack(rows),
-            torch.stack([m.input_shift.detach() for m in models]),
-            torch.stack([m.input_scale.detach() for m in models]),
+            torch.stack([m.get_buffer("input_shift").detach() for m in models]),
+            torch.stack([m.get_buffer("input_scale").detach() for m in models]),
             exact,
         )
 

@@ -49,7 +49,9 @@ class StackedOptimizer:
         self.weight_decay = [float(c.weight_decay) for c in configs]
         self.momentum = [float(c.momentum) for c in configs]
         self.steps = 0
-        self.exp_avg = self.exp_avg_sq = self.buffer = None
+        self.exp_avg: torch.Tensor | None = None  # Adam's first and second moments
+        self.exp_avg_sq: torch.Tensor | None = None
+        self.buffer: torch.Tensor | None = None  # SGD's momentum buffer
         if self.name is OptimizerName.ADAM:
             self.exp_avg = torch.zeros_like(params)
             self.exp_avg_sq = torch.zeros_like(params)
@@ -93,16 +95,17 @@ class StackedOptimizer:
                 )
             return
         if any(self.momentum):
-            if self.buffer is None:
-                self.buffer = grad.detach().clone()
+            buffer = self.buffer
+            if buffer is None:
+                buffer = self.buffer = grad.detach().clone()
             else:
                 momentum = torch.tensor(self.momentum, dtype=grad.dtype, device=grad.device).view(-1, 1)
-                self.buffer.mul_(momentum).add_(grad, alpha=1)
+                buffer.mul_(momentum).add_(grad, alpha=1)
             if all(self.momentum):
-                grad = self.buffer
+                grad = buffer
             else:  # members without momentum step along their gradient, as torch does
                 has_momentum = torch.tensor([m != 0 for m in self.momentum], device=grad.device).view(-1, 1)
-                grad = torch.where(has_momentum, self.buffer, grad)
+                grad = torch.where(has_momentum, buffer, grad)
         step = grad
         if len(set(self.lr)) == 1:
             params.add_(step, alpha=-self.lr[0])

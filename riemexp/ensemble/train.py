@@ -93,8 +93,8 @@ def _initial_network(
     for cfg, data in zip(cfgs, datasets):
         torch.manual_seed(cfg.seed)
         model = build_network(cfg.network, data.n_classes)
-        model.input_shift.copy_(data.input_shift)
-        model.input_scale.copy_(data.input_scale)
+        model.get_buffer("input_shift").copy_(data.input_shift)
+        model.get_buffer("input_scale").copy_(data.input_scale)
         models.append(model)
     return StackedNetwork.from_networks(models, exact)
 
