@@ -45,6 +45,7 @@ def test_bad_benchmark_options_get_one_line(args, expected, capsys: pytest.Captu
     assert expected in err and err.count("\n") == 0, err
 
 
+@pytest.mark.slow
 def test_ensemble_benchmark_prints_both_sides_ratios_and_differences(
     tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:

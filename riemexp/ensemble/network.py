@@ -23,8 +23,10 @@ dL/db_l = sum_n g_n) are taken on point-major copies (K, N, w), the layout a sin
 uses, so that each member's sum runs in the same order; products contracting w or C terms are
 computed planar, which gives the same result for up to `EXACT_MAX_CONTRACTION` terms (measured
 with MKL: a plain left-to-right sum; wider products use blocked kernels whose order depends on
-the layout). `exact` defaults to on when width and classes are both <= EXACT_MAX_CONTRACTION;
-off, the sums are planar (faster) and agree with single runs to float32 rounding.
+the layout). `exact` defaults to on when width and classes are both <= EXACT_MAX_CONTRACTION.
+Off, the sums are planar (a little faster): each step agrees with a single run's to float32
+rounding, but training amplifies the difference, so after hundreds of epochs a member is a
+valid training of its config that can end far from the single run (see the README).
 """
 
 from __future__ import annotations
