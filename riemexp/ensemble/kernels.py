@@ -10,7 +10,9 @@ elements whose path differs: those in the stacked tensor's own tails (on a padde
 vectorised) and those in each member's single-run tail (on a strided view, so scalar).
 
 The partition follows at::parallel_for (used above GRAIN_SIZE elements when torch has several
-threads): T = min(threads, ceil(n / GRAIN_SIZE)) ranges of ceil(n / T) elements.
+threads): T = min(threads, ceil(n / GRAIN_SIZE)) ranges of ceil(n / T) elements. A member thus
+matches a single run made with the same number of torch threads; the thread count matters only
+for tensors above GRAIN_SIZE elements (a single run with 16384 or more points at width 2).
 """
 
 from __future__ import annotations
