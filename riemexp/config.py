@@ -165,6 +165,7 @@ class OdeConfig:
     max_refinement: int = 64  # k = 1, 2, 4, ..., max_refinement sub-steps per layer
     rtol: float = 1e-9
     atol: float = 1e-9
+    max_steps_per_layer: int = 1000  # reference solve: more steps in a layer = not converged
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class RunConfig:
 
     seed: int = 0
     device: Device = Device.AUTO
+    max_memory_gb: float | None = None  # refuse any stage that would need more (None: free memory)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -305,6 +307,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(d.turns > 0, f"dataset.turns must be > 0, got {d.turns}")
     _check(0 < d.factor < 1, f"dataset.factor must lie in (0, 1), got {d.factor}")
     _check(d.n_classes >= 2, f"dataset.n_classes must be >= 2, got {d.n_classes}")
+    _check(
+        cfg.max_memory_gb is None or (math.isfinite(cfg.max_memory_gb) and cfg.max_memory_gb > 0),
+        f"max_memory_gb must be > 0 or null (the memory free on this machine), got {cfg.max_memory_gb}",
+    )
     _check(d.spread > 0, f"dataset.spread must be > 0, got {d.spread}")
     if d.name == "gaussians":
         _check(
@@ -312,8 +318,10 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"dataset.n_samples={d.n_samples} is too few for n_classes={d.n_classes}; "
             f"expected at least 2 points per class (n_samples >= {2 * d.n_classes})",
         )
+    n_points = d.n_samples
     if d.name == "csv":
-        check_csv(d, cfg.data_seed)  # the file: exists, parses, 2+ classes, splits (DataError)
+        # the file: exists, parses, 2+ classes, splits (DataError); its size is its number of rows
+        n_points = check_csv(d, cfg.data_seed, cfg.max_memory_gb)
     _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
     _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
     _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
@@ -352,15 +360,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         f"ode.max_refinement must be a power of two >= 1, got {e.max_refinement}",
     )
     _check(e.rtol > 0 and e.atol > 0, f"ode.rtol and ode.atol must be > 0, got {e.rtol}, {e.atol}")
-    if g.enabled:
-        # refuse a grid that cannot fit before training, not after (GeometryError)
-        from riemexp.geometry import check_memory
+    _check(e.max_steps_per_layer >= 1, f"ode.max_steps_per_layer must be >= 1, got {e.max_steps_per_layer}")
+    # refuse a stage that cannot fit before training, not after (MemoryNeedError, GeometryError)
+    from riemexp.memory import check_stages
 
-        # a CSV's size is known only once it is read: here the grid alone (a lower bound);
-        # riemexp.run checks again with the real number of points before training
-        n_data = 0 if d.name == "csv" else d.n_samples
-        n_classes = d.n_classes if d.name == "gaussians" else 2
-        check_memory(g, n_data, n.depth, n.width, n_classes, n.kind.value)
+    n_classes = d.n_classes if d.name == "gaussians" else 2
+    check_stages(cfg, n_points, n_classes)
     return cfg
 
 

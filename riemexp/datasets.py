@@ -15,17 +15,20 @@ identity (shift 0, scale 1), so their points reach the network unchanged.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
-import io
+import itertools
 import math
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from riemexp import memory
 from riemexp.config import DatasetConfig
 from riemexp.errors import ConfigError, DataError
 
@@ -241,6 +244,7 @@ def read_csv(cfg: DatasetConfig) -> CsvTable:
         )
     if not path.is_file():
         raise DataError(f"{path}: is not a file; expected a CSV file (dataset.path)")
+    _check_read_memory(path, None)
     stat = path.stat()
     return _read_csv_cached(
         str(path),
@@ -253,12 +257,60 @@ def read_csv(cfg: DatasetConfig) -> CsvTable:
     )
 
 
+def _check_read_memory(path: Path, max_memory_gb: float | None) -> None:
+    """Refuse (MemoryNeedError) a file whose reading would need more memory than there is."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # reported by the reader
+    memory.check(
+        memory.csv_bytes(size),
+        f"reading {path}",
+        f"a {size / 1e6:.4g} MB file",
+        "use a smaller file (fewer rows)" + (", or raise max_memory_gb" if max_memory_gb else ""),
+        max_memory_gb,
+    )
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+def _bad_byte(path: str) -> tuple[int, str]:
+    """The file offset of the first byte that is not UTF-8, and why (for the error message)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                return offset + err.start, err.reason
+            offset += len(chunk)
+    return offset, "truncated data"
+
+
+def _csv_rows(path: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, stripped fields) of each row, read as a stream; DataError on bad text or quoting."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            try:
+                for fields in reader:
+                    yield reader.line_num, [f.strip() for f in fields]
+            except csv.Error as err:
+                raise DataError(f"{path}: line {reader.line_num}: {err}; expected CSV fields") from None
+    except UnicodeDecodeError:
+        start, reason = _bad_byte(path)
+        raise DataError(
+            f"{path}: byte {start} is not UTF-8 text ({reason}); expected a CSV text file"
+        ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror}); expected a readable CSV file") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -271,29 +323,20 @@ def _read_csv_cached(
     label_column: str | int,
     delimiter: str,
 ) -> CsvTable:
+    """Parse the file as a stream into compact arrays: 16 bytes per row for the coordinates and a
+    small code per row for the label, so that a large file needs a small multiple of its size."""
     del mtime_ns, size  # part of the cache key only: a changed file is read again
-    # the rows, with the line each one ends on
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: byte {err.start} is not UTF-8 text ({err.reason}); expected a CSV text file"
-        ) from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror}); expected a readable CSV file") from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        for fields in reader:
-            rows.append((reader.line_num, [f.strip() for f in fields]))
-    except csv.Error as err:
-        raise DataError(f"{path}: line {reader.line_num}: {err}; expected CSV fields") from None
-    while rows and not any(rows[-1][1]):  # blank lines at the end of the file are harmless
-        rows.pop()
+    rows = _csv_rows(path, delimiter)
+    # the first row, unless every row is blank (blank lines at the end of a file are harmless)
+    leading: list[tuple[int, list[str]]] = []
+    for row in rows:
+        leading.append(row)
+        if any(row[1]):
+            break
     expect_row = "two numeric coordinates and a label"
-    if not rows:
+    if not leading or not any(leading[-1][1]):
         raise DataError(f"{path}: the file is empty; expected rows of {expect_row}")
-    first_line, first = rows[0]
+    first_line, first = leading[0]
     n_cols = len(first)
     if n_cols < 3:
         hint = "" if delimiter != "," else " (if the file uses another delimiter, set dataset.delimiter)"
@@ -352,21 +395,24 @@ def _read_csv_cached(
             f"{label_column!r} use column(s) {sorted({i for i in indices if indices.count(i) > 1})} "
             "twice; expected three different columns"
         )
-    data = rows[1:] if header else rows
-    if not data:
-        raise DataError(f"{path}: no data rows after the header; expected rows of {expect_row}")
 
     # every data row: the same number of fields, finite coordinates, a label
-    points: list[tuple[float, float]] = []
-    labels: list[str] = []
-    for line, fields in data:
+    points = array("d")  # x1, x2 of each row, interleaved
+    codes = array("q")  # each row's label, as an index into `labels` (first-seen order)
+    labels: dict[str, int] = {}
+    blank_line = None  # a blank row, harmless only if no data row follows it
+    lines = [0, 0]
+    data_rows = itertools.chain(leading if not header else leading[1:], rows)
+    for line, fields in data_rows:
         if not any(fields):
-            raise DataError(f"{path}: line {line}: empty row; expected {expect_row}")
+            blank_line = blank_line or line
+            continue
+        if blank_line is not None:
+            raise DataError(f"{path}: line {blank_line}: empty row; expected {expect_row}")
         if len(fields) != n_cols:
             raise DataError(
                 f"{path}: line {line}: {len(fields)} fields; expected {n_cols}, like line {first_line}"
             )
-        point = []
         for i in (ix, iy):
             value = fields[i]
             where = f"{path}: line {line}, {shown[i]}"
@@ -378,24 +424,28 @@ def _read_csv_cached(
                 raise DataError(f"{where}: {value!r} is not a number; expected a finite number") from None
             if not math.isfinite(number):
                 raise DataError(f"{where}: {value!r} is not finite; expected a finite number")
-            point.append(number)
+            points.append(number)
         label = fields[il]
         if label == "" or label.lower() in _MISSING_LABELS:
             raise DataError(
                 f"{path}: line {line}, {shown[il]}: missing label {label!r}; expected a class "
                 "name or an integer"
             )
-        points.append((point[0], point[1]))
-        labels.append(label)
+        code = labels.get(label)
+        if code is None:
+            code = labels[label] = len(labels)
+        codes.append(code)
+        lines = [lines[0] or line, line]
+    n = len(codes)
+    if n == 0:
+        raise DataError(f"{path}: no data rows after the header; expected rows of {expect_row}")
 
     # the classes, in a stable order: numeric if every label is an integer, else by name
     try:
         keys: list[int] | list[str] = [int(label) for label in labels]
     except ValueError:
-        keys = labels
+        keys = list(labels)
     classes = sorted(set(keys))  # type: ignore[type-var]
-    lines = (data[0][0], data[-1][0])
-    n = len(points)
     if n < MIN_SAMPLES:
         raise DataError(
             f"{path}: lines {lines[0]}-{lines[1]}: {n} data rows; expected at least {MIN_SAMPLES} "
@@ -413,21 +463,26 @@ def _read_csv_cached(
             "at a coordinate?)"
         )
     index = {key: k for k, key in enumerate(classes)}
+    lookup = torch.tensor([index[key] for key in keys], dtype=torch.int64)  # label code -> class
     return CsvTable(
         path=path,
-        x=torch.tensor(points, dtype=torch.float64).reshape(n, 2),
-        y=torch.tensor([index[key] for key in keys], dtype=torch.int64),
+        x=torch.frombuffer(points, dtype=torch.float64).reshape(n, 2).clone(),
+        y=lookup[torch.frombuffer(codes, dtype=torch.int64)],
         class_names=tuple(str(c) for c in classes),
         coordinate_names=(names[ix], names[iy]),
         label_name=names[il],
-        lines=lines,
+        lines=(lines[0], lines[1]),
     )
 
 
-def check_csv(cfg: DatasetConfig, seed: int) -> None:
+def check_csv(cfg: DatasetConfig, seed: int, max_memory_gb: float | None = None) -> int:
     """Build the csv dataset of `cfg` once, so that every problem with the file (DataError)
-    shows before any run starts: reading it, splitting it, standardising its training split."""
-    make_dataset(cfg, seed)
+    shows before any run starts: reading it (MemoryNeedError when that would not fit in
+    max_memory_gb), splitting it, standardising its training split. Returns its number of rows."""
+    if cfg.path:
+        _check_read_memory(Path(cfg.path), max_memory_gb)
+    data = make_dataset(cfg, seed)
+    return len(data.x_train) + len(data.x_test)
 
 
 # --------------------------------------------------------------------------- registry
@@ -499,8 +554,12 @@ def source_fingerprint(cfg: DatasetConfig) -> str | None:
     """
     if cfg.name != "csv" or cfg.path is None:
         return None
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(Path(cfg.path).read_bytes()).hexdigest()
+        with open(cfg.path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError as err:
         raise DataError(f"{cfg.path}: cannot be read ({err.strerror})") from None
 

@@ -319,7 +319,7 @@ def test_compute_geometry_arrays() -> None:
 def test_memory_refusal_states_the_size() -> None:
     model = random_network("residual", "tanh", 2, depth=50)
     need = geo.geometry_nbytes(4000**2, 30, 50, 2, 2, "residual")
-    with pytest.raises(GeometryError, match=rf"4000 x 4000 .* would need {need / 2**30:.3g} GB"):
+    with pytest.raises(GeometryError, match=rf"would need about {need / 2**30:.3g} GB for a 4000 x 4000 grid"):
         geo.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4000, max_memory_gb=4.0))
 
 
@@ -405,7 +405,7 @@ def test_cli_refuses_a_grid_too_big_for_memory(tmp_path) -> None:
     out = tmp_path / "run"
     result = run_cli("train", *TINY_OVERRIDES, "geometry.grid_density=20000", f"hydra.run.dir={out}")
     assert result.returncode == GeometryError.exit_code
-    assert "20000 x 20000 geometry grid" in result.stderr and "GB" in result.stderr
+    assert "20000 x 20000 grid (geometry.grid_density=20000)" in result.stderr and "GB" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists(), "refused before training: no run folder"
 
@@ -472,7 +472,7 @@ def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path
 
 
 def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
-    """validate cannot know a CSV's size; run() checks again before training."""
+    """validate reads the CSV and counts its rows; run() checks again before training."""
     from riemexp import run
     from riemexp.config import DatasetConfig, config_to_dict, load_config
     from tests.conftest import tiny_config
@@ -486,7 +486,8 @@ def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
         dataset=DatasetConfig(name="csv", path=str(path)),
         geometry=GeometryConfig(grid_density=8, max_memory_gb=limit),
     )
-    assert load_config(config_to_dict(cfg)) == cfg  # the grid alone fits: the config is valid
+    with pytest.raises(GeometryError, match="for 6000 data points through 4 layers"):
+        load_config(config_to_dict(cfg))  # the grid alone would fit; the file's 6000 rows do not
     with pytest.raises(GeometryError, match="would need"):
         run(cfg, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -27,7 +27,7 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.patches import Ellipse
 
 from riemexp.config import GlyphConvention
-from riemexp.geometry import SINGULAR_RTOL
+from riemexp.geometry import MIN_COVERAGE, SINGULAR_RTOL, fitting_density, lattice_fits  # noqa: F401
 
 FILL = 0.9  # the largest glyph's long axis, as a fraction of the glyph spacing
 MIN_FRACTION = 0.45  # smallest long axis drawn, as a fraction of the spacing
@@ -229,24 +229,6 @@ def typical_spacing(centres: np.ndarray, pairs: np.ndarray, visible: np.ndarray 
         nearest = nearest[np.asarray(visible, dtype=bool)]
     nearest = nearest[np.isfinite(nearest)]
     return float(np.median(nearest)) if len(nearest) else 0.0
-
-
-MIN_COVERAGE = 0.8  # an evenly spaced glyph lattice must span this much of the grid
-
-
-def lattice_fits(n: int, count: int) -> bool:
-    """Whether `count` evenly spaced indices (a whole step apart) span >= MIN_COVERAGE of 0 .. n-1."""
-    if count <= 1:
-        return n >= 1
-    step = (n - 1) // (count - 1)
-    return step >= 1 and step * (count - 1) >= MIN_COVERAGE * (n - 1)
-
-
-def fitting_density(n: int, count: int) -> int:
-    """The smallest grid density >= n on which `count` evenly spaced glyphs span the whole grid."""
-    if count <= 1:
-        return max(n, 2)
-    return (count - 1) * max(1, -(-(n - 1) // (count - 1))) + 1
 
 
 def subsample_indices(n: int, count: int) -> np.ndarray:
