@@ -50,6 +50,7 @@ Plain networks have no step size and no ODE: metrics say `ode_applicable: false`
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -63,7 +64,11 @@ from riemexp.layout import PLOTS_DIR, TABLES_DIR
 from riemexp.networks import LayeredNetwork
 from riemexp.tables import write_table
 
+log = logging.getLogger("riemexp")
+
 ODE_COLUMNS = ["k", "substep", "error_mean", "error_max", "observed_order"]
+#: tables/ode.csv when the reference solve did not converge: one row saying so
+UNCONVERGED_COLUMNS = ["note"]
 PLAIN_NOTE = (
     "plain networks (x_{l+1} = sigma(W x_l + b)) have no step size and are no discretisation of an ODE"
 )
@@ -121,6 +126,12 @@ class OdeSolution:
     path: torch.Tensor
     layer_index: list[int]
     seconds: float
+    #: evaluations of the vector field the solve used
+    evaluations: int = 0
+    #: False when the solve ran out of its budget: path then ends where it stopped, at the start
+    #: of layer interval `stopped_layer`, and is no reference for anything
+    converged: bool = True
+    stopped_layer: int | None = None
 
     @property
     def end(self) -> torch.Tensor:
@@ -129,6 +140,15 @@ class OdeSolution:
 
 
 _SOLVER = "dopri5"
+#: evaluations of the vector field per dopri5 step (7 stages, the last reused by the next step)
+EVALUATIONS_PER_STEP = 6
+#: the default budget of a reference solve, in solver steps per layer interval
+#: (`ode.max_steps_per_layer`); trained networks take 10-40 at the default tolerances
+MAX_STEPS_PER_LAYER = 1000
+
+
+class _OutOfBudget(Exception):
+    """Raised inside the vector field when the solve has used its budget of evaluations."""
 
 
 def _max_norm(tensor: torch.Tensor) -> torch.Tensor:
@@ -137,14 +157,26 @@ def _max_norm(tensor: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def reference_solve(
-    model: LayeredNetwork, x0: torch.Tensor, rtol: float, atol: float, n_dense: int = 1
+    model: LayeredNetwork,
+    x0: torch.Tensor,
+    rtol: float,
+    atol: float,
+    n_dense: int = 1,
+    max_steps_per_layer: int = MAX_STEPS_PER_LAYER,
 ) -> OdeSolution:
     """Solve the network's ODE from x0 (N, w) with torchdiffeq dopri5, one layer interval at a time.
 
     residual: dx/dt = sigma(W_l x + b_l) on [l h, (l+1) h]; c2: d2x/dt2 = sigma(W_l x + b_l),
     dx/dt(0) = 0, as the system (x, v). Positions at n_dense evenly spaced times per interval plus
     t = 0 (dense output of the solver's interpolant) are returned in an OdeSolution.
+
+    Budget: at most max_steps_per_layer solver steps in each layer interval (EVALUATIONS_PER_STEP
+    evaluations of the vector field each, rejected steps included). A field too stiff for the
+    tolerances (huge weights) would otherwise shrink the step without end; the solve stops
+    instead and returns `converged=False` with the path up to the layer where it stopped.
     """
+    if max_steps_per_layer < 1:
+        raise ValueError(f"max_steps_per_layer must be >= 1, got {max_steps_per_layer}")
     _check_kind(model)
     if n_dense < 1:
         raise ValueError(f"n_dense must be >= 1, got {n_dense}")
@@ -155,25 +187,50 @@ def reference_solve(
     if second_order:
         state = torch.cat([state, torch.zeros_like(state)], dim=1)  # (N, 2w): (x, v)
     start = time.perf_counter()
+    budget = EVALUATIONS_PER_STEP * max_steps_per_layer + 1
+    used = [0, 0]  # evaluations in this layer interval, in all before it
+
+    def spend() -> None:
+        used[0] += 1
+        if used[0] > budget:
+            raise _OutOfBudget
+
     times, pieces, layer_index = [torch.zeros(1, dtype=torch.float64)], [state[None]], [0]
+    stopped = None
     for layer, (Wl, bl) in enumerate(zip(W, b)):
         if second_order:
 
             def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
+                spend()
                 return torch.cat([s[:, w:], sigma(torch.addmm(bl, s[:, :w], Wl.T))], dim=1)
         else:
 
             def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
+                spend()
                 return sigma(torch.addmm(bl, s, Wl.T))
 
         t = torch.linspace(layer * h, (layer + 1) * h, n_dense + 1, dtype=torch.float64)
-        out = odeint(field, state, t, rtol=rtol, atol=atol, method=_SOLVER, options={"norm": _max_norm})
+        used[1] += used[0]
+        used[0] = 0
+        try:
+            out = odeint(field, state, t, rtol=rtol, atol=atol, method=_SOLVER, options={"norm": _max_norm})
+        except _OutOfBudget:
+            stopped = layer
+            break
         state = out[-1]
         times.append(t[1:])
         pieces.append(out[1:])
         layer_index.append(layer_index[-1] + n_dense)
     path = torch.cat(pieces)[..., :w]  # (M, N, w)
-    return OdeSolution(torch.cat(times), path, layer_index, time.perf_counter() - start)
+    return OdeSolution(
+        torch.cat(times),
+        path,
+        layer_index,
+        time.perf_counter() - start,
+        evaluations=used[1] + min(used[0], budget),
+        converged=stopped is None,
+        stopped_layer=stopped,
+    )
 
 
 def spread(points: torch.Tensor) -> float:
@@ -227,29 +284,57 @@ def convergence_table(
 
 @dataclass
 class OdeReport:
-    """Everything `ode_step` measured: table rows, fitted order, gap, spread, the reference flow."""
+    """Everything `ode_step` measured: table rows, fitted order, gap, spread, the reference flow.
+
+    When the reference solve ran out of its budget (`solution.converged` False) there is no
+    reference: rows is empty and order, gap and spread are None.
+    """
 
     rows: list[dict[str, Any]]
     order: float | None
-    gap: float
-    spread: float
+    gap: float | None
+    spread: float | None
     solution: OdeSolution
     seconds: float
 
+    @property
+    def converged(self) -> bool:
+        return self.solution.converged
+
 
 def measure(
-    model: LayeredNetwork, x: torch.Tensor, max_refinement: int, rtol: float, atol: float, n_dense: int = 8
+    model: LayeredNetwork,
+    x: torch.Tensor,
+    max_refinement: int,
+    rtol: float,
+    atol: float,
+    n_dense: int = 8,
+    max_steps_per_layer: int = MAX_STEPS_PER_LAYER,
 ) -> OdeReport:
     """Refinement study of a residual or c2 network on input points x (N, 2)."""
     start = time.perf_counter()
     with torch.no_grad():
         x0 = model.pad(x.to(torch.float64))
-    solution = reference_solve(model, x0, rtol, atol, n_dense=n_dense)
+    solution = reference_solve(
+        model, x0, rtol, atol, n_dense=n_dense, max_steps_per_layer=max_steps_per_layer
+    )
+    if not solution.converged:
+        return OdeReport([], None, None, None, solution, time.perf_counter() - start)
     rows = convergence_table(model, x0, solution.end, max_refinement)
     order = table_order(rows)
     size = spread(solution.end)
     gap = rows[0]["error_mean"] / size if size > 0 else math.nan
     return OdeReport(rows, order, gap, size, solution, time.perf_counter() - start)
+
+
+def unconverged_note(solution: OdeSolution, max_steps_per_layer: int, depth: int) -> str:
+    """Why an ODE analysis has no numbers: the reference solve ran out of its budget."""
+    return (
+        f"the reference solve did not converge: layer interval {solution.stopped_layer} (of {depth}) "
+        f"needed more than ode.max_steps_per_layer={max_steps_per_layer} solver steps; the ODE is too "
+        "stiff for ode.rtol/atol there (very large weights?). No errors, order or gap are reported; "
+        "raise ode.max_steps_per_layer or loosen ode.rtol/atol"
+    )
 
 
 def ode_step(ctx: Any) -> None:
@@ -265,17 +350,37 @@ def ode_step(ctx: Any) -> None:
     if model.kind is NetworkKind.PLAIN:
         ctx.metrics.update(ode_applicable=False, ode_gap=None, ode_order=None, ode_note=PLAIN_NOTE)
     else:
-        report = measure(model, x, cfg.ode.max_refinement, cfg.ode.rtol, cfg.ode.atol)
-        write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
+        report = measure(
+            model,
+            x,
+            cfg.ode.max_refinement,
+            cfg.ode.rtol,
+            cfg.ode.atol,
+            max_steps_per_layer=cfg.ode.max_steps_per_layer,
+        )
         ctx.metrics.update(
             ode_applicable=True,
-            ode_gap=report.gap,
-            ode_order=report.order,
-            ode_spread=report.spread,
-            ode_error_k1=report.rows[0]["error_mean"],
+            ode_converged=report.converged,
+            ode_reference_evaluations=report.solution.evaluations,
             ode_reference_seconds=round(report.solution.seconds, 4),
             ode_seconds=round(report.seconds, 4),
         )
+        if report.converged:
+            write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
+            ctx.metrics.update(
+                ode_gap=report.gap,
+                ode_order=report.order,
+                ode_spread=report.spread,
+                ode_error_k1=report.rows[0]["error_mean"],
+            )
+        else:
+            note = unconverged_note(report.solution, cfg.ode.max_steps_per_layer, model.depth)
+            log.warning("%s", note)
+            write_table(out / TABLES_DIR / "ode", [{"note": note}], UNCONVERGED_COLUMNS)
+            ctx.metrics.update(
+                ode_gap=None, ode_order=None, ode_spread=None, ode_error_k1=None, ode_note=note
+            )
+            report = None  # no reference flow to draw
     lie_step(ctx)
     if cfg.plot.enabled:
         from riemexp.plotting.trajectories import save_trajectory_figures

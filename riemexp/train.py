@@ -26,6 +26,24 @@ from riemexp.networks import LayeredNetwork, build_network
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
+#: training has diverged when the train loss exceeds this many times its reference: the larger of
+#: the first step's loss (before any update) and log(C), the loss of a uniform guess over C classes
+EXPLOSION_FACTOR = 1e4
+
+
+def explosion_threshold(first_loss: float, n_classes: int) -> float:
+    """The train loss above which training counts as diverged (see EXPLOSION_FACTOR).
+
+    first_loss: the loss of the first step, before any update.
+
+    Cross-entropy starts near log(C) (0.69 for two classes) and falls as a network learns; a
+    learning rate too large overshoots and can push it up for a while, but the loss of a useful
+    network stays within a few units. Ten thousand times the start (6931 for two classes) means
+    logits of thousands on wrong classes: the weights have blown up and every later analysis
+    (geometry, ODE solves on a stiff field) would measure the blow-up, not the network.
+    """
+    return EXPLOSION_FACTOR * max(first_loss, math.log(max(n_classes, 2)))
+
 
 def resolve_device(device: Device | str) -> torch.device:
     """`auto` -> cuda when available, else cpu."""
@@ -78,6 +96,24 @@ def diverged_error(cfg: RunConfig, epoch: int, train_loss: float, test_loss: flo
     )
 
 
+def divergence(
+    cfg: RunConfig, epoch: int, train_loss: float, test_loss: float, threshold: float
+) -> DivergedError | None:
+    """The DivergedError of epoch `epoch`, or None: a non-finite train or test loss, or a train
+    loss above `threshold` (`explosion_threshold` of the run's first step)."""
+    if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+        return diverged_error(cfg, epoch, train_loss, test_loss)
+    if train_loss > threshold:
+        return DivergedError(
+            f"training diverged at epoch {epoch}: the train loss exploded to {train_loss:.4g}, more "
+            f"than {EXPLOSION_FACTOR:g} x its start ({threshold / EXPLOSION_FACTOR:.4g}). Likely "
+            f"cause: a learning rate (optim.lr={cfg.optim.lr}) or step size (network.step_size="
+            f"{cfg.network.step_size}) too large for depth {cfg.network.depth}. Try a smaller optim.lr "
+            "or network.step_size."
+        )
+    return None
+
+
 @dataclass
 class TrainResult:
     model: LayeredNetwork
@@ -101,7 +137,8 @@ def train(
 
     `result`, if given, is filled in as training goes, so a caller still holds the
     history when training stops early (divergence, Ctrl-C).
-    Raises DivergedError when a loss turns NaN or infinite.
+    Raises DivergedError when a loss turns NaN or infinite, or when the train loss explodes
+    beyond `explosion_threshold` of the first epoch's.
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -122,12 +159,15 @@ def train(
     result.model = model
 
     start = time.perf_counter()
+    threshold = math.inf
     for epoch in range(1, cfg.optim.epochs + 1):
         # one pass over the training set (a single step when full batch)
         model.train()
         if batch == n:
             loss, logits = train_step(model, optimizer, x_train, y_train)
             train_loss = loss.item()
+            if epoch == 1:
+                threshold = explosion_threshold(train_loss, data.n_classes)
             train_acc = (logits.argmax(1) == y_train).double().mean().item()
         else:
             order = torch.randperm(n, generator=shuffle).to(device)
@@ -135,6 +175,8 @@ def train(
             for i in range(0, n, batch):
                 idx = order[i : i + batch]
                 loss, logits = train_step(model, optimizer, x_train[idx], y_train[idx])
+                if epoch == 1 and i == 0:
+                    threshold = explosion_threshold(loss.item(), data.n_classes)
                 total_loss += loss.item() * len(idx)
                 correct += int((logits.argmax(1) == y_train[idx]).sum())
             train_loss, train_acc = total_loss / n, correct / n
@@ -150,8 +192,9 @@ def train(
         }
         result.history.append(row)
         result.seconds = time.perf_counter() - start
-        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            raise diverged_error(cfg, epoch, train_loss, test_loss)
+        error = divergence(cfg, epoch, train_loss, test_loss, threshold)
+        if error is not None:
+            raise error
         if on_epoch is not None:
             on_epoch(row)
     model.eval()
