@@ -5,39 +5,60 @@ Public surface:
     make_dataset                 toy datasets (riemexp.datasets)
     build_network                plain, residual and c2 networks (riemexp.networks)
     run, load_run                train into a run folder, read one back (riemexp.run)
+
+The names are imported on first use, so that `import riemexp` (and the `riemexp` command's
+start, where Ctrl-C must already be handled) does not wait for torch. `riemexp.run` is the
+function `run`, as it always was; the module of the same name is `sys.modules["riemexp.run"]`.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 
-from riemexp.config import (  # noqa: E402
-    DatasetConfig,
-    GeometryConfig,
-    NetworkConfig,
-    OdeConfig,
-    OptimConfig,
-    PlotConfig,
-    RunConfig,
-    load_config,
-)
-from riemexp.datasets import Dataset, make_dataset  # noqa: E402
-from riemexp.networks import LayeredNetwork, build_network  # noqa: E402
-from riemexp.run import LoadedRun, load_run, run  # noqa: E402
+#: public name -> the module that defines it
+_EXPORTS = {
+    "DatasetConfig": "riemexp.config",
+    "GeometryConfig": "riemexp.config",
+    "NetworkConfig": "riemexp.config",
+    "OdeConfig": "riemexp.config",
+    "OptimConfig": "riemexp.config",
+    "PlotConfig": "riemexp.config",
+    "RunConfig": "riemexp.config",
+    "load_config": "riemexp.config",
+    "Dataset": "riemexp.datasets",
+    "make_dataset": "riemexp.datasets",
+    "LayeredNetwork": "riemexp.networks",
+    "build_network": "riemexp.networks",
+    "LoadedRun": "riemexp.run",
+    "load_run": "riemexp.run",
+    "run": "riemexp.run",
+}
 
-__all__ = [
-    "Dataset",
-    "DatasetConfig",
-    "GeometryConfig",
-    "LayeredNetwork",
-    "LoadedRun",
-    "NetworkConfig",
-    "OdeConfig",
-    "OptimConfig",
-    "PlotConfig",
-    "RunConfig",
-    "__version__",
-    "build_network",
-    "load_config",
-    "load_run",
-    "make_dataset",
-    "run",
-]
+
+class _Package(types.ModuleType):
+    """The riemexp package: public names imported when first asked for."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _EXPORTS:
+            raise AttributeError(f"module 'riemexp' has no attribute '{name}'")
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        self.__dict__[name] = value
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "run" and isinstance(value, types.ModuleType):
+            return  # importing the submodule riemexp.run must not hide the function run
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_EXPORTS})
+
+
+sys.modules[__name__].__class__ = _Package
+
+__all__ = sorted([*_EXPORTS, "__version__"])

@@ -7,10 +7,11 @@ subcommand is one entry in `COMMANDS` and a module with `main(args: list[str]) -
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
-from riemexp import __version__, console
+from riemexp import __version__, signals
 from riemexp.errors import OutputError, RiemexpError
 
 #: subcommand -> (module, one-line description)
@@ -56,6 +57,10 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _error(message: str) -> None:
+    print(f"riemexp: error: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -66,22 +71,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = args[0]
     if name not in COMMANDS:
-        console.error(f"unknown command '{name}'; expected one of: {', '.join(COMMANDS)}")
+        _error(f"unknown command '{name}'; expected one of: {', '.join(COMMANDS)}")
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
     try:
+        module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(args[1:]) or 0)
     except RiemexpError as err:
-        console.error(str(err))
+        _error(str(err))
         return err.exit_code
     except OSError as err:  # riemexp reads through its own errors: an OSError here is a write
         error = OutputError.from_os_error(err)
-        console.error(str(error))
+        _error(str(error))
         return error.exit_code
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP (riemexp.signals), at any phase
+        _error(f"interrupted ({signals.signal_name(err)})")
+        return signals.exit_code(err)
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The `riemexp` command: SIGTERM and SIGHUP act like Ctrl-C from the first instant on."""
+    signals.install()
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
+    try:
+        code = main()
+    except KeyboardInterrupt as err:  # before main's own handler was reached
+        _error(f"interrupted ({signals.signal_name(err)})")
+        code = signals.exit_code(err)
+    signals.ignore_from_now_on()  # the exit status is decided: a late signal must not change it
+    sys.exit(code)

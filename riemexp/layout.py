@@ -7,6 +7,9 @@ model.pt        weights, resolved config, class names
 geometry.npz    coordinates and metric tensors of every layer (`riemexp.geometry`)
 tables/         layers, ode and lie tables, as CSV and Markdown
 plots/          the figures (`riemexp.plotting`)
+unfinished-rerun/   the record (metrics.json, history.csv, config.yaml) of the latest re-run into
+                    this folder that did not complete; the earlier run it would have replaced stays
+.riemexp.lock   present while a run works in the folder (`riemexp.lock`)
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ GEOMETRY_FILE = "geometry.npz"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 
-#: what a training run writes after its config and metrics; a new run into an existing
-#: folder removes these first, so that no file of an earlier run passes for one of this run
+UNFINISHED_RERUN_DIR = "unfinished-rerun"
+
+#: what a training run writes after its config and metrics; a folder that holds any of these
+#: but no readable metrics.json is not a riemexp run, and a run into it is refused
 RUN_ARTIFACTS = (HISTORY_FILE, MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR)
+
+#: what a completed re-run swaps into its folder, replacing the earlier run's (metrics.json last)
+RUN_FILES = (CONFIG_FILE, *RUN_ARTIFACTS, UNFINISHED_RERUN_DIR)
+
+#: hidden folders a run makes beside its files: the new run of a re-run, the earlier run's files
+#: on their way out; left behind only by a killed run, and removed by the next run into the folder
+STAGING_PREFIX = ".staging-"
+REPLACED_PREFIX = ".replaced-"

@@ -60,6 +60,9 @@ STALE_INTERVALS = 4
 _PROBE_GRACE_SECONDS = 1.0
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
+#: metrics.json keys that say which process ran a run and when (not what it measured)
+PROCESS_KEYS = ("pid", "host", "started", "heartbeat", "finished")
+
 #: statuses of a run that has stopped working (metrics.json "status")
 FINISHED = ("completed", "diverged", "failed", "interrupted")
 
@@ -385,6 +388,7 @@ __all__ = [
     "FINISHED",
     "Heartbeat",
     "LOCK_FILE",
+    "PROCESS_KEYS",
     "describe_state",
     "heartbeat_age",
     "hold",

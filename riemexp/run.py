@@ -3,25 +3,32 @@
 `run(cfg, out_dir)` is the core of `riemexp train`; it needs no Hydra. The run folder:
 
     model.pt        weights, resolved config, class names (torch.save of a dict)
-    metrics.json    status ("running", "completed", "diverged", "interrupted"), accuracies,
-                    losses, epochs, train_seconds, seed, versions, and analysis figures
+    metrics.json    status ("running", "completed", "diverged", "failed", "interrupted"),
+                    accuracies, losses, epochs, train_seconds, seed, versions, analysis figures;
+                    pid, host, started, heartbeat (refreshed while running), finished
     history.csv     per-epoch train and test loss and accuracy
     config.yaml     the resolved config (Hydra also keeps its own copy in .hydra/)
 
 plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots); names in
-`riemexp.layout`. Training into a folder that holds an earlier run replaces that run: its
-files are removed before training starts. A folder that holds files by those names but no
-riemexp run is refused (OutputError), never emptied.
-`load_run(path)` reads a completed run back.
+`riemexp.layout`. One run at a time writes into a folder (`riemexp.lock`). Training into a
+folder that holds an earlier run replaces that run only once the new one has completed (it is
+built in a hidden staging folder and swapped in); a new run that fails, diverges or is
+interrupted leaves the earlier run as it was, with its own record in unfinished-rerun/. A
+folder that holds files by those names but no riemexp run is refused (OutputError), never
+emptied. `load_run(path)` reads a completed run back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import logging
+import os
 import platform
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +39,27 @@ import torch
 from omegaconf import OmegaConf
 
 import riemexp
-from riemexp import console
+from riemexp import console, lock, memory, phases, signals
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError, safe_reason
-from riemexp.geometry import check_memory
 from riemexp.identity import IDENTITY_KEY, run_identity
-from riemexp.io import atomic_save, atomic_write_csv, atomic_write_json, atomic_write_text
-from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_ARTIFACTS
+from riemexp.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from riemexp.layout import (
+    CONFIG_FILE,
+    GEOMETRY_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PLOTS_DIR,
+    REPLACED_PREFIX,
+    RUN_ARTIFACTS,
+    RUN_FILES,
+    STAGING_PREFIX,
+    TABLES_DIR,
+    UNFINISHED_RERUN_DIR,
+)
+from riemexp.lock import Heartbeat
 from riemexp.networks import LayeredNetwork, build_network
 from riemexp.train import HISTORY_COLUMNS, TrainResult, train
 
@@ -76,10 +96,6 @@ def versions() -> dict[str, str]:
     }
 
 
-def _write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
-    atomic_write_json(out_dir / METRICS_FILE, metrics)
-
-
 def _write_history(out_dir: Path, history: list[dict[str, float]]) -> None:
     atomic_write_csv(out_dir / HISTORY_FILE, history, HISTORY_COLUMNS)
 
@@ -107,46 +123,180 @@ def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Datas
         IDENTITY_KEY: run_identity(cfg, dataset_sha256),
         "riemexp_version": riemexp.__version__,
     }
-    atomic_save(out_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # torch's own file writer hides the OS reason of a failed write
+    torch.save(payload, buffer)
+    atomic_write_bytes(out_dir / MODEL_FILE, buffer.getvalue())
 
 
-def _check_run_folder(out_dir: Path) -> None:
-    """Refuse a folder that holds files by riemexp's names but no riemexp run (they are not ours).
+def _remove_leftovers(out_dir: Path) -> bool:
+    """Remove the hidden staging folders of runs that were killed in this folder (the caller holds
+    its lock, so no live run owns them). True when a killed run was swapping its files in."""
+    swapping = False
+    for path in out_dir.iterdir():
+        if path.is_dir() and path.name.startswith((STAGING_PREFIX, REPLACED_PREFIX)):
+            swapping |= path.name.startswith(REPLACED_PREFIX)
+            shutil.rmtree(path, ignore_errors=True)
+    return swapping
 
-    A folder with an earlier run (a readable metrics.json) is replaced by the new run.
+
+def _check_run_folder(out_dir: Path, swapping: bool = False) -> str | None:
+    """The status of the earlier run in out_dir (its readable metrics.json), or None for a fresh
+    folder. `swapping`: a killed run was moving its files in; the folder is a run folder ("failed").
+
+    Refuses (OutputError) a folder that holds files by riemexp's names but no riemexp run: they
+    are not ours.
     """
+    try:
+        return str(read_metrics(out_dir)["status"])
+    except RunFolderError:
+        pass
     found = [name for name in RUN_ARTIFACTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
     if not found:
-        return
+        return None
+    if swapping:
+        return "failed"
+    raise OutputError(
+        f"{out_dir} holds {', '.join(found)} but no riemexp run ({METRICS_FILE}); a run would "
+        "overwrite them: choose another folder (hydra.run.dir=...) or move them away"
+    )
+
+
+def _replace(out_dir: Path, work: Path | None) -> None:
+    """Move the earlier run's files out of out_dir and, when `work` is given, the new run's in.
+
+    The earlier run's metrics.json leaves first and the new one arrives last, so that no
+    metrics.json ever stands over a mix of two runs. When a move fails (a read-only plots/, ...)
+    every move is undone and OSError names the file: the earlier run stays as it was.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=out_dir))
+    moved_out: list[str] = []
+    moved_in: list[str] = []
     try:
-        read_metrics(out_dir)
-    except RunFolderError:
-        raise OutputError(
-            f"{out_dir} holds {', '.join(found)} but no riemexp run ({METRICS_FILE}); a run would "
-            "overwrite them: choose another folder (hydra.run.dir=...) or move them away"
-        ) from None
+        for name in (METRICS_FILE, *RUN_FILES):
+            if (out_dir / name).exists() or (out_dir / name).is_symlink():
+                _move(out_dir / name, trash / name)
+                moved_out.append(name)
+        for name in (*RUN_FILES, METRICS_FILE) if work is not None else ():
+            if (work / name).exists():
+                _move(work / name, out_dir / name)
+                moved_in.append(name)
+    except OSError:
+        for name in reversed(moved_in):
+            with contextlib.suppress(OSError):
+                os.rename(out_dir / name, work / name)  # type: ignore[operator]
+        for name in reversed(moved_out):
+            with contextlib.suppress(OSError):
+                os.rename(trash / name, out_dir / name)
+        shutil.rmtree(trash, ignore_errors=True)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _remove_earlier_artifacts(out_dir: Path) -> None:
-    """Remove what an earlier run into the same folder wrote (RUN_ARTIFACTS), and only that."""
-    for name in RUN_ARTIFACTS:
-        path = out_dir / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.rename(src, dst)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(src)) from None
+
+
+def _keep_attempt(work: Path, out_dir: Path) -> None:
+    """A re-run that did not complete: keep its record (metrics.json, history.csv, config.yaml) as
+    out_dir/unfinished-rerun/, drop the rest of its staging folder; the earlier run is untouched."""
+    keep = out_dir / UNFINISHED_RERUN_DIR
+    try:
+        for name in (MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR):
+            path = work / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if not (work / METRICS_FILE).is_file():
+            raise FileNotFoundError(str(work / METRICS_FILE))
+        if keep.is_dir() and not keep.is_symlink():
+            shutil.rmtree(keep)
+        os.rename(work, keep)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _record_stop(
+    err: BaseException, record: Heartbeat, result: TrainResult, work: Path, write: bool = True
+) -> BaseException:
+    """Write what stopped the run into its metrics.json (and the history so far); best effort.
+
+    Returns the error to raise: an OSError becomes an OutputError naming the file.
+    """
+    if isinstance(err, OSError):
+        err = OutputError.from_os_error(err)
+    if isinstance(err, DivergedError):
+        update: dict[str, Any] = {**_final_scores(result), "status": "diverged", "error": str(err)}
+    elif isinstance(err, KeyboardInterrupt):
+        update = {**_final_scores(result), "status": "interrupted", "signal": signals.signal_name(err)}
+    elif isinstance(err, RiemexpError):
+        update = {"status": "failed", "error": str(err)}
+    else:  # a bug: either way the run did not complete
+        update = {"status": "failed", "error": repr(err)}
+    update["finished"] = lock.now_iso()
+    record.stop()
+    if not write:
+        return err
+    with signals.deferred(), contextlib.suppress(Exception):
+        if result.history:
+            _write_history(work, result.history)
+    with signals.deferred(), contextlib.suppress(Exception):
+        record.write(**update)
+        err.recorded_in = record.path  # type: ignore[attr-defined]
+    return err
+
+
+def recorded_in(err: BaseException) -> Path | None:
+    """The metrics.json where `run` recorded the error it raised (None: it recorded nothing, e.g.
+    the folder could not be written); callers that record failures themselves check this first."""
+    return getattr(err, "recorded_in", None)
 
 
 def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train the network of `cfg`, save it, run the analyses; return the final metrics.
 
-    Raises DivergedError (metrics.json says "diverged") and re-raises KeyboardInterrupt
-    (metrics.json says "interrupted"); a run folder is "completed" only when every file
-    has been written.
+    Raises DivergedError (metrics.json says "diverged"), re-raises KeyboardInterrupt and
+    `riemexp.signals.Interrupted` (metrics.json says "interrupted", with the signal), raises
+    OutputError naming a file that could not be written (status "failed"); a run folder is
+    "completed" only when every file has been written.
+
+    The folder is locked for the run (`riemexp.lock`; FolderBusyError when another live run
+    holds it). A folder that already holds a run keeps it until the new run has completed: the
+    new run is built in a hidden staging folder inside it and swapped in at the end; a new run
+    that does not complete leaves the earlier run as it was and its own record in
+    unfinished-rerun/.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError.from_os_error(err) from None
+    with lock.hold(out_dir):
+        return _run_locked(cfg, out_dir)
+
+
+def _phase(record: Heartbeat, name: str) -> None:
+    record.write(phase=name)
+    phases.reached(name)
+
+
+def _run_locked(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+    earlier = _check_run_folder(out_dir, _remove_leftovers(out_dir))
+    # a completed earlier run stays until this one has completed; one that did not complete
+    # (failed, diverged, interrupted, killed) has no results to keep and makes way now
+    staged = earlier == "completed"
+    if earlier is not None and not staged:
+        try:
+            with signals.deferred():
+                _replace(out_dir, None)
+        except OSError as err:
+            raise OutputError.from_os_error(err) from None
+    started = lock.now_iso()
     metrics: dict[str, Any] = {
         "status": "running",
         "dataset": cfg.dataset.name,
@@ -154,59 +304,50 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         "seed": cfg.seed,
         IDENTITY_KEY: run_identity(cfg, source_fingerprint(cfg.dataset)),
         **versions(),
+        "pid": os.getpid(),
+        "host": lock.host_name(),
+        "started": started,
+        "heartbeat": started,
     }
-    _write_metrics(out_dir, metrics)  # first: the folder says "running" before anything else
-    _remove_earlier_artifacts(out_dir)
-    atomic_write_text(out_dir / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
-    # training, with a progress bar on a terminal
+    work = out_dir
+    record = Heartbeat(out_dir / METRICS_FILE, metrics)
     result = TrainResult(model=None)  # type: ignore[arg-type]
+    done = False
     try:
-        data = make_dataset(cfg.dataset, cfg.data_seed)
-        if cfg.geometry.enabled:  # with the real number of points (a CSV's is known only now)
-            check_memory(
-                cfg.geometry,
-                len(data.x),
-                cfg.network.depth,
-                cfg.network.width,
-                data.n_classes,
-                cfg.network.kind.value,
+        if staged:  # an earlier run stays in place until this one has completed
+            work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+            record.path = work / METRICS_FILE
+        record.write()  # first: the folder says "running" before anything else
+        atomic_write_text(work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
+        record.start()
+        _train_and_analyse(cfg, work, record, result)
+        # complete: a signal from here on waits until the run is in its folder
+        with signals.deferred():
+            record.stop()
+            metrics.pop("phase", None)
+            record.write(status="completed", finished=lock.now_iso())
+            if staged:
+                _replace(out_dir, work)
+            done = True
+    except BaseException as err:
+        if done:  # a signal that waited for the completed run: it stays completed
+            raise
+        # (a re-run whose staging folder could not even be made records nothing: the folder's
+        # metrics.json is the earlier run's)
+        error = _record_stop(err, record, result, work, write=not (staged and work == out_dir))
+        if staged and work != out_dir:
+            with signals.deferred():
+                _keep_attempt(work, out_dir)
+            log.warning(
+                "the earlier run in %s is kept as it was; this run's record is in %s/",
+                out_dir,
+                out_dir / UNFINISHED_RERUN_DIR,
             )
-        with console.progress_bar("training", cfg.optim.epochs) as bar:
-
-            def on_epoch(row: dict[str, float]) -> None:
-                if bar is not None:
-                    status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
-                    bar.update(bar.task_ids[0], advance=1, status=status)
-
-            train(cfg, data, on_epoch=on_epoch, result=result)
-        metrics.update(_final_scores(result), device=str(next(result.model.parameters()).device))
-        _write_history(out_dir, result.history)
-        model = result.model.cpu().eval()
-        save_model(out_dir, model, cfg, data)
-
-        # analyses: geometry, tables, figures
-        ctx = RunContext(cfg, out_dir, model, data, metrics)
-        for name, target, enabled in ANALYSES:
-            if enabled(cfg):
-                module, function = target.split(":")
-                log.info("analysis: %s", name)
-                getattr(importlib.import_module(module), function)(ctx)
-    except DivergedError as err:
-        metrics.update(_final_scores(result), status="diverged", error=str(err))
-        _write_history(out_dir, result.history)
-        _write_metrics(out_dir, metrics)
-        raise
-    except KeyboardInterrupt:
-        metrics.update(_final_scores(result), status="interrupted")
-        _write_history(out_dir, result.history)
-        _write_metrics(out_dir, metrics)
-        raise
-    except Exception as err:  # a RiemexpError, or a bug: either way the run did not complete
-        metrics.update(status="failed", error=str(err) if isinstance(err, RiemexpError) else repr(err))
-        _write_metrics(out_dir, metrics)
-        raise
-    metrics["status"] = "completed"
-    _write_metrics(out_dir, metrics)
+        if error is err:
+            raise
+        raise error from None
+    finally:
+        record.stop()
     log.info(
         "completed: train accuracy %.4f, test accuracy %.4f, %d epochs in %.2f s -> %s",
         metrics["train_accuracy"],
@@ -221,6 +362,42 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
         [[label, metrics[key]] for key, label in SUMMARY_ROWS if metrics.get(key) is not None],
     )
     return metrics
+
+
+def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: TrainResult) -> None:
+    """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
+    metrics = record.metrics
+    _phase(record, "setup")
+    data = make_dataset(cfg.dataset, cfg.data_seed)
+    # every stage, with the real number of points (a CSV's is known only now)
+    memory.check_stages(cfg, len(data.x), data.n_classes)
+    # training, with a progress bar on a terminal
+    _phase(record, "training")
+    with console.progress_bar("training", cfg.optim.epochs) as bar:
+
+        def on_epoch(row: dict[str, float]) -> None:
+            metrics["epochs"] = int(row["epoch"])  # progress, for the heartbeat
+            if row["epoch"] == 1:
+                phases.reached("epoch")
+            if bar is not None:
+                status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
+                bar.update(bar.task_ids[0], advance=1, status=status)
+
+        train(cfg, data, on_epoch=on_epoch, result=result)
+    metrics.update(_final_scores(result), device=str(next(result.model.parameters()).device))
+    _phase(record, "saving")
+    _write_history(work, result.history)
+    model = result.model.cpu().eval()
+    save_model(work, model, cfg, data)
+
+    # analyses: geometry, tables, figures
+    ctx = RunContext(cfg, work, model, data, metrics)
+    for name, target, enabled in ANALYSES:
+        if enabled(cfg):
+            module, function = target.split(":")
+            log.info("analysis: %s", name)
+            _phase(record, name)
+            getattr(importlib.import_module(module), function)(ctx)
 
 
 #: metrics shown in the terminal summary of a run: (key, label)
@@ -300,9 +477,11 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
         raise RunFolderError(f"run folder {path} does not exist")
     metrics = read_metrics(path)
     if require_completed and metrics["status"] != "completed":
+        state = lock.describe_state(path, metrics)
         raise RunFolderError(
             f"run folder {path} is not complete: {METRICS_FILE} says status '{metrics['status']}'"
-            " (expected 'completed')"
+            + (f", {state}" if state.startswith("running") else "")
+            + " (expected 'completed')"
         )
     model_file = path / MODEL_FILE
     payload = read_model_file(path)

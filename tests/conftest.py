@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,19 @@ def run_cli(
 @pytest.fixture
 def cli() -> object:
     return run_cli
+
+
+def wait_for_phase(proc: subprocess.Popen, phase_log: Path, phase: str, timeout: float = 120) -> None:
+    """Wait until a run started with RIEMEXP_PHASE_LOG=phase_log has entered `phase`.
+
+    Polls for the line the run writes itself (an event, not a time); fails if the process ends
+    first, or after `timeout` seconds on a machine so busy that nothing happens.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if phase_log.is_file() and phase in phase_log.read_text().split():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before phase '{phase}'")
+        time.sleep(0.01)
+    raise AssertionError(f"the run did not reach phase '{phase}' in {timeout} s")

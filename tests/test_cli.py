@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, TINY_OVERRIDES, run_cli
+from riemexp.lock import PROCESS_KEYS
+from tests.conftest import REPO, TINY_OVERRIDES, run_cli, wait_for_phase
 
 NO_ANALYSIS = ["geometry.enabled=false", "plot.enabled=false", "ode.enabled=false"]
 
@@ -76,7 +77,8 @@ def test_same_config_gives_identical_files(tmp_path: Path) -> None:
     sb = torch.load(b / "model.pt", weights_only=True)["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in dirs)
-    ma.pop("train_seconds"), mb.pop("train_seconds")
+    for key in ("train_seconds", *PROCESS_KEYS):  # when and by which process, not what
+        ma.pop(key), mb.pop(key)
     assert ma == mb
 
 
@@ -159,7 +161,7 @@ def test_unwritable_output_folders_get_one_message(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+    run_dir, phase_log = tmp_path / "run", tmp_path / "phases"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -172,21 +174,19 @@ def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
             f"hydra.run.dir={run_dir}",
         ],
         cwd=REPO,
+        env={**os.environ, "CI": "true", "RIEMEXP_PHASE_LOG": str(phase_log)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = run_dir / "metrics.json"
-    deadline = time.time() + 60
-    while time.time() < deadline and not metrics.exists():
-        time.sleep(0.1)
-    time.sleep(3.0)  # well into training, even on a busy machine
+    wait_for_phase(proc, phase_log, "epoch")  # the first epoch has finished: an event, not a time
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    saved = json.loads(metrics.read_text())
-    assert saved["status"] == "interrupted" and saved["epochs"] > 0
+    assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["status"] == "interrupted" and saved["signal"] == "SIGINT" and saved["epochs"] > 0
+    assert len((run_dir / "history.csv").read_text().splitlines()) == saved["epochs"] + 1
 
 
 def test_python_dash_m_and_version() -> None:

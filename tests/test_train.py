@@ -166,12 +166,21 @@ def test_load_run_names_what_is_missing_or_corrupt(tmp_path) -> None:
         load_run(tmp_path)
 
 
-def test_a_new_run_into_an_old_run_folder_leaves_nothing_of_the_old_run(tmp_path) -> None:
+def _files(folder) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "notes.txt"
+    }
+
+
+def test_a_failed_re_run_keeps_the_earlier_run_and_a_completed_one_replaces_it(tmp_path) -> None:
     run(tiny_config(), tmp_path)
+    earlier = _files(tmp_path)
     for name in ("geometry.npz", "tables/layers.csv", "plots/layers.png", "model.pt", "history.csv"):
-        assert (tmp_path / name).exists(), name
+        assert name in earlier, name
     (tmp_path / "notes.txt").write_text("the user's own file")
-    # the second run diverges: nothing of the first run may remain to pass for this one
+    # the second run diverges: the first run stays, byte for byte; the attempt's record beside it
     diverging = RunConfig(
         dataset=DatasetConfig(name="moons", n_samples=100),
         network=NetworkConfig(depth=10, activation="identity", step_size=1.0),
@@ -179,10 +188,31 @@ def test_a_new_run_into_an_old_run_folder_leaves_nothing_of_the_old_run(tmp_path
     )
     with pytest.raises(DivergedError):
         run(diverging, tmp_path)
-    for name in ("geometry.npz", "tables", "plots", "model.pt"):
+    now = _files(tmp_path)
+    assert {k: v for k, v in now.items() if not k.startswith("unfinished-rerun/")} == earlier
+    assert sorted(k for k in now if k.startswith("unfinished-rerun/")) == [
+        "unfinished-rerun/config.yaml",
+        "unfinished-rerun/history.csv",
+        "unfinished-rerun/metrics.json",
+    ]
+    attempt = json.loads((tmp_path / "unfinished-rerun" / "metrics.json").read_text())
+    assert attempt["status"] == "diverged" and "diverged at epoch" in attempt["error"]
+    assert load_run(tmp_path).config == tiny_config(), "the earlier run is still readable"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left"
+    # a third run completes: nothing of the first run (nor of the failed attempt) remains
+    third = tiny_config(geometry=GeometryConfig(enabled=False), plot=PlotConfig(enabled=False))
+    run(third, tmp_path)
+    for name in ("geometry.npz", "tables/layers.csv", "plots", "unfinished-rerun"):
         assert not (tmp_path / name).exists(), name
-    assert (tmp_path / "notes.txt").exists() and (tmp_path / "history.csv").exists()
-    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+    assert (tmp_path / "notes.txt").exists() and load_run(tmp_path).config == third
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "model.pt",
+        "notes.txt",
+        "tables",
+    ]
 
 
 def test_a_folder_with_files_by_riemexp_names_but_no_run_is_refused_not_emptied(tmp_path) -> None:

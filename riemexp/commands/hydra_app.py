@@ -6,6 +6,7 @@ same one-line message before Hydra creates any output folder.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -184,6 +185,22 @@ def passing_errors_through() -> Iterator[None]:
         raise PassThrough(err) from None
     except OSError as err:  # e.g. a run folder on a read-only disk
         raise PassThrough(OutputError.from_os_error(err)) from None
+
+
+@contextmanager
+def hydra_errors_raised() -> Iterator[None]:
+    """Around a Hydra app: let exceptions raised by Hydra itself (an OSError writing .hydra/ on a
+    full disk) reach the CLI, which reports a failed write in one line, instead of Hydra's
+    shortened traceback (HYDRA_FULL_ERROR=1 makes Hydra re-raise them)."""
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
 
 
 @contextmanager

@@ -70,6 +70,8 @@ def latest_run(outputs: Path = OUTPUTS) -> Path:
     """The most recently finished completed run folder under outputs/ (by metrics.json's mtime)."""
     runs = []
     for metrics in outputs.glob(f"**/{METRICS_FILE}") if outputs.is_dir() else ():
+        if any(part.startswith(".") for part in metrics.relative_to(outputs).parts):
+            continue  # a run's hidden staging folder
         try:
             status = json.loads(metrics.read_text()).get("status")
         except (OSError, ValueError, AttributeError):

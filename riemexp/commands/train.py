@@ -6,14 +6,17 @@ in the job folder and the task returns, so that one bad job does not stop the ot
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from riemexp import lock
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import (
     HYDRA_FLAGS,
@@ -21,19 +24,26 @@ from riemexp.commands.hydra_app import (
     group_options,
     groups,
     hydra_argv,
+    hydra_errors_raised,
     output_dir,
     passing_errors_through,
     task_overrides,
     to_run_config,
 )
-from riemexp.errors import ConfigError, RunFolderError
+from riemexp.errors import ConfigError, OutputError, RunFolderError
 from riemexp.run import run
 from riemexp.train import resolve_device
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
 def _task(dcfg: DictConfig) -> str | None:
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
+    hydra_cfg = HydraConfig.get()
+    path = OmegaConf.select(dcfg, "dataset.path")
+    if hydra_cfg.job.chdir and isinstance(path, str) and path and not os.path.isabs(os.path.expanduser(path)):
+        # hydra.job.chdir=true has moved into the run folder: a relative CSV path still means
+        # the folder riemexp was started from
+        dcfg.dataset.path = os.path.join(hydra_cfg.runtime.cwd, path)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
         # a sweep job: metrics.json and job.json record the outcome, whatever it is
         from riemexp.sweep.jobs import sweep_job
 
@@ -60,7 +70,8 @@ Examples:
   riemexp train dataset=circles network.width=3 hydra.run.dir=outputs/circles-w3
   riemexp train -m network.depth=2,4,8      # several runs (see also `riemexp sweep`)
 
-The run folder defaults to outputs/DATE/TIME_DATASET_NETWORK under the current folder.
+The run folder defaults to outputs/DATE/TIME_DATASET_NETWORK under the current folder (-2, -3, ...
+appended when runs start in the same second). One run at a time writes into a folder.
 Hydra's own flags (--cfg job, --info, --hydra-help, -m) work too.
 """
 
@@ -78,17 +89,63 @@ def main(args: list[str]) -> int:
     hydra_flags = any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args)
     if ("-m" in args or "--multirun" in args) and not hydra_flags:
         return _multirun(args)
-    if not hydra_flags:
-        # check the whole config, and that its device exists, before Hydra makes a run folder
-        resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
-        given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
-        if given and not given[-1].strip():
-            raise ConfigError("hydra.run.dir must name a folder, got an empty value")
-        if given and "${" not in given[-1]:
-            Path(given[-1]).expanduser().mkdir(parents=True, exist_ok=True)  # OSError: cannot write
-    with hydra_argv("riemexp train", args):
+    if hydra_flags:
+        with hydra_argv("riemexp train", args):
+            _task()
+        return 0
+    # check the whole config, and that its device exists, before Hydra makes a run folder
+    resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
+    run_dir = resolve_run_dir(args)
+    if run_dir is None:  # an interpolation only Hydra can resolve: run() still takes the lock
+        with hydra_argv("riemexp train", args), hydra_errors_raised():
+            _task()
+        return 0
+    args = [a for a in args if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={run_dir}"]
+    # the folder's writer lock, taken before Hydra writes .hydra/ and train.log into it; a second
+    # run into the folder is refused here (FolderBusyError), and an unwritable folder named
+    with lock.hold(run_dir), hydra_argv("riemexp train", args), hydra_errors_raised():
         _task()
     return 0
+
+
+def resolve_run_dir(args: list[str]) -> Path | None:
+    """The run folder of `riemexp train ARGS`, made now; None when only Hydra can resolve it.
+
+    hydra.run.dir given: that folder (a re-run into it replaces the run there once the new one
+    has completed). Not given: the default outputs/DATE/TIME_DATASET_NETWORK, made exclusively,
+    with -2, -3, ... appended when another run (started in the same second by a shell loop or a
+    SLURM array) has taken the name, so that runs started together never share a folder.
+    """
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+    if given and not given[-1].strip():
+        raise ConfigError("hydra.run.dir must name a folder, got an empty value")
+    if given and "${" not in given[-1]:
+        folder = Path(given[-1]).expanduser()
+    else:
+        hydra_overrides = [a for a in args if a.lstrip("+~").startswith("hydra.")]
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                full = compose("train", [*task_overrides(args), *hydra_overrides], return_hydra_config=True)
+            folder = Path(str(OmegaConf.select(full, "hydra.run.dir", throw_on_missing=True))).expanduser()
+        except Exception:  # e.g. ${hydra.job.override_dirname}: Hydra fills it in at run time
+            return None
+    if given:
+        folder.mkdir(parents=True, exist_ok=True)  # OSError: cannot write
+        return folder.resolve()
+    return unique_folder(folder)
+
+
+def unique_folder(folder: Path) -> Path:
+    """Make `folder`, or FOLDER-2, FOLDER-3, ... if taken, exclusively (mkdir is atomic, NFS too)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)  # OSError: cannot write
+    for n in range(1, 10_000):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate.resolve()
+    raise OutputError(f"cannot make a run folder beside {folder}: 10000 names taken")
 
 
 def _multirun(args: list[str]) -> int:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from riemexp import lock, signals
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError
 from riemexp.geometry import compute_geometry, load_geometry
-from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR
+from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, STAGING_PREFIX
 from riemexp.networks import LayeredNetwork
 from riemexp.plotting.animation import write_animation
 from riemexp.plotting.curves import read_history, training_curves_figure
@@ -123,8 +127,10 @@ def redraw_run(
 
     plot_options: PlotConfig fields to change (None values keep the run's own); with none,
     the files are those `riemexp train` wrote. grid_density: the grid to draw (None: as saved).
-    out_dir: default <run>/plots. Raises RunFolderError naming a missing, incomplete or
-    corrupt file, ConfigError for a bad option.
+    out_dir: default <run>/plots (then the run folder's lock is held: FolderBusyError while a run
+    works in it). The files are drawn into a hidden staging folder and moved into place at the
+    end, so an interrupted re-draw never leaves a mix of old and new figures. Raises
+    RunFolderError naming a missing, incomplete or corrupt file, ConfigError for a bad option.
     """
     from riemexp.run import load_run
 
@@ -137,8 +143,28 @@ def redraw_run(
         loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
     )
     fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
-    out = Path(out_dir) if out_dir is not None else loaded.path / PLOTS_DIR
-    return draw_figures(fd, cfg.plot, out, history)
+    if out_dir is not None:
+        return _draw_staged(fd, cfg.plot, Path(out_dir), history)
+    # into the run's own plots/: not while a run works in the folder (it would swap its own in)
+    with lock.hold(loaded.path):
+        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history)
+
+
+def _draw_staged(
+    fd: FigureData, plot_cfg: PlotConfig, out: Path, history: Mapping[str, np.ndarray] | None
+) -> list[Path]:
+    """draw_figures into a hidden folder inside `out`, then move every file into `out` at once,
+    so that an interrupted re-draw leaves the old figures, never a mix of old and new."""
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    try:
+        drawn = draw_figures(fd, plot_cfg, stage, history)
+        with signals.deferred():
+            for path in drawn:
+                os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / path.name for path in drawn]
 
 
 def plots_step(ctx: RunContext) -> None:

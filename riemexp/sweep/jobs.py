@@ -30,7 +30,7 @@ from riemexp.datasets import source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_write_json
 from riemexp.layout import CONFIG_FILE, GEOMETRY_FILE, METRICS_FILE
-from riemexp.run import read_metrics, read_model_file, run, versions
+from riemexp.run import read_metrics, read_model_file, recorded_in, run, versions
 
 log = logging.getLogger("riemexp")
 
@@ -101,16 +101,19 @@ def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path) -> str:
                 log.info("already completed with the same config: skipped (%s)", out_dir)
             else:
                 status = run(cfg, out_dir)["status"]
-        except DivergedError as err:  # run() wrote status "diverged"; keep the reason beside it
+        except DivergedError as err:  # run() wrote status "diverged" and the reason
             status = "diverged"
-            _merge_metrics(out_dir, status=status, error=str(err))
+            if not recorded_in(err):
+                _merge_metrics(out_dir, status=status, error=str(err))
         except RiemexpError as err:  # a bad config or a failed analysis step
             status = "failed"
-            _merge_metrics(out_dir, status=status, error=str(err))
+            if not recorded_in(err):  # (a re-run that failed left the completed run it would replace)
+                _merge_metrics(out_dir, status=status, error=str(err))
         except Exception as err:  # a bug: record it with its traceback in the log, go on
             status = "failed"
             log.error("job failed:\n%s", traceback.format_exc())
-            _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
+            if not recorded_in(err):
+                _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
     atomic_write_json(
         out_dir / JOB_FILE,
         {
