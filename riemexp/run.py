@@ -11,11 +11,12 @@
 
 plus whatever the analysis steps in `ANALYSES` write (geometry, tables, plots); names in
 `riemexp.layout`. One run at a time writes into a folder (`riemexp.lock`). Training into a
-folder that holds an earlier run replaces that run only once the new one has completed (it is
+folder that holds a completed run replaces that run only once the new one has completed (it is
 built in a hidden staging folder and swapped in); a new run that fails, diverges or is
-interrupted leaves the earlier run as it was, with its own record in unfinished-rerun/. A
-folder that holds files by those names but no riemexp run is refused (OutputError), never
-emptied. `load_run(path)` reads a completed run back.
+interrupted leaves the completed run as it was, with its own record in unfinished-rerun/. An
+earlier run that did not complete is replaced at once. A folder that holds files by those
+names but no riemexp run is refused (OutputError), never emptied. `load_run(path)` reads a
+completed run back.
 """
 
 from __future__ import annotations
@@ -266,10 +267,10 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     "completed" only when every file has been written.
 
     The folder is locked for the run (`riemexp.lock`; FolderBusyError when another live run
-    holds it). A folder that already holds a run keeps it until the new run has completed: the
-    new run is built in a hidden staging folder inside it and swapped in at the end; a new run
-    that does not complete leaves the earlier run as it was and its own record in
-    unfinished-rerun/.
+    holds it). A folder that already holds a completed run keeps it until the new run has
+    completed: the new run is built in a hidden staging folder inside it and swapped in at the
+    end; a new run that does not complete leaves the earlier run as it was and its own record
+    in unfinished-rerun/.
     """
     out_dir = Path(out_dir)
     try:
