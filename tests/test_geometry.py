@@ -319,7 +319,8 @@ def test_compute_geometry_arrays() -> None:
 def test_memory_refusal_states_the_size() -> None:
     model = random_network("residual", "tanh", 2, depth=50)
     need = geo.geometry_nbytes(4000**2, 30, 50, 2, 2, "residual")
-    with pytest.raises(GeometryError, match=rf"would need about {need / 2**30:.3g} GB for a 4000 x 4000 grid"):
+    expected = rf"would need about {need / 2**30:.3g} GB for a 4000 x 4000 grid"
+    with pytest.raises(GeometryError, match=expected):
         geo.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4000, max_memory_gb=4.0))
 
 
