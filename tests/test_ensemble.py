@@ -289,6 +289,27 @@ def test_a_diverging_member_leaves_its_neighbours_unchanged(batch_size: int | No
         assert with_it.network.params[1].isnan().any()
 
 
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_a_member_whose_loss_explodes_diverges_as_its_single_run_does(batch_size: int | None) -> None:
+    """SGD with lr 1e30 keeps the loss finite (tanh saturates) but 10^29 x its start: the
+    explosion rule of riemexp.train.divergence, applied per member exactly as in a single run."""
+
+    def config(seed: int, lr: float) -> RunConfig:
+        return RunConfig(
+            seed=seed,
+            dataset=DatasetConfig(name="moons", n_samples=120),
+            network=NetworkConfig(depth=4),
+            optim=OptimConfig(name="sgd", lr=lr, epochs=6, batch_size=batch_size),
+        )
+
+    good, bad = config(0, 0.05), config(1, 1e30)
+    with_it = train_ensemble([good, bad])
+    assert with_it.errors[0] is None and "the train loss exploded" in str(with_it.errors[1])
+    for member, cfg in zip(split_ensemble(with_it), (good, bad)):
+        single, error = alone(cfg)
+        assert_member_is_single(member, single, error)
+
+
 # --------------------------------------------------------------------------- pieces
 
 

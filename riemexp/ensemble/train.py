@@ -6,7 +6,8 @@ its own lr, weight decay, momentum, step size h and number of epochs. Per epoch,
 run: one step per batch (train loss and accuracy taken on the batch before its update), then
 the test loss and accuracy after the epoch's last update, then the divergence check.
 
-A member whose train or test loss is not finite is marked diverged (with the message a single
+A member whose train or test loss is not finite, or whose train loss explodes (the rule of
+`riemexp.train.divergence`), is marked diverged (with the message a single
 run raises) and leaves the ensemble: its weights stay as they were at that epoch, and the
 other members go on unchanged, since no operation mixes members. A member that has done its
 epochs is scored on the training set (`final`) and leaves too.
@@ -29,7 +30,7 @@ from riemexp.ensemble.network import StackedNetwork, Tape
 from riemexp.ensemble.optim import StackedOptimizer
 from riemexp.errors import DivergedError
 from riemexp.networks import build_network
-from riemexp.train import TrainResult, diverged_error, resolve_device
+from riemexp.train import TrainResult, divergence, explosion_threshold, resolve_device
 
 #: on_epoch(epoch, rows): rows maps member position -> its history row, for the members that trained
 EnsembleEpochCallback = Callable[[int, Mapping[int, dict[str, float]]], None]
@@ -164,6 +165,7 @@ def train_ensemble(
     x0_train = net.pad(x_train) if full_batch else None  # the same every epoch
     x0_test = net.pad(x_test)
 
+    thresholds = [math.inf] * k_all  # `riemexp.train.explosion_threshold` of each member
     start = time.perf_counter()
     with torch.no_grad():
         for epoch in range(1, max(epochs) + 1):
@@ -171,6 +173,8 @@ def train_ensemble(
             if x0_train is not None:
                 loss, logits = _step(net, optimizer, x0_train, y_train)
                 train_loss, train_acc = loss.tolist(), accuracy(logits, y_train).tolist()
+                if epoch == 1:  # the first step's loss: each member's explosion threshold
+                    thresholds = [explosion_threshold(v, d.n_classes) for v, d in zip(train_loss, datasets)]
             else:
                 orders = torch.stack([torch.randperm(n, generator=shuffles[m]) for m in active.tolist()])
                 orders = orders.to(device)
@@ -181,6 +185,10 @@ def train_ensemble(
                     xb = torch.gather(x_train, 1, idx.unsqueeze(-1).expand(-1, -1, x_train.shape[-1]))
                     yb = torch.gather(y_train, 1, idx)
                     loss, logits = _step(net, optimizer, net.pad(xb), yb)
+                    if epoch == 1 and i == 0:
+                        thresholds = [
+                            explosion_threshold(v, d.n_classes) for v, d in zip(loss.tolist(), datasets)
+                        ]
                     total += loss.double() * idx.shape[1]  # as a single run: loss.item() * len(idx)
                     correct += (predictions(logits) == yb).sum(1)
                 train_loss, train_acc = (total / n).tolist(), (correct.double() / n).tolist()
@@ -199,8 +207,9 @@ def train_ensemble(
                 result.histories[m].append(row)
                 result.seconds[m] = elapsed
                 rows[m] = row
-                if not (math.isfinite(train_loss[i]) and math.isfinite(test_loss[i])):
-                    result.errors[m] = diverged_error(cfgs[m], epoch, train_loss[i], test_loss[i])
+                error = divergence(cfgs[m], epoch, train_loss[i], test_loss[i], thresholds[m])
+                if error is not None:
+                    result.errors[m] = error
                     leaving.append(i)
                 elif epoch == epochs[m]:
                     finishing.append(i)
