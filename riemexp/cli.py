@@ -6,13 +6,18 @@ subcommand is one entry in `COMMANDS` and a module with `main(args: list[str]) -
 
 from __future__ import annotations
 
-import importlib
-import logging
-import sys
-from pathlib import Path
+import time
 
-from riemexp import __version__, signals
-from riemexp.errors import OutputError, RiemexpError
+_IMPORTED = time.perf_counter()  # first: the command's stopwatch counts what came before as startup
+
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from riemexp import __version__, signals, timing  # noqa: E402
+from riemexp.errors import OutputError, RiemexpError  # noqa: E402
 
 #: subcommand -> (module, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -73,9 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         _error(f"unknown command '{name}'; expected one of: {', '.join(COMMANDS)}")
         return 2
+    # the command's stopwatch (riemexp.timing): as the program, from the start of the process
+    # where that is known (the interpreter, until riemexp.cli loads, is the stage "startup")
+    started = timing.process_start() if argv is None else None
+    stopwatch = timing.Stopwatch(started)
+    if started is not None:
+        stopwatch.add("startup", _IMPORTED - started)
     try:
-        module = importlib.import_module(COMMANDS[name][0])
-        return int(module.main(args[1:]) or 0)
+        with timing.recording(stopwatch):
+            with stopwatch.stage("imports"):
+                module = importlib.import_module(COMMANDS[name][0])
+            return int(module.main(args[1:]) or 0)
     except RiemexpError as err:
         _error(str(err))
         return err.exit_code
@@ -98,4 +111,28 @@ def entry() -> None:
         _error(f"interrupted ({signals.signal_name(err)})")
         code = signals.exit_code(err)
     signals.ignore_from_now_on()  # the exit status is decided: a late signal must not change it
-    sys.exit(code)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """Exit with `code` without tearing the interpreter down.
+
+    The teardown (collecting every object of torch, matplotlib and Hydra) takes seconds, and a
+    command that has finished needs none of it. Do what Python's own exit does first (join the
+    threads, run the exit handlers: logging's flush, the launchers' worker clean-up, ...), flush
+    the standard streams, and leave.
+    """
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None:  # not CPython as we know it: the ordinary exit
+        sys.exit(code)
+    shutdown()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: nothing more can be said
+        pass
+    os._exit(code)

@@ -18,9 +18,17 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from riemexp.errors import ConfigError
+from riemexp.errors import ConfigError, DataError
+
+#: the data are points of the plane; wider networks pad them with zeros
+INPUT_DIM = 2
+
+#: dataset.name choices (`riemexp.datasets.DATASETS` makes them; named here so that checking a
+#: config needs no torch)
+DATASET_NAMES = ("spirals", "circles", "moons", "xor", "gaussians", "csv")
 
 
 class NetworkKind(str, Enum):
@@ -175,6 +183,7 @@ class RunConfig:
     seed: int = 0
     device: Device = Device.AUTO
     max_memory_gb: float | None = None  # refuse any stage that would need more (None: free memory)
+    threads: int | str = "auto"  # torch threads: auto (riemexp.threads) or 1 .. the CPUs
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -212,6 +221,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
                 return _convert(value, option, where)
             except ConfigError:
                 pass
+        if where == "threads":  # int | str: the one place the words say more than the types
+            raise ConfigError(f"threads must be auto or an integer >= 1, got {_describe(value)}")
         names = " or ".join(getattr(a, "__name__", str(a)) for a in inner)
         raise ConfigError(f"{where} must be a {names}, got {_describe(value)}")
     if dataclasses.is_dataclass(hint):
@@ -271,9 +282,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     """Check the ranges of every value; return cfg unchanged or raise ConfigError.
 
     A csv dataset's file is read and checked here too (DataError), so that a bad file is
-    reported before any run folder exists.
+    reported before any run folder exists. Nothing here loads torch but the last check of a
+    valid CSV (its seeded split and standardisation).
     """
-    from riemexp.datasets import DATASETS, MIN_SAMPLES, check_csv, check_split
+    from riemexp.csvfile import MIN_SAMPLES, _check_read_memory, check_split, parse_csv
+    from riemexp.threads import check_setting
 
     d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
     for section in ("dataset", "network", "optim", "geometry", "plot", "ode"):
@@ -288,9 +301,10 @@ def validate(cfg: RunConfig) -> RunConfig:
             seed is None or -(2**63) <= seed < 2**63 - 1,
             f"{name} must lie in [-2**63, 2**63 - 1) (a 64-bit integer), got {seed}",
         )
+    check_setting(cfg.threads)
     _check(
-        d.name in DATASETS,
-        f"dataset must be one of {{{', '.join(sorted(DATASETS))}}}, got '{d.name}'",
+        d.name in DATASET_NAMES,
+        f"dataset must be one of {{{', '.join(sorted(DATASET_NAMES))}}}, got '{d.name}'",
     )
     _check(
         0 < d.test_fraction < 1,
@@ -321,7 +335,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     n_points = d.n_samples
     if d.name == "csv":
         # the file: exists, parses, 2+ classes, splits (DataError); its size is its number of rows
-        n_points = check_csv(d, cfg.data_seed, cfg.max_memory_gb)
+        if d.path:
+            _check_read_memory(Path(d.path), cfg.max_memory_gb)
+        n_points = len(parse_csv(d))
+        check_split(n_points, d.test_fraction, f"{d.path} ({n_points} data rows)", DataError)
     _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
     _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
     _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
@@ -366,6 +383,10 @@ def validate(cfg: RunConfig) -> RunConfig:
 
     n_classes = d.n_classes if d.name == "gaussians" else 2
     check_stages(cfg, n_points, n_classes)
+    if d.name == "csv":  # last, as it needs torch: the seeded split and the standardisation
+        from riemexp.datasets import check_csv
+
+        check_csv(d, cfg.data_seed, cfg.max_memory_gb)
     return cfg
 
 

@@ -1,6 +1,7 @@
 """The terminal view: rich progress bars and tables for people, silence otherwise.
 
-Everything shown here is also written to a file; nothing here is the record.
+Everything shown here is also written to a file; nothing here is the record. rich is imported
+only when something is shown, so that errors and help print at once.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 def interactive() -> bool:
@@ -23,6 +25,8 @@ def interactive() -> bool:
 
 
 def console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -37,6 +41,8 @@ def progress_bar(description: str, total: int) -> Iterator[Progress | None]:
     if not interactive():
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -54,6 +60,8 @@ def show_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[objec
     """Show a table on a terminal; do nothing otherwise."""
     if not interactive():
         return
+    from rich.table import Table
+
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right" if column != columns[0] else "left")

@@ -37,6 +37,7 @@ from riemexp.geometry import layer_coordinates, layer_jacobians
 from riemexp.layout import TABLES_DIR
 from riemexp.networks import LayeredNetwork
 from riemexp.tables import write_table
+from riemexp.timing import stage
 
 LIE_COLUMNS = [
     "layer",
@@ -138,7 +139,8 @@ def lie_table(model: LayeredNetwork, x: torch.Tensor) -> list[dict[str, Any]]:
 def lie_step(ctx: Any) -> None:
     """Write tables/lie.csv|md for the run's data points (train and test). ctx: a RunContext."""
     rows = lie_table(ctx.model, ctx.data.x)
-    write_table(ctx.out_dir / TABLES_DIR / "lie", rows, LIE_COLUMNS)
+    with stage("writing"):
+        write_table(ctx.out_dir / TABLES_DIR / "lie", rows, LIE_COLUMNS)
     if ctx.model.kind is NetworkKind.RESIDUAL:
         fractions = [r["log_defined_fraction"] for r in rows]
         ctx.metrics["lie_log_defined_fraction_min"] = min(fractions)

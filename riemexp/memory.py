@@ -19,7 +19,7 @@ which N_b are in a training batch, width w, depth L, C classes:
                                                      L x N layer Jacobians (about 14 copies),
                                                      and the solver's stages; s = w (2w for c2)
     csv        12 x the file's size                  streaming parse into float64 arrays
-    geometry   `riemexp.geometry.geometry_nbytes`    also bounded by geometry.max_memory_gb
+    geometry   `riemexp.budget.geometry_nbytes`      also bounded by geometry.max_memory_gb
 
 The constants were measured with `ru_maxrss` on CPU (peak growth over the estimate's main term:
 training 3.8-5.8 x its activation bytes, CSV reading 2-8 x the file).
@@ -144,7 +144,7 @@ def check_stages(cfg: Any, n_points: int, n_classes: int) -> None:
     Raises MemoryNeedError (training, ODE) or GeometryError (geometry, figures) naming the stage,
     its need, its cause and what to change.
     """
-    from riemexp.geometry import check_memory, plots_grid_density
+    from riemexp.budget import check_memory, plots_grid_density
 
     d, net, o = cfg.dataset, cfg.network, cfg.optim
     limit = cfg.max_memory_gb

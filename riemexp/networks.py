@@ -27,9 +27,7 @@ import torch
 from torch import nn
 
 from riemexp.activations import get_activation
-from riemexp.config import NetworkConfig, NetworkKind
-
-INPUT_DIM = 2
+from riemexp.config import INPUT_DIM, NetworkConfig, NetworkKind
 
 
 class LayeredNetwork(nn.Module):

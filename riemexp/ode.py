@@ -63,6 +63,7 @@ from riemexp.config import NetworkKind
 from riemexp.layout import PLOTS_DIR, TABLES_DIR
 from riemexp.networks import LayeredNetwork
 from riemexp.tables import write_table
+from riemexp.timing import stage
 
 log = logging.getLogger("riemexp")
 
@@ -342,7 +343,8 @@ def ode_step(ctx: Any) -> None:
 
     ctx: a riemexp.run.RunContext.
     """
-    from riemexp.lie import lie_step
+    with stage("imports"):
+        from riemexp.lie import lie_step
 
     cfg, model, out = ctx.cfg, ctx.model, ctx.out_dir
     x, y = ctx.data.x, ctx.data.y
@@ -366,7 +368,8 @@ def ode_step(ctx: Any) -> None:
             ode_seconds=round(report.seconds, 4),
         )
         if report.converged:
-            write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
+            with stage("writing"):
+                write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
             ctx.metrics.update(
                 ode_gap=report.gap,
                 ode_order=report.order,
@@ -376,14 +379,17 @@ def ode_step(ctx: Any) -> None:
         else:
             note = unconverged_note(report.solution, cfg.ode.max_steps_per_layer, model.depth)
             log.warning("%s", note)
-            write_table(out / TABLES_DIR / "ode", [{"note": note}], UNCONVERGED_COLUMNS)
+            with stage("writing"):
+                write_table(out / TABLES_DIR / "ode", [{"note": note}], UNCONVERGED_COLUMNS)
             ctx.metrics.update(
                 ode_gap=None, ode_order=None, ode_spread=None, ode_error_k1=None, ode_note=note
             )
             report = None  # no reference flow to draw
-    lie_step(ctx)
+    with stage("lie"):
+        lie_step(ctx)
     if cfg.plot.enabled:
-        from riemexp.plotting.trajectories import save_trajectory_figures
+        with stage("imports"):
+            from riemexp.plotting.trajectories import save_trajectory_figures
 
         written = save_trajectory_figures(
             out / PLOTS_DIR, model, x, y, ctx.data.class_names, report, cfg.plot.formats

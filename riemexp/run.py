@@ -40,7 +40,7 @@ import torch
 from omegaconf import OmegaConf
 
 import riemexp
-from riemexp import console, lock, memory, phases, signals
+from riemexp import console, lock, memory, phases, signals, timing
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError, safe_reason
@@ -62,6 +62,7 @@ from riemexp.layout import (
 )
 from riemexp.lock import Heartbeat
 from riemexp.networks import LayeredNetwork, build_network
+from riemexp.threads import run_threads, using_threads
 from riemexp.train import HISTORY_COLUMNS, TrainResult, train
 
 log = logging.getLogger("riemexp")
@@ -240,6 +241,9 @@ def _record_stop(
     else:  # a bug: either way the run did not complete
         update = {"status": "failed", "error": repr(err)}
     update["finished"] = lock.now_iso()
+    stopwatch = timing.current()
+    if stopwatch is not None:
+        update["timings"] = stopwatch.report()
     record.stop()
     if not write:
         return err
@@ -258,8 +262,12 @@ def recorded_in(err: BaseException) -> Path | None:
     return getattr(err, "recorded_in", None)
 
 
-def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
+def run(cfg: RunConfig, out_dir: str | Path, cpus: int | None = None) -> dict[str, Any]:
     """Train the network of `cfg`, save it, run the analyses; return the final metrics.
+
+    Torch runs on `cfg.threads` threads (`riemexp.threads`: `auto` on `cpus` CPUs, default all
+    this process may use). metrics.json's `timings` give the seconds of every stage
+    (`riemexp.timing`; the command's stopwatch when one is recording, else the run's own).
 
     Raises DivergedError (metrics.json says "diverged"), re-raises KeyboardInterrupt and
     `riemexp.signals.Interrupted` (metrics.json says "interrupted", with the signal), raises
@@ -273,12 +281,16 @@ def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
     in unfinished-rerun/.
     """
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError.from_os_error(err) from None
-    with lock.hold(out_dir):
-        return _run_locked(cfg, out_dir)
+    stopwatch = timing.current() or timing.Stopwatch()
+    with timing.recording(stopwatch):
+        threads = run_threads(cfg, share=cpus)
+        with timing.stage("writing"):
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OutputError.from_os_error(err) from None
+        with lock.hold(out_dir), using_threads(threads):
+            return _run_locked(cfg, out_dir, threads, stopwatch)
 
 
 def _phase(record: Heartbeat, name: str) -> None:
@@ -286,14 +298,15 @@ def _phase(record: Heartbeat, name: str) -> None:
     phases.reached(name)
 
 
-def _run_locked(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
-    earlier = _check_run_folder(out_dir, _remove_leftovers(out_dir))
+def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.Stopwatch) -> dict[str, Any]:
+    with timing.stage("writing"):
+        earlier = _check_run_folder(out_dir, _remove_leftovers(out_dir))
     # a completed earlier run stays until this one has completed; one that did not complete
     # (failed, diverged, interrupted, killed) has no results to keep and makes way now
     staged = earlier == "completed"
     if earlier is not None and not staged:
         try:
-            with signals.deferred():
+            with signals.deferred(), timing.stage("writing"):
                 _replace(out_dir, None)
         except OSError as err:
             raise OutputError.from_os_error(err) from None
@@ -309,24 +322,27 @@ def _run_locked(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
         "host": lock.host_name(),
         "started": started,
         "heartbeat": started,
+        "threads": threads,
     }
     work = out_dir
     record = Heartbeat(out_dir / METRICS_FILE, metrics)
     result = TrainResult(model=None)  # type: ignore[arg-type]
     done = False
     try:
-        if staged:  # an earlier run stays in place until this one has completed
-            work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
-            record.path = work / METRICS_FILE
-        record.write()  # first: the folder says "running" before anything else
-        atomic_write_text(work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
+        with timing.stage("writing"):
+            if staged:  # an earlier run stays in place until this one has completed
+                work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+                record.path = work / METRICS_FILE
+            record.write()  # first: the folder says "running" before anything else
+            atomic_write_text(work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
         record.start()
         _train_and_analyse(cfg, work, record, result)
         # complete: a signal from here on waits until the run is in its folder
-        with signals.deferred():
+        with signals.deferred(), timing.stage("writing"):
             record.stop()
             metrics.pop("phase", None)
-            record.write(status="completed", finished=lock.now_iso())
+            # the timings cover the command up to this write
+            record.write(status="completed", finished=lock.now_iso(), timings=stopwatch.report())
             if staged:
                 _replace(out_dir, work)
             done = True
@@ -367,14 +383,18 @@ def _run_locked(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
 
 def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: TrainResult) -> None:
     """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
+    stage = timing.stage
     metrics = record.metrics
     _phase(record, "setup")
-    data = make_dataset(cfg.dataset, cfg.data_seed)
-    # every stage, with the real number of points (a CSV's is known only now)
-    memory.check_stages(cfg, len(data.x), data.n_classes)
+    with stage("data"):
+        data = make_dataset(cfg.dataset, cfg.data_seed)
+        # every stage, with the real number of points (a CSV's is known only now)
+        memory.check_stages(cfg, len(data.x), data.n_classes)
+    with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
+        import torch._dynamo  # noqa: F401
     # training, with a progress bar on a terminal
     _phase(record, "training")
-    with console.progress_bar("training", cfg.optim.epochs) as bar:
+    with stage("training"), console.progress_bar("training", cfg.optim.epochs) as bar:
 
         def on_epoch(row: dict[str, float]) -> None:
             metrics["epochs"] = int(row["epoch"])  # progress, for the heartbeat
@@ -387,18 +407,22 @@ def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: Tr
         train(cfg, data, on_epoch=on_epoch, result=result)
     metrics.update(_final_scores(result), device=str(next(result.model.parameters()).device))
     _phase(record, "saving")
-    _write_history(work, result.history)
-    model = result.model.cpu().eval()
-    save_model(work, model, cfg, data)
+    with stage("writing"):
+        _write_history(work, result.history)
+        model = result.model.cpu().eval()
+        save_model(work, model, cfg, data)
 
-    # analyses: geometry, tables, figures
+    # analyses: geometry, tables, figures; each a stage (which may hold stages of its own)
     ctx = RunContext(cfg, work, model, data, metrics)
     for name, target, enabled in ANALYSES:
         if enabled(cfg):
             module, function = target.split(":")
             log.info("analysis: %s", name)
             _phase(record, name)
-            getattr(importlib.import_module(module), function)(ctx)
+            with stage("imports"):
+                step = getattr(importlib.import_module(module), function)
+            with stage(name):
+                step(ctx)
 
 
 #: metrics shown in the terminal summary of a run: (key, label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riemexp.cli import main as cli_main
+from tests.conftest import TINY_OVERRIDES
 from tests.test_ensemble import EXACT_PLATFORM
 
 
@@ -13,11 +14,25 @@ from tests.test_ensemble import EXACT_PLATFORM
     [
         (["train", "--depth", "2", "--points", "40", "--steps", "1", "--blocks", "1"], "ratio"),
         (["geometry", "--depth", "2", "--grid", "6", "--blocks", "1", "--sample", "3"], "riemexp is"),
+        (["geometry", "--quick", "--depth", "2", "--grid", "6", "--sample", "3"], "riemexp is"),
+        (["train", "--quick", "--depth", "2", "--points", "40"], "ratio"),
+        (["run", "--quick", *TINY_OVERRIDES, "plot.enabled=false"], "ratio riemexp train / floor"),
     ],
 )
 def test_benchmarks_run_small_and_print_a_ratio(args, expected, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["bench", *args]) == 0
-    assert expected in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert expected in out
+    assert "load average at start" in out and "torch threads: 1" in out
+
+
+def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["bench", "run", "--quick", *TINY_OVERRIDES]) == 0
+    out = capsys.readouterr().out
+    for stage in ("imports", "training", "geometry", "ode", "lie", "figure:layers", "writing", "other"):
+        assert f"  {stage}" in out, stage
+    assert "after metrics.json (exit)" in out and "whole command" in out
+    assert "loaded / idle" in out and "threads auto (1 thread)" in out and "fair share" in out
 
 
 @pytest.mark.parametrize(
@@ -36,7 +51,10 @@ def test_benchmarks_run_small_and_print_a_ratio(args, expected, capsys: pytest.C
             "--parts must list some of seeds, grid, memory, got 'seeds,nope'",
         ),
         (["ensemble", "--grid", "nope"], "unknown grid preset 'nope'; expected one of: default, ode_limit"),
-        (["nope"], "unknown benchmark 'nope'; expected one of: train, sweep, geometry, ensemble"),
+        (["nope"], "unknown benchmark 'nope'; expected one of: run, train, sweep, geometry, ensemble"),
+        (["train", "--threads", "100000"], "--threads must be auto or an integer from 1 to"),
+        (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),
+        (["run", "--repeat", "0"], "--repeat must be >= 1, got 0"),
     ],
 )
 def test_bad_benchmark_options_get_one_line(args, expected, capsys: pytest.CaptureFixture[str]) -> None:

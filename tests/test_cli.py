@@ -77,7 +77,7 @@ def test_same_config_gives_identical_files(tmp_path: Path) -> None:
     sb = torch.load(b / "model.pt", weights_only=True)["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in dirs)
-    for key in ("train_seconds", *PROCESS_KEYS):  # when and by which process, not what
+    for key in ("train_seconds", "timings", *PROCESS_KEYS):  # when, how long and by which process, not what
         ma.pop(key), mb.pop(key)
     assert ma == mb
 

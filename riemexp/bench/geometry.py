@@ -19,7 +19,10 @@ depth and with the number of points, and its peak memory against the size of its
 (measured in a fresh subprocess as the growth of the peak resident set size, VmHWM,
 Linux only).
 
-    riemexp bench geometry [--depth 50] [--grid 200] [--blocks 5] [--sample 200] [--threads 1]
+    riemexp bench geometry [--depth 50] [--grid 200] [--blocks 5] [--sample 200] [--threads auto] [--quick]
+
+--threads: both sides run on the same torch threads (auto: one for this size). --quick: a 100 x 100
+grid, 2 blocks, 50 points for (b), and the scaling at depths 25 and 50 only.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Callable
 import torch
 
 from riemexp import geometry as geo
-from riemexp.bench import option_parser, parse_options
+from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
 from riemexp.networks import LayeredNetwork
@@ -102,13 +105,17 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _alternating(sides: list[Callable[[], object]], blocks: int) -> list[float]:
+def _alternating(
+    sides: list[Callable[[], object]], blocks: int, advance: Callable[[str], None] = lambda status: None
+) -> list[float]:
     times: list[list[float]] = [[] for _ in sides]
     for side in sides:  # warm-up
         side()
-    for _ in range(blocks):
+    advance("warm-up")
+    for block in range(blocks):
         for i, side in enumerate(sides):
             times[i].append(_seconds(side))
+        advance(f"block {block + 1}: riemexp {times[0][-1]:.3f} s, (a) {times[1][-1]:.3f} s")
     return [statistics.median(t) for t in times]
 
 
@@ -151,36 +158,46 @@ def main(args: list[str]) -> int:
     parser.add_argument("--grid", type=int, default=200, help="grid points along each axis")
     parser.add_argument("--blocks", type=int, default=5, help="alternating timed blocks per side")
     parser.add_argument("--sample", type=int, default=200, help="points timed for reference (b)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    opts = parse_options(parser, args, {"depth": 1, "grid": 2, "blocks": 1, "sample": 1, "threads": 0})
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    threads = torch.get_num_threads()
+    add_threads_option(parser)
+    parser.add_argument("--quick", action="store_true", help="a first look: smaller grid, fewer blocks")
+    opts = parse_options(parser, args, {"depth": 1, "grid": 2, "blocks": 1, "sample": 1})
+    if opts.quick:
+        opts.grid, opts.blocks, opts.sample = min(opts.grid, 100), min(opts.blocks, 2), min(opts.sample, 50)
+    threads = use_threads(parser.prog, opts.threads, opts.grid**2, 2)
+    print(machine(threads), flush=True)
     model, x = network(opts.depth), grid_points(opts.grid)
     n = len(x)
     print(
         f"geometry extraction: residual, width 2, depth {opts.depth}, tanh; {opts.grid} x {opts.grid} grid "
-        f"= {n} points; float64; {threads} torch thread(s)\n"
+        f"= {n} points; float64; {threads} torch thread{'s' if threads > 1 else ''} on every side\n",
+        flush=True,
     )
 
     # riemexp vs (a), alternating blocks
-    t_ours, t_vmap, t_mixed = _alternating(
-        [
-            lambda: ours(model, x),
-            lambda: reference_vmap(model, x),
-            lambda: closed_form_generic_pullback(model, x),
-        ],
-        opts.blocks,
-    )
+    with progress("riemexp vs (a), alternating blocks", opts.blocks + 1) as advance:
+        t_ours, t_vmap, t_mixed = _alternating(
+            [
+                lambda: ours(model, x),
+                lambda: reference_vmap(model, x),
+                lambda: closed_form_generic_pullback(model, x),
+            ],
+            opts.blocks,
+            advance,
+        )
     c_ours, g_ours = ours(model, x)
     c_vmap, g_vmap = reference_vmap(model, x)
     # (b) on a sample, extrapolated
     sample = x[torch.randperm(n, generator=torch.Generator().manual_seed(0))[: opts.sample]]
-    t_sample = min(_seconds(lambda: reference_per_point(model, sample)) for _ in range(2))
+    with progress("(b) per-point autograd on a sample", 2) as advance:
+        samples = []
+        for _ in range(2):
+            samples.append(_seconds(lambda: reference_per_point(model, sample)))
+            advance(f"{samples[-1]:.2f} s")
+    t_sample = min(samples)
     t_point = t_sample * n / len(sample)
     c_point, g_point = reference_per_point(model, sample)
     c_ref, g_ref = ours(model, sample)
-    print(f"{'method':<44}{'seconds':>10}{'riemexp is':>14}{'max rel. diff':>16}")
+    print(f"{'method':<44}{'seconds':>10}{'riemexp is':>14}{'max rel. diff':>16}", flush=True)
     print(f"{'riemexp (closed form, batched)':<44}{t_ours:>10.4f}{'':>14}{'':>16}")
     print(
         f"{'(a) vmap(jacrev) per layer, same pullback':<44}{t_vmap:>10.4f}"
@@ -201,14 +218,15 @@ def main(args: list[str]) -> int:
     print("\nscaling of riemexp's extraction (fastest of 5 runs: the least disturbed by other processes)")
     print(f"{'depth':>8}{'points':>10}{'seconds':>10}{'us / (layer x 1000 points)':>30}")
     base = None
-    for depth, density in [(25, opts.grid), (50, opts.grid), (100, opts.grid), (200, opts.grid)] + [
-        (opts.depth, d) for d in (100, 400)
-    ]:
+    sizes = [(25, opts.grid), (50, opts.grid)]
+    if not opts.quick:
+        sizes += [(100, opts.grid), (200, opts.grid)] + [(opts.depth, d) for d in (100, 400)]
+    for depth, density in sizes:
         m, pts = network(depth), grid_points(density)
         t = min(_seconds(lambda m=m, pts=pts: ours(m, pts)) for _ in range(5))
         unit = t / (depth * len(pts) / 1000) * 1e6
         base = base or unit
-        print(f"{depth:>8}{len(pts):>10}{t:>10.4f}{unit:>22.2f} ({unit / base:.2f}x)")
+        print(f"{depth:>8}{len(pts):>10}{t:>10.4f}{unit:>22.2f} ({unit / base:.2f}x)", flush=True)
     print("(constant per-unit cost = linear in depth and in the number of points)")
 
     # memory

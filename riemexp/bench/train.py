@@ -1,10 +1,13 @@
 """Benchmark: riemexp's training step against a minimal hand-written PyTorch loop.
 
 Same network (residual, width 2, depth 50, tanh), same data (2,000 spiral points), full-batch
-Adam, same initial weights, one process. The two are timed in alternating blocks so that a
-busy machine slows both alike; each side's time is the median over blocks.
+Adam, same initial weights, one process, the same torch threads (`--threads`, default auto: one
+for this size). The two are timed in alternating blocks so that a busy machine slows both alike;
+each side's time is the median over blocks.
 
-    riemexp bench train [--depth 50] [--points 2000] [--steps 30] [--blocks 15]
+    riemexp bench train [--depth 50] [--points 2000] [--steps 30] [--blocks 15] [--threads auto] [--quick]
+
+--quick: 5 blocks of 10 steps.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 import torch
 from torch import nn
 
-from riemexp.bench import option_parser, parse_options
+from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
 from riemexp.networks import build_network
@@ -58,10 +61,13 @@ def main(args: list[str]) -> int:
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=30, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=15, help="alternating blocks per side")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    opts = parse_options(parser, args, {"depth": 1, "points": 20, "steps": 1, "blocks": 1, "threads": 0})
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    add_threads_option(parser)
+    parser.add_argument("--quick", action="store_true", help="a first look: 5 blocks of 10 steps")
+    opts = parse_options(parser, args, {"depth": 1, "points": 20, "steps": 1, "blocks": 1})
+    if opts.quick:
+        opts.blocks, opts.steps = min(opts.blocks, 5), min(opts.steps, 10)
+    threads = use_threads(parser.prog, opts.threads, opts.points, 2)
+    print(machine(threads), flush=True)
 
     data = make_dataset(DatasetConfig(name="spirals", n_samples=opts.points, test_fraction=0.1), seed=0)
     x = torch.cat([data.x_train, data.x_test]).float()
@@ -86,14 +92,16 @@ def main(args: list[str]) -> int:
     for step in (step_ours, step_theirs):  # warm up
         _time(step, 5)
     t_ours, t_theirs = [], []
-    for _ in range(opts.blocks):
-        t_ours.append(_time(step_ours, opts.steps))
-        t_theirs.append(_time(step_theirs, opts.steps))
+    with progress("alternating blocks", opts.blocks) as advance:
+        for _ in range(opts.blocks):
+            t_ours.append(_time(step_ours, opts.steps))
+            t_theirs.append(_time(step_theirs, opts.steps))
+            advance(f"riemexp {t_ours[-1] * 1e3:.2f} ms, hand {t_theirs[-1] * 1e3:.2f} ms per step")
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
     print(
         f"training step, residual width 2 depth {opts.depth}, {len(x)} points, full-batch Adam "
-        f"(torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opts.blocks} "
-        f"alternating blocks of {opts.steps} steps)"
+        f"(torch {torch.__version__}, {threads} thread{'s' if threads > 1 else ''} on both sides; median of "
+        f"{opts.blocks} alternating blocks of {opts.steps} steps)"
     )
     print(f"  riemexp train_step     {a * 1e3:8.3f} ms/step")
     print(f"  hand-written loop      {b * 1e3:8.3f} ms/step")

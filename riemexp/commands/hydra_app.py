@@ -212,6 +212,27 @@ def unwrapping_errors() -> Iterator[None]:
         raise wrapped.error from None
 
 
+def job_cpus() -> int:
+    """The CPUs one job of the running multirun may use (`launcher_share` of the launcher's config)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from riemexp.threads import available_cpus
+
+    launcher = HydraConfig.get().launcher
+    return launcher_share(str(launcher.get("_target_", "")), launcher.get("n_jobs"), available_cpus())
+
+
+def launcher_share(target: str, n_jobs: int | None, cpus: int) -> int:
+    """The CPUs of one job, for `threads: auto`: `cpus` shared among the joblib launcher's workers
+    (n_jobs; -1 is one per CPU, -2 all but one, ...); all of them with other launchers (basic runs
+    one job at a time; submitit and SLURM give each job its own CPUs)."""
+    if "joblib" not in target.lower():
+        return cpus
+    n_jobs = int(n_jobs or -1)
+    workers = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
+    return max(1, cpus // max(1, min(workers, cpus)))
+
+
 def output_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
 

@@ -17,7 +17,6 @@ from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import compose_config
 from riemexp.errors import ConfigError, RunFolderError
 from riemexp.layout import METRICS_FILE
-from riemexp.plotting.step import redraw_run
 
 OUTPUTS = Path("outputs")
 PLOT_KEYS = ("layers", "n_layers", "glyph_density", "glyph", "formats", "animation")
@@ -104,6 +103,8 @@ def main(args: list[str]) -> int:
     assert isinstance(values, dict)
     options = parse_options({str(k): v for k, v in values.items()})
     run_dir = options.run if options.run is not None else latest_run()
+    from riemexp.plotting.step import redraw_run
+
     written = redraw_run(run_dir, options.plot, options.grid_density, options.out)
     folders = sorted({str(p.parent) for p in written})
     print(f"wrote {len(written)} files to {', '.join(folders)}: {', '.join(p.name for p in written)}")

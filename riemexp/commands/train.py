@@ -7,6 +7,7 @@ in the job folder and the task returns, so that one bad job does not stop the ot
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from riemexp import lock
+from riemexp import lock, timing
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import (
     HYDRA_FLAGS,
@@ -30,9 +31,11 @@ from riemexp.commands.hydra_app import (
     task_overrides,
     to_run_config,
 )
+from riemexp.config import Device
 from riemexp.errors import ConfigError, OutputError, RunFolderError
-from riemexp.run import run
-from riemexp.train import resolve_device
+from riemexp.threads import check_threads
+
+_hydra_called: list[float] = []  # when `main` handed over to Hydra: its set-up is timed up to the task
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
@@ -45,11 +48,19 @@ def _task(dcfg: DictConfig) -> str | None:
         dcfg.dataset.path = os.path.join(hydra_cfg.runtime.cwd, path)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         # a sweep job: metrics.json and job.json record the outcome, whatever it is
+        from riemexp.commands.hydra_app import job_cpus
         from riemexp.sweep.jobs import sweep_job
 
-        return sweep_job(lambda: to_run_config(dcfg), output_dir())
+        return sweep_job(lambda: to_run_config(dcfg), output_dir(), cpus=job_cpus())
+    stopwatch = timing.current()
+    if stopwatch is not None and _hydra_called:
+        stopwatch.add("hydra", time.perf_counter() - _hydra_called.pop())
+    with timing.stage("imports"):
+        from riemexp.run import run
     with passing_errors_through():
-        run(to_run_config(dcfg), output_dir())
+        with timing.stage("config"):
+            cfg = to_run_config(dcfg)
+        run(cfg, output_dir())
     return None
 
 
@@ -93,17 +104,25 @@ def main(args: list[str]) -> int:
         with hydra_argv("riemexp train", args):
             _task()
         return 0
-    # check the whole config, and that its device exists, before Hydra makes a run folder
-    resolve_device(to_run_config(compose_config("train", task_overrides(args))).device)
-    run_dir = resolve_run_dir(args)
+    # check the whole config, its threads and that its device exists, before Hydra makes a run folder
+    with timing.stage("config"):
+        cfg = to_run_config(compose_config("train", task_overrides(args)))
+        check_threads(cfg.threads)
+        if cfg.device is Device.CUDA:  # torch only to ask for CUDA
+            from riemexp.train import resolve_device
+
+            resolve_device(cfg.device)
+        run_dir = resolve_run_dir(args)
     if run_dir is None:  # an interpolation only Hydra can resolve: run() still takes the lock
         with hydra_argv("riemexp train", args), hydra_errors_raised():
+            _hydra_called[:] = [time.perf_counter()]
             _task()
         return 0
     args = [a for a in args if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={run_dir}"]
     # the folder's writer lock, taken before Hydra writes .hydra/ and train.log into it; a second
     # run into the folder is refused here (FolderBusyError), and an unwritable folder named
     with lock.hold(run_dir), hydra_argv("riemexp train", args), hydra_errors_raised():
+        _hydra_called[:] = [time.perf_counter()]
         _task()
     return 0
 

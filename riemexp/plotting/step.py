@@ -40,6 +40,8 @@ from riemexp.plotting.glyphs import fitting_density, lattice_fits
 from riemexp.plotting.input_space import input_space_figure
 from riemexp.plotting.layers import layer_row_figure
 from riemexp.plotting.style import choose_layers, save_figure
+from riemexp.threads import run_threads, using_threads
+from riemexp.timing import stage
 
 if TYPE_CHECKING:
     from riemexp.run import RunContext
@@ -98,15 +100,19 @@ def draw_figures(
     """Draw every figure of a run into out_dir; return the files written."""
     layers = choose_layers(fd.depth, plot_cfg.layers, plot_cfg.n_layers)
     written: list[Path] = []
-    fig = layer_row_figure(fd, layers, plot_cfg.glyph_density, plot_cfg.glyph)
-    written += save_figure(fig, out_dir / "layers", plot_cfg.formats)
-    fig = input_space_figure(fd, plot_cfg.glyph_density, plot_cfg.glyph)
-    written += save_figure(fig, out_dir / "input_space", plot_cfg.formats)
+    with stage("figure:layers"):
+        fig = layer_row_figure(fd, layers, plot_cfg.glyph_density, plot_cfg.glyph)
+        written += save_figure(fig, out_dir / "layers", plot_cfg.formats)
+    with stage("figure:input_space"):
+        fig = input_space_figure(fd, plot_cfg.glyph_density, plot_cfg.glyph)
+        written += save_figure(fig, out_dir / "input_space", plot_cfg.formats)
     if history is not None:
-        fig = training_curves_figure(dict(history), fd.title)
-        written += save_figure(fig, out_dir / "training_curves", plot_cfg.formats)
+        with stage("figure:training_curves"):
+            fig = training_curves_figure(dict(history), fd.title)
+            written += save_figure(fig, out_dir / "training_curves", plot_cfg.formats)
     if plot_cfg.animation:
-        written.append(write_animation(fd, out_dir / "layers.gif"))
+        with stage("figure:layers_gif"):
+            written.append(write_animation(fd, out_dir / "layers.gif"))
     return written
 
 
@@ -139,10 +145,11 @@ def redraw_run(
     loaded = load_run(run_dir)
     cfg = with_plot_options(loaded.config, plot_options)
     history = read_history(loaded.path / HISTORY_FILE)
-    geometry = geometry_for_plots(
-        loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
-    )
-    fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
+    with using_threads(run_threads(cfg, n_data=len(loaded.data.x), saved=True)):
+        geometry = geometry_for_plots(
+            loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
+        )
+        fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
     if out_dir is not None:
         return _draw_staged(fd, cfg.plot, Path(out_dir), history)
     # into the run's own plots/: not while a run works in the folder (it would swap its own in)
@@ -156,14 +163,14 @@ def _draw_staged(
     """draw_figures into a hidden folder inside `out`, then move every file into `out` at once,
     so that an interrupted re-draw leaves the old figures, never a mix of old and new."""
     out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
-        drawn = draw_figures(fd, plot_cfg, stage, history)
+        drawn = draw_figures(fd, plot_cfg, staging, history)
         with signals.deferred():
             for path in drawn:
                 os.replace(path, out / path.name)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     return [out / path.name for path in drawn]
 
 

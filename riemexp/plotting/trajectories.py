@@ -32,6 +32,7 @@ from riemexp.plotting.style import (
     save_figure,
     square_view,
 )
+from riemexp.timing import stage
 
 if TYPE_CHECKING:
     from riemexp.ode import OdeReport
@@ -251,23 +252,27 @@ def save_trajectory_figures(
     """
     labels = y.cpu().numpy()
     pick = choose_points(labels)
-    coords = layer_coordinates(model, x).cpu().numpy()[:, pick]  # (L+1, n, w)
     kind, L = model.kind.value, model.depth
-    if report is None:
-        title = f"plain network, L = {L}: layer coordinates of {len(pick)} points (no ODE)"
-        fig = trajectory_figure(coords, labels[pick], class_names, title)
-    else:
-        flow = report.solution.path.cpu().numpy()[:, pick]  # (M, n, w)
-        order = "n/a" if report.order is None else f"{report.order:.2f}"
-        title = (
-            f"{kind} network, L = {L}, h = {model.h:g}, T = {L * model.h:g}: {len(pick)} points\n"
-            f"ODE gap {report.gap:.3g} of the data spread, refinement order {order}"
-        )
-        fig = trajectory_figure(coords, labels[pick], class_names, title, flow=flow)
-    written = save_figure(fig, plots / "trajectories", formats)
+    with stage("figure:trajectories"):
+        coords = layer_coordinates(model, x[pick]).cpu().numpy()  # (L+1, n, w)
+        if report is None:
+            title = f"plain network, L = {L}: layer coordinates of {len(pick)} points (no ODE)"
+            fig = trajectory_figure(coords, labels[pick], class_names, title)
+        else:
+            flow = report.solution.path.cpu().numpy()[:, pick]  # (M, n, w)
+            order = "n/a" if report.order is None else f"{report.order:.2f}"
+            title = (
+                f"{kind} network, L = {L}, h = {model.h:g}, T = {L * model.h:g}: {len(pick)} points\n"
+                f"ODE gap {report.gap:.3g} of the data spread, refinement order {order}"
+            )
+            fig = trajectory_figure(coords, labels[pick], class_names, title, flow=flow)
+        written = save_figure(fig, plots / "trajectories", formats)
     if report is not None:
-        title = f"{kind} network, every layer in k sub-steps (L = {L}, h = {model.h:g})\nfitted order {order}"
-        written += save_figure(convergence_figure(report.rows, title), plots / "ode_convergence", formats)
+        with stage("figure:ode_convergence"):
+            title = (
+                f"{kind} network, every layer in k sub-steps (L = {L}, h = {model.h:g})\nfitted order {order}"
+            )
+            written += save_figure(convergence_figure(report.rows, title), plots / "ode_convergence", formats)
     return written
 
 

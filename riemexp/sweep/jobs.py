@@ -22,15 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 
+from riemexp import timing
 from riemexp.config import RunConfig, config_to_dict
-from riemexp.datasets import source_fingerprint
 from riemexp.errors import DivergedError, RiemexpError, RunFolderError
 from riemexp.io import atomic_write_json
 from riemexp.layout import CONFIG_FILE, GEOMETRY_FILE, METRICS_FILE
-from riemexp.run import read_metrics, read_model_file, recorded_in, run, versions
 
 log = logging.getLogger("riemexp")
 
@@ -43,6 +41,9 @@ def finished(out_dir: Path, cfg: RunConfig) -> bool:
 
     A CSV dataset is compared by the sha256 saved in model.pt, so an edited file is trained again.
     """
+    from riemexp.datasets import source_fingerprint
+    from riemexp.run import read_metrics, read_model_file
+
     try:
         if read_metrics(out_dir)["status"] != "completed":
             return False
@@ -58,6 +59,8 @@ def finished(out_dir: Path, cfg: RunConfig) -> bool:
 
 def _merge_metrics(out_dir: Path, **values: Any) -> None:
     """Add values to metrics.json (creating it when the run never started)."""
+    from riemexp.run import read_metrics, versions
+
     try:
         metrics = read_metrics(out_dir)
     except RunFolderError:
@@ -68,26 +71,28 @@ def _merge_metrics(out_dir: Path, **values: Any) -> None:
 
 @contextmanager
 def _job_environment() -> Iterator[None]:
-    """One torch thread (the launcher runs one job per core) and no progress bars."""
-    threads, quiet = torch.get_num_threads(), os.environ.get("RIEMEXP_QUIET")
-    torch.set_num_threads(1)
+    """No progress bars, and a stopwatch of the job's own (riemexp.timing)."""
+    quiet = os.environ.get("RIEMEXP_QUIET")
     os.environ["RIEMEXP_QUIET"] = "1"
     try:
-        yield
+        with timing.recording(timing.Stopwatch()):
+            yield
     finally:
-        torch.set_num_threads(threads)
         if quiet is None:
             os.environ.pop("RIEMEXP_QUIET", None)
         else:
             os.environ["RIEMEXP_QUIET"] = quiet
 
 
-def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path) -> str:
+def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: int | None = None) -> str:
     """Run one sweep job into out_dir; return its status ("completed", "skipped", "diverged", "failed").
 
-    make_config builds the job's RunConfig (raising ConfigError for a bad combination).
-    KeyboardInterrupt still propagates (run() marks the folder "interrupted").
+    make_config builds the job's RunConfig (raising ConfigError for a bad combination). cpus: the
+    CPUs this job may use (its share when the launcher runs several jobs at once), for `threads:
+    auto`; default all. KeyboardInterrupt still propagates (run() marks the folder "interrupted").
     """
+    from riemexp.run import recorded_in, run  # torch: only where a job runs, not where one is summarised
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -100,7 +105,7 @@ def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path) -> str:
                 action, status = "skipped", "completed"
                 log.info("already completed with the same config: skipped (%s)", out_dir)
             else:
-                status = run(cfg, out_dir)["status"]
+                status = run(cfg, out_dir, cpus=cpus)["status"]
         except DivergedError as err:  # run() wrote status "diverged" and the reason
             status = "diverged"
             if not recorded_in(err):

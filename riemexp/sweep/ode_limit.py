@@ -35,8 +35,6 @@ from typing import Any
 import numpy as np
 
 from riemexp.errors import RunFolderError
-from riemexp.geometry import input_log_volume_from_metric, load_geometry
-from riemexp.run import read_input_scale
 from riemexp.sweep.summary import Job, Summary, mean, sample_std
 from riemexp.tables import write_table
 
@@ -99,6 +97,9 @@ def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
     g_0 in layer-0 coordinates; the log volume in input units (`input_log_volume_from_metric`).
     """
+    from riemexp.geometry import input_log_volume_from_metric, load_geometry  # torch: only when drawn
+    from riemexp.run import read_input_scale
+
     try:
         arrays = load_geometry(job.path)
         scale = read_input_scale(job.path)
