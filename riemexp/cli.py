@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "riemexp.commands.bench",
-        "benchmarks: `riemexp bench train`, `riemexp bench geometry`, `riemexp bench sweep`",
+        "benchmarks: `riemexp bench NAME` with NAME one of train, geometry, sweep, resume",
     ),
 }
 

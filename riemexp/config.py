@@ -11,6 +11,7 @@ tests can build one directly:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import types
@@ -63,9 +64,15 @@ class GlyphConvention(str, Enum):
     UNIT_BALL = "unit_ball"  # axes proportional to 1/sqrt(lambda): the unit ball of g
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of a config dataclass (computed once: typing's lookup is slow)."""
+    return typing.get_type_hints(cls)
+
+
 def _coerce_enums(obj: Any) -> None:
     """Let Python callers pass enum fields as plain strings: NetworkConfig(kind="plain")."""
-    hints = typing.get_type_hints(type(obj))
+    hints = _type_hints(type(obj))
     for f in dataclasses.fields(obj):
         hint, value = hints[f.name], getattr(obj, f.name)
         if isinstance(hint, type) and issubclass(hint, Enum) and not isinstance(value, hint):
@@ -259,7 +266,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:

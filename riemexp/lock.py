@@ -372,9 +372,13 @@ class Heartbeat:
                 self.failed = err
 
     def start(self) -> Heartbeat:
+        from riemexp import signals
+
         if self._thread is None:
-            self._thread = threading.Thread(target=self._beat, name="riemexp-heartbeat", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._beat, name="riemexp-heartbeat", daemon=True)
+            with signals.deferred():  # a stop signal must not leave a thread half started (unjoinable)
+                thread.start()
+                self._thread = thread
         return self
 
     def stop(self) -> None:

@@ -51,10 +51,14 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
             "--parts must list some of seeds, grid, memory, got 'seeds,nope'",
         ),
         (["ensemble", "--grid", "nope"], "unknown grid preset 'nope'; expected one of: default, ode_limit"),
-        (["nope"], "unknown benchmark 'nope'; expected one of: run, train, sweep, geometry, ensemble"),
+        (
+            ["nope"],
+            "unknown benchmark 'nope'; expected one of: run, train, sweep, resume, geometry, ensemble",
+        ),
         (["train", "--threads", "100000"], "--threads must be auto or an integer from 1 to"),
         (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),
         (["run", "--repeat", "0"], "--repeat must be >= 1, got 0"),
+        (["resume", "--repeat", "0"], "--repeat must be >= 1, got 0"),
     ],
 )
 def test_bad_benchmark_options_get_one_line(args, expected, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,3 +89,16 @@ def test_ensemble_benchmark_prints_both_sides_ratios_and_differences(
     if EXACT_PLATFORM:
         assert "weights 0, losses 0, accuracies 0; bit-identical: yes" in out
     assert "K = 3    peak resident" in out
+
+
+@pytest.mark.slow
+def test_resume_benchmark_times_a_no_op_resume(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(
+        "params:\n  seed: [0, 1]\n"
+        "fixed:\n  dataset: moons\n  dataset.n_samples: 120\n  network.depth: 2\n"
+        "  geometry.enabled: false\n  ode.enabled: false\n  plot.enabled: false\n"
+    )
+    assert cli_main(["bench", "resume", "--grid", str(preset), "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(2 jobs)" in out and "ratio resume / floor" in out and "target" in out

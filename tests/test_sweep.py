@@ -14,11 +14,13 @@ from omegaconf import OmegaConf
 
 from riemexp.cli import conf_dir
 from riemexp.cli import main as cli_main
-from riemexp.commands.sweep import aggregate, probe_jobs
+from riemexp.commands.sweep import aggregate
 from riemexp.errors import ConfigError, RunFolderError
 from riemexp.geometry import save_geometry
+from riemexp.identity import identity_of
 from riemexp.sweep.figures import draw_figures
 from riemexp.sweep.grid import SET_DIR, SET_GROUP, load_grid, parse_grid, preset_names, sweep_overrides
+from riemexp.sweep.plan import expand
 from riemexp.sweep.summary import GROUPED, METRIC_COLUMNS, SUMMARY, summarize, write_summary
 
 GROUPS = ["dataset", "network", "optim"]
@@ -48,8 +50,7 @@ def test_presets_parse_and_default_is_the_issue_grid(tmp_path: Path) -> None:
     grid = load_grid("default", conf_dir())
     assert grid.params == {"network.depth": "2,4,8,16,32", "seed": "0,1,2"}
     assert [s.get("network") for s in grid.paired] == ["plain", "residual", "residual", "residual"]
-    n_jobs, _ = probe_jobs(sweep_overrides(grid, [], GROUPS, tmp_path))
-    assert n_jobs == 4 * 5 * 3
+    assert len(expand(sweep_overrides(grid, [], GROUPS, tmp_path))) == 4 * 5 * 3
 
 
 def test_unknown_preset_lists_the_presets(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,27 +104,37 @@ def test_paired_sets_become_a_generated_config_group(tmp_path: Path) -> None:
     assert OmegaConf.to_container(first) == {"network": {"depth": 4, "step_size": 0.25}}
     second = (folder / "plain_depth-8.yaml").read_text()
     assert "# @package _global_" in second and "- override /network: plain" in second
-    n_jobs, probes = probe_jobs(overrides)
-    assert n_jobs == 2
-    assert len(probes) == 2  # the first job, then the other paired set
+    assert [job[2] for job in expand(overrides)] == [
+        f"+{SET_GROUP}=depth-4_step_size-0.25",
+        f"+{SET_GROUP}=plain_depth-8",
+    ]
 
 
-def test_probe_jobs_cover_every_value_once() -> None:
-    n_jobs, probes = probe_jobs(["network.depth=2,4,8", "seed=0,1", "dataset=moons"])
-    assert n_jobs == 6
-    assert probes[0] == ["network.depth=2", "seed=0", "dataset=moons"]
-    seen = {item for job in probes for item in job}
-    assert {"network.depth=4", "network.depth=8", "seed=1"} <= seen
-    assert len(probes) == 4
+def test_expand_crosses_the_axes_last_fastest() -> None:
+    jobs = expand(["network.depth=2,4,8", "seed=0,1", "dataset=moons"])
+    assert len(jobs) == 6
+    assert jobs[0] == ["network.depth=2", "seed=0", "dataset=moons"]
+    assert jobs[1] == ["network.depth=2", "seed=1", "dataset=moons"]
+    assert jobs[-1] == ["network.depth=8", "seed=1", "dataset=moons"]
+    with pytest.raises(ConfigError, match="bad override"):
+        expand(["network.depth=2,,"])
 
 
 # --------------------------------------------------------------------------- summaries and figures
 
 
 def fake_job(
-    sweep: Path, num: int, depth: int, seed: int, kind: str = "residual", status: str = "completed", acc=0.9
+    sweep: Path,
+    num: int | str,
+    depth: int,
+    seed: int,
+    kind: str = "residual",
+    status: str = "completed",
+    acc=0.9,
+    input_scale=(1.0, 1.0),
 ) -> Path:
-    """A job folder as a sweep leaves it (config.yaml, metrics.json, .hydra/), without training."""
+    """A job folder as a sweep leaves it (config.yaml, metrics.json, model.pt naming one run
+    identity, .hydra/), without training."""
     job = sweep / str(num)
     (job / ".hydra").mkdir(parents=True)
     config = {
@@ -131,12 +142,21 @@ def fake_job(
         "network": {"kind": kind, "depth": depth, "step_size": 0.5},
         "optim": {"lr": 0.05},
     }
+    identity = identity_of(config, None)
     (job / "config.yaml").write_text(OmegaConf.to_yaml(config))
     (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    metrics = {"status": status, "test_accuracy": acc, "train_accuracy": acc, "train_seconds": 1.0}
+    metrics = {
+        "status": status,
+        "test_accuracy": acc,
+        "train_accuracy": acc,
+        "train_seconds": 1.0,
+        "run_identity": identity,
+    }
     if status != "completed":
         metrics["error"] = "training diverged at epoch 2"
     (job / "metrics.json").write_text(json.dumps(metrics))
+    state = {"input_scale": torch.tensor(input_scale, dtype=torch.float32)}
+    torch.save({"state_dict": state, "run_identity": identity, "dataset_sha256": None}, job / "model.pt")
     return job
 
 
@@ -190,11 +210,6 @@ def test_aggregate_a_partial_folder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "1 completed, 0 failed, 1 unfinished" in out and "not started" in out
     statuses = [r["status"] for r in read_csv(tmp_path / f"{SUMMARY}.csv")]
     assert statuses == ["completed", "not started"]
-    assert aggregate(tmp_path, n_expected=3) == 0  # sweep.yaml's count: a job folder is missing
-    assert (
-        "1 of the 3 jobs the last sweep into this folder launched have no job folder"
-        in capsys.readouterr().out
-    )
     fake_job(tmp_path, 2, 8, 0, status="diverged")
     assert aggregate(tmp_path) == 1
     assert "job 2 (network.depth=8) diverged: training diverged at epoch 2" in capsys.readouterr().err
@@ -211,7 +226,8 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
     ys, xs = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-2, 2, 6), indexing="ij")  # (5, 6)
     points = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (30, 2), x fastest
     for num, (kind, depth, seed) in enumerate([("plain", 2, 0), ("residual", 2, 0), ("residual", 4, 1)]):
-        job = fake_job(tmp_path, num, depth, seed, kind=kind, acc=0.6 + 0.1 * num)
+        # inputs standardised by 2 along x_1: in input units 1/2 log det g_in = log s - log 2
+        job = fake_job(tmp_path, num, depth, seed, kind=kind, acc=0.6 + 0.1 * num, input_scale=(2.0, 1.0))
         scale = np.exp(points[:, 0] * (num + 1))  # g_0 = diag(s, s): 1/2 log det g_0 = log s
         metric = np.zeros((depth + 1, len(points), 2, 2))
         metric[0, :, 0, 0] = metric[0, :, 1, 1] = scale
@@ -229,8 +245,6 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
             grid_proba=np.full((len(points), 2), 0.5),
         )
         save_geometry(job / "geometry.npz", arrays)
-        # inputs standardised by 2 along x_1: in input units 1/2 log det g_in = log s - log 2
-        torch.save({"state_dict": {"input_scale": torch.tensor([2.0, 1.0])}}, job / "model.pt")
     files = draw_figures(summarize(tmp_path))
     names = sorted(p.name for p in files)
     assert names == ["accuracy_heatmap.png", "accuracy_vs_depth.png", "input_log_volume.png"]
@@ -265,8 +279,11 @@ def test_sweep_cli_joblib_summary_resume(tmp_path: Path, cli) -> None:
     done = cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "4 jobs: 4 ran, 0 skipped" in done.stdout
-    # layout: one folder per job (Hydra's job number), the tables, the figures, the record
-    assert sweep_dirs(sweep) == ["0", "1", "2", "3", "plots"]
+    # layout: one folder per job, named by its run identity; the tables, the figures, the record
+    jobs = [name for name in sweep_dirs(sweep) if name != "plots"]
+    assert len(jobs) == 4 and sweep_dirs(sweep) == sorted([*jobs, "plots"])
+    for job in jobs:
+        assert json.loads((sweep / job / "metrics.json").read_text())["run_identity"] == job
     for name in (
         "summary.csv",
         "summary.md",
@@ -276,7 +293,7 @@ def test_sweep_cli_joblib_summary_resume(tmp_path: Path, cli) -> None:
         "multirun.yaml",
     ):
         assert (sweep / name).is_file(), name
-    for job in ("0", "1", "2", "3"):
+    for job in jobs:
         assert (sweep / job / ".hydra" / "overrides.yaml").is_file()
         assert json.loads((sweep / job / "job.json").read_text())["action"] == "ran"
     assert sorted(p.name for p in (sweep / "plots").iterdir()) == [
@@ -298,16 +315,16 @@ def test_sweep_cli_joblib_summary_resume(tmp_path: Path, cli) -> None:
     assert {r["ode_gap"] == "" for r in rows if r["network.kind"] == "plain"} == {True}
 
     # the same sweep again: nothing runs; the summary is rebuilt
-    mtime = (sweep / "0" / "model.pt").stat().st_mtime_ns
+    mtime = (sweep / jobs[0] / "model.pt").stat().st_mtime_ns
     args.append("hydra/launcher=basic")  # resuming does not depend on the launcher; this one starts faster
     again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "4 jobs: 0 ran, 4 skipped" in again.stdout
-    assert (sweep / "0" / "model.pt").stat().st_mtime_ns == mtime
+    assert (sweep / jobs[0] / "model.pt").stat().st_mtime_ns == mtime
 
-    # a changed config in one job folder (as if the grid had changed): that job runs again
-    (sweep / "1" / "config.yaml").write_text(
-        (sweep / "1" / "config.yaml").read_text().replace("seed: 0", "seed: 9")
+    # a job folder whose config.yaml no longer matches its model and metrics: that job runs again
+    (sweep / jobs[1] / "config.yaml").write_text(
+        (sweep / jobs[1] / "config.yaml").read_text().replace("seed: 0", "seed: 9")
     )
     third = cli(*args, cwd=tmp_path)
     assert "4 jobs: 1 ran, 3 skipped" in third.stdout, third.stdout
@@ -330,12 +347,12 @@ def test_sweep_cli_submitit_local_records_a_diverged_job(tmp_path: Path, cli) ->
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "2 jobs: 2 ran, 0 skipped" in done.stdout and "1 failed" in done.stdout
-    assert "job 1 (optim.lr=1000000.0) diverged: training diverged at epoch" in done.stderr
+    assert "(optim.lr=1000000.0) diverged: training diverged at epoch" in done.stderr
     assert (sweep / ".submitit").is_dir()  # submitit's own logs
     rows = {r["optim.lr"]: r for r in read_csv(sweep / "summary.csv")}
     assert rows["0.05"]["status"] == "completed" and rows["0.05"]["error"] == ""
     assert rows["1000000.0"]["status"] == "diverged" and "diverged" in rows["1000000.0"]["error"]
-    metrics = json.loads((sweep / "1" / "metrics.json").read_text())
+    metrics = json.loads((sweep / rows["1000000.0"]["job"] / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and metrics["error"].startswith("training diverged")
 
 

@@ -108,6 +108,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "riemexp.bench.sweep",
         "a sweep on the joblib launcher against the same sweep run job after job",
     ),
+    "resume": (
+        "riemexp.bench.resume",
+        "a sweep resume with nothing left to do against the command's start-up floor",
+    ),
     "geometry": (
         "riemexp.bench.geometry",
         "riemexp's geometry extraction against torch.func.vmap(jacrev) and per-point autograd",

@@ -1,44 +1,51 @@
 """`riemexp sweep [grid=NAME] [OVERRIDES]`: a Hydra multirun of the training task over a grid preset,
 then the sweep's tables and figures. `riemexp sweep aggregate=PATH` rebuilds those only.
 
-Steps: load the preset (conf/grid/NAME.yaml), build the multirun overrides (preset, then the
-command line), check every swept value once by composing a config with it, launch the
-multirun (joblib on the local cores by default, or any Hydra launcher given as
-hydra/launcher=...), then summarize the sweep folder and report this invocation's jobs.
+Steps, all in this process before anything runs: load the preset (conf/grid/NAME.yaml), build
+the multirun overrides (preset, then the command line), check the Hydra arguments (launcher,
+its settings), expand the grid into jobs and compose and check every job's config and run
+identity (riemexp.sweep.plan). Only then the sweep folder is touched: take its lock (one sweep at
+a time), find the jobs a trusted folder already holds (by identity), record the plan in
+sweep.yaml, launch the others through Hydra (joblib on the local cores by default, or any
+launcher given as hydra/launcher=...), each into the folder named by its identity, and
+summarize this sweep's jobs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
-
-from riemexp import console
+from riemexp import __version__, console
 from riemexp.cli import conf_dir
-from riemexp.commands.hydra_app import compose_config, groups, hydra_argv, to_run_config
-from riemexp.errors import ConfigError, RunFolderError
-from riemexp.io import atomic_write_text
+from riemexp.errors import ConfigError
+from riemexp.io import atomic_write_json, atomic_write_text
+from riemexp.sweep.folders import JobFolder, dump_literal_yaml, scan
 from riemexp.sweep.grid import (
+    SET_GROUP,
     Grid,
     load_grid,
     preset_names,
     search_path_override,
     sweep_overrides,
 )
-from riemexp.sweep.jobs import INVOCATION_ENV
-from riemexp.sweep.summary import FAILED, Summary, show_grouped, summarize, write_summary
+from riemexp.sweep.launch import SweepLock, hydra_settings, launch, sweep_in_progress
+from riemexp.sweep.plan import Composer, PlannedJob, dedupe, expand, match, plan_jobs
+from riemexp.sweep.summary import FAILED, RECORD, Summary, show_grouped, summarize, write_summary
 
-SWEEP_RECORD = "sweep.yaml"  # what this invocation ran: preset, overrides, Hydra arguments
+SWEEP_RECORD = RECORD  # what the last invocation planned: preset, overrides, Hydra arguments, jobs
+FIGURES_STAMP = ".figures.json"  # what the figures were drawn from (a resume redraws only on change)
 DEFAULT_LAUNCHER = "joblib"
-MAX_FAILURES_SHOWN = 20
+MAX_LISTED = 20
+INVOCATION_ENV = "RIEMEXP_SWEEP_ID"  # also riemexp.sweep.jobs.INVOCATION_ENV (set in every job)
 
 
 def usage() -> str:
@@ -57,12 +64,14 @@ def usage() -> str:
             *presets,
             "",
             "Overrides are Hydra's: network.depth=2,4,8 dataset=spirals,moons add or replace axes;",
-            "hydra.sweep.dir=DIR sets the folder (re-running into it skips the finished jobs).",
+            "hydra.sweep.dir=DIR sets the folder; each job runs in DIR/IDENTITY/ (its run identity), and",
+            "re-running into it skips every job already completed there, whatever the grid.",
             f"Launcher: {launcher}; hydra/launcher=slurm (conf/hydra/launcher/slurm.yaml) or",
             "submitit_slurm / submitit_local send the jobs through submitit.",
             "",
             "Writes DIR/summary.{csv,md,tex}, DIR/summary_grouped.{csv,md,tex} and DIR/plots/.",
-            "Exit status: 0 when every job completed, 1 when any failed.",
+            "Exit status: 0 when every job completed, 1 when any failed or left no record, 2 for bad input",
+            "or a sweep folder in use by another sweep.",
         ]
     )
 
@@ -72,14 +81,21 @@ def _joblib_installed() -> bool:
 
 
 def _split(args: Sequence[str]) -> tuple[dict[str, str], list[str], list[str]]:
-    """(own options grid/aggregate, task overrides, Hydra's own overrides and flags)."""
+    """(own options grid/aggregate, task overrides, Hydra's own overrides); ConfigError for a flag."""
     own: dict[str, str] = {}
     task, hydra_args = [], []
     for arg in args:
         key = arg.split("=", 1)[0]
+        if arg in ("-m", "--multirun"):
+            continue  # a sweep is a multirun already
+        if arg.startswith("-"):
+            raise ConfigError(
+                f"riemexp sweep: unknown option '{arg}'; expected overrides KEY=VALUE or GROUP=OPTION, "
+                "grid=NAME, aggregate=PATH or --help"
+            )
         if key in ("grid", "aggregate") and "=" in arg:
             own[key] = arg.split("=", 1)[1]
-        elif arg.startswith("-") or arg.lstrip("+~").startswith("hydra"):
+        elif arg.lstrip("+~").startswith("hydra"):
             hydra_args.append(arg)
         else:
             task.append(arg)
@@ -93,129 +109,194 @@ def _value(args: Sequence[str], key: str) -> str | None:
     return None
 
 
-def probe_jobs(overrides: Sequence[str]) -> tuple[int, list[list[str]]]:
-    """The number of jobs of a multirun, and a few jobs that use every swept value at least once:
-    the first value of every axis, then each other value of each axis in turn."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except Exception as err:
-        raise ConfigError(f"bad override: {str(err).strip().splitlines()[0]}") from None
-    axes: list[list[str]] = []
-    for o in parsed:
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        axes.append([f"{key}={v}" for v in values])
-    n_jobs = 1
-    for axis in axes:
-        n_jobs *= len(axis)
-    first = [axis[0] for axis in axes]
-    probes = [first] + [first[:i] + [v] + first[i + 1 :] for i, axis in enumerate(axes) for v in axis[1:]]
-    return n_jobs, probes
+def _with_default_launcher(hydra_args: list[str]) -> list[str]:
+    if _value(hydra_args, "hydra/launcher") is not None or not _joblib_installed():
+        return hydra_args
+    return [f"hydra/launcher={DEFAULT_LAUNCHER}", *hydra_args]
 
 
-def check_values(probes: Sequence[list[str]], search_path: list[str]) -> None:
-    """Compose and check the config of each probe job; ConfigError naming the offending values."""
-    for job in probes:
-        try:
-            to_run_config(compose_config("train", [*job, *search_path]))
-        except ConfigError as err:
-            raise ConfigError(f"{err} (in the sweep job {' '.join(job)})") from None
+def _swept(jobs: Sequence[PlannedJob]) -> list[str]:
+    """Config keys whose values differ between the jobs, in config order."""
+    order: list[str] = []
+    for job in jobs:
+        order += [k for k in job.values if k not in order]
+    return [k for k in order if len({repr(j.values.get(k)) for j in jobs}) > 1]
 
 
-def resolve_sweep_dir(hydra_args: Sequence[str]) -> Path:
-    """hydra.sweep.dir from the command line, else train.yaml's (its ${now:...} resolved now); absolute."""
-    given = _value(hydra_args, "hydra.sweep.dir")
-    if given is None:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose("train", return_hydra_config=True)
-            given = str(OmegaConf.select(cfg, "hydra.sweep.dir"))
-    return Path(given).expanduser().resolve()
+def job_list(jobs: Sequence[PlannedJob]) -> list[dict[str, Any]]:
+    """The plan as sweep.yaml records it: per job its folder, identity, action (run; skip:
+    already completed there; busy: another live run writes its folder), overrides and the
+    values of the swept keys."""
+    keys = _swept(jobs)
+    return [
+        {
+            "folder": job.folder,
+            "identity": job.identity,
+            "action": "skip" if job.done else ("busy" if job.busy else "run"),
+            "overrides": list(job.overrides),
+            "values": {k: job.values.get(k) for k in keys},
+        }
+        for job in jobs
+    ]
 
 
-def report(summary: Summary, invocation: str | None, n_expected: int | None) -> int:
-    """Print what happened (this invocation's jobs when given, else the whole folder); the exit status."""
-    jobs = [j for j in summary.jobs if invocation is None or j.record.get("invocation") == invocation]
-    skipped = sum(j.record.get("action") == "skipped" for j in jobs)
-    failed = [j for j in summary.jobs if j.status in FAILED and (invocation is None or j in jobs)]
-    unfinished = [j for j in summary.jobs if j.status not in FAILED and j.status != "completed"]
-    completed = sum(j.status == "completed" for j in jobs)
-    where = summary.sweep_dir
+def write_record(
+    sweep_dir: Path, record: dict[str, Any], jobs: Sequence[PlannedJob], invocation: str
+) -> Path:
+
+    full = {
+        **record,
+        "jobs": len(jobs),
+        "invocation": invocation,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job_list": job_list(jobs),
+    }
+    path = sweep_dir / SWEEP_RECORD
+    atomic_write_text(path, dump_literal_yaml(full))
+    return path
+
+
+def plan_line(prog: str, label: str, jobs: Sequence[PlannedJob], repeats: int, where: Path) -> str:
+    done = sum(j.done for j in jobs)
+    busy = sum(j.busy is not None for j in jobs)
+    line = f"{prog}: {label}{len(jobs)} jobs: {len(jobs) - done - busy} to run, {done} already completed"
+    if busy:
+        line += f", {busy} being run by another process"
+    line += f" -> {where}"
+    if repeats:
+        line += f" ({repeats} more repeat the config of another job: each config runs once)"
+    return line
+
+
+def report_busy(jobs: Sequence[PlannedJob]) -> bool:
+    """Name the jobs not launched because another live run writes their folder; any such?"""
+    busy = [j for j in jobs if j.busy]
+    for job in busy[:MAX_LISTED]:
+        console.error(
+            f"job {job.folder} was not launched: its folder is being written by another live run "
+            f"({job.busy}); re-run the sweep when that run has finished"
+        )
+    return bool(busy)
+
+
+def _names(folders: Sequence[JobFolder]) -> str:
+    names = [f.name for f in folders[:MAX_LISTED]]
+    return ", ".join(names) + (
+        f", ... ({len(folders) - MAX_LISTED} more)" if len(folders) > MAX_LISTED else ""
+    )
+
+
+def report_outside(summary: Summary) -> None:
+    """Name the folders that are not counted: an earlier grid's jobs, copies, disagreeing files."""
+    by_reason: dict[str, list[JobFolder]] = {}
+    for folder, why in summary.outside:
+        by_reason.setdefault(why, []).append(folder)
+    for why, folders in by_reason.items():
+        count = f"{len(folders)} folder" + ("s" if len(folders) > 1 else "")
+        print(f"  not in this sweep (not counted): {count}, {why}: {_names(folders)}")
+
+
+def report(summary: Summary, invocation: str | None, launched: Sequence[str] = (), skipped: int = 0) -> int:
+    """Print what happened (this invocation's jobs when given, else the folder); the exit status."""
+    jobs, where = summary.jobs, summary.sweep_dir
+    failed = [j for j in jobs if j.status in FAILED]
+    unfinished = [j for j in jobs if j.status not in FAILED and j.status != "completed"]
+    no_record: list[str] = []
     if invocation is not None:
-        ran = len(jobs) - skipped
+        ours = {j.name: j for j in jobs if j.record.get("invocation") == invocation}
+        no_record = [name for name in launched if name not in ours]
         print(
-            f"sweep: {n_expected} jobs: {ran} ran, {skipped} skipped "
+            f"sweep: {len(jobs)} jobs: {len(ours)} ran, {skipped} skipped "
             f"(already completed with the same config), {len(failed)} failed -> {where}"
         )
     else:
+        completed = sum(j.status == "completed" for j in jobs)
         print(
-            f"sweep {where}: {len(summary.jobs)} jobs: {completed} completed, {len(failed)} failed, "
+            f"sweep {where}: {len(jobs)} jobs: {completed} completed, {len(failed)} failed, "
             f"{len(unfinished)} unfinished"
         )
-    for job in failed[:MAX_FAILURES_SHOWN]:
+    for job in failed[:MAX_LISTED]:
         values = ", ".join(f"{k}={job.config.get(k)}" for k in summary.keys) or job.name
         console.error(f"job {job.name} ({values}) {job.status}: {job.error or 'no message recorded'}")
-    if len(failed) > MAX_FAILURES_SHOWN:
+    if len(failed) > MAX_LISTED:
+        console.error(f"... and {len(failed) - MAX_LISTED} more failed jobs (see summary.csv, column error)")
+    if no_record:
         console.error(
-            f"... and {len(failed) - MAX_FAILURES_SHOWN} more failed jobs (see summary.csv, column error)"
-        )
-    missing = 0 if n_expected is None else n_expected - len(jobs)
-    if missing > 0 and invocation is not None:
-        console.error(
-            f"{missing} jobs left no record in {where} (killed, or the launcher failed); re-run to resume"
-        )
-    elif missing > 0:  # aggregate: sweep.yaml says how many jobs the last sweep launched
-        print(
-            f"  {missing} of the {n_expected} jobs the last sweep into this folder launched have no "
-            "job folder (not started, or removed); re-run the sweep to resume"
+            f"{len(no_record)} jobs left no record in {where} (killed, or the launcher failed): "
+            f"{', '.join(no_record[:MAX_LISTED])}; re-run to resume"
         )
     if invocation is None and unfinished:
         states = ", ".join(sorted({j.status for j in unfinished}))
         print(
             f"  {len(unfinished)} jobs are not finished ({states}): "
-            + " ".join(j.name for j in unfinished[:20])
+            + " ".join(j.name for j in unfinished[:MAX_LISTED])
+            + ("; re-run the sweep to resume" if summary.planned else "")
         )
+    report_outside(summary)
     print(f"  tables: {where / 'summary.md'}, {where / 'summary_grouped.md'}; figures: {where / 'plots'}")
-    return 1 if failed or (missing > 0 and invocation is not None) else 0
+    return 1 if failed or no_record else 0
 
 
-def aggregate(sweep_dir: str | Path, invocation: str | None = None, n_expected: int | None = None) -> int:
-    """Rebuild summary tables and figures of a sweep folder; print the report; the exit status."""
-    from riemexp.sweep import ode_limit
-    from riemexp.sweep.figures import draw_figures
+def _figure_inputs(summary: Summary) -> str:
+    """A digest of what the sweep's figures are drawn from: each row's folder, status, identity
+    and metrics.json's size and time, the swept keys and riemexp's version."""
+    parts: list[Any] = [__version__, summary.keys]
+    for job in summary.jobs:
+        try:
+            stat = (job.path / "metrics.json").stat()
+            stamp: Any = [stat.st_mtime_ns, stat.st_size]
+        except OSError:
+            stamp = None
+        parts.append([job.name, job.status, job.identity, stamp])
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
-    summary = summarize(sweep_dir)
-    write_summary(summary)
-    draw_figures(summary)
-    if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
-        ode_limit.write_ode_limit(summary)
-    show_grouped(summary)
-    return report(summary, invocation, n_expected)
 
-
-def _recorded_jobs(sweep_dir: str) -> int | None:
-    """The number of jobs the last `riemexp sweep` into this folder launched (sweep.yaml), if known."""
+def _figures_current(summary: Summary, digest: str) -> bool:
     try:
-        jobs = OmegaConf.load(Path(sweep_dir).expanduser() / SWEEP_RECORD).get("jobs")
-    except Exception:  # no record (a plain `train -m` folder) or an unreadable one
-        return None
-    return jobs if isinstance(jobs, int) else None
+        stamp = json.loads((summary.sweep_dir / FIGURES_STAMP).read_text())
+        files = [summary.sweep_dir / name for name in stamp["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return stamp.get("inputs") == digest and all(f.is_file() for f in files)
 
 
-def _record(
-    sweep_dir: Path, grid: Grid, task: list[str], hydra_args: list[str], argv: list[str], n: int
-) -> None:
-    record = {
-        "grid": grid.name,
-        "description": grid.description,
-        "params": grid.params,
-        "paired": [dict(s) for s in grid.paired],
-        "fixed": grid.fixed,
-        "command_line": [*task, *hydra_args],
-        "hydra_arguments": argv,
-        "jobs": n,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_text(sweep_dir / SWEEP_RECORD, OmegaConf.to_yaml(OmegaConf.create(record)))
+def build_outputs(summary: Summary, redraw: bool = True) -> None:
+    """The tables, and the figures (and the ode_limit study) unless they are already drawn from
+    exactly these runs and redraw is False."""
+    write_summary(summary)
+    digest = _figure_inputs(summary)
+    if redraw or not _figures_current(summary, digest):
+        from riemexp.sweep import ode_limit
+        from riemexp.sweep.figures import draw_figures
+
+        files = draw_figures(summary)
+        if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
+            files += ode_limit.write_ode_limit(summary) or []
+        names = [str(f.relative_to(summary.sweep_dir)) for f in files if summary.sweep_dir in f.parents]
+        atomic_write_json(summary.sweep_dir / FIGURES_STAMP, {"inputs": digest, "files": names})
+    show_grouped(summary)
+
+
+def aggregate(sweep_dir: str | Path) -> int:
+    """Rebuild the summary tables and figures of a sweep folder; print the report; the exit status."""
+    sweep_dir = Path(sweep_dir).expanduser()
+    summary = summarize(sweep_dir)
+    build_outputs(summary, redraw=True)
+    status = report(summary, None)
+    holder = sweep_in_progress(sweep_dir) if sweep_dir.is_dir() else None
+    if holder is not None:
+        print(f"  a sweep is running in this folder ({holder}): its unfinished jobs may still complete")
+    return status
+
+
+def plan(grid: Grid, task: list[str], group_names: list[str]) -> tuple[list[str], list[PlannedJob], int]:
+    """(the multirun's task overrides, the distinct jobs with their identities, how many jobs
+    repeated another's config). Writes nothing: a preset's paired sets go to a scratch folder."""
+    with tempfile.TemporaryDirectory() as scratch:
+        overrides = sweep_overrides(grid, task, group_names, Path(scratch))
+        extra = [search_path_override(Path(scratch))] if grid.paired else []
+        jobs, repeats = dedupe(plan_jobs(expand(overrides), Composer([*group_names, SET_GROUP], extra)))
+    return overrides, jobs, repeats
 
 
 def main(args: list[str]) -> int:
@@ -224,59 +305,69 @@ def main(args: list[str]) -> int:
         return 0
     own, task, hydra_args = _split(args)
     if "aggregate" in own:
-        if task or "grid" in own:
+        if task or "grid" in own or hydra_args:
             raise ConfigError(
                 "aggregate=PATH rebuilds a summary and runs nothing: give no grid or overrides with it"
             )
         if not own["aggregate"].strip():
             raise ConfigError("aggregate= must name a sweep folder, got an empty value")
-        return aggregate(Path(own["aggregate"]).expanduser(), n_expected=_recorded_jobs(own["aggregate"]))
+        return aggregate(own["aggregate"])
 
-    # the grid: the preset's overrides, then the command line's; every swept value checked once
+    # everything checked before the sweep folder is touched: preset, Hydra settings, every job
+    from riemexp.commands.hydra_app import groups
+
     grid = load_grid(own.get("grid", "default"), conf_dir())
-    sweep_dir = resolve_sweep_dir(hydra_args)
+    hydra_args = _with_default_launcher(hydra_args)
+    settings = hydra_settings(hydra_args, "riemexp sweep")
     group_names = [g for g in groups() if g not in ("grid", "hydra")]
-    with tempfile.TemporaryDirectory() as scratch:  # nothing lands in the sweep folder before the check
-        overrides = sweep_overrides(grid, task, group_names, Path(scratch))
-        n_jobs, probes = probe_jobs(overrides)
-        check_values(probes, [search_path_override(Path(scratch))] if grid.paired else [])
-    overrides = sweep_overrides(grid, task, group_names, sweep_dir)
-    search_path = [search_path_override(sweep_dir)] if grid.paired else []
+    overrides, jobs, repeats = plan(grid, task, group_names)
+    sweep_dir = settings.sweep_dir
 
-    # the multirun: Hydra's sweeper and launcher; each job records its own outcome
-    invocation = uuid.uuid4().hex[:12]
-    launcher = [] if _value(hydra_args, "hydra/launcher") else [f"hydra/launcher={DEFAULT_LAUNCHER}"]
-    if launcher and not _joblib_installed():
-        launcher = []
-    argv = [
-        "--multirun",
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-        *search_path,
-        *launcher,
-        f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}",
-        *[a for a in hydra_args if a.split("=", 1)[0] != "hydra.sweep.dir" and a not in ("-m", "--multirun")],
-    ]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    _record(sweep_dir, grid, task, hydra_args, argv, n_jobs)
-    print(f"sweep: grid '{grid.name}', {n_jobs} jobs -> {sweep_dir}", flush=True)
-    from riemexp.commands.train import _task
-
-    start = time.perf_counter()
-    launch_failed = None
-    try:
-        with hydra_argv("riemexp sweep", argv):
-            _task()
-    except SystemExit as exit_:  # Hydra reports a launcher failure and exits; summarize what exists anyway
-        launch_failed = exit_.code
-    seconds = time.perf_counter() - start
-    try:
-        status = aggregate(sweep_dir, invocation, n_jobs)
-    except RunFolderError:
-        console.error(f"no job of the sweep left a folder in {sweep_dir}")
-        return 1
+    with SweepLock(sweep_dir, "riemexp sweep"):
+        if grid.paired:
+            sweep_overrides(grid, task, group_names, sweep_dir)  # the sets' configs, for the jobs
+        folders = scan(sweep_dir)
+        jobs = match(jobs, folders, sweep_dir).jobs
+        invocation = uuid.uuid4().hex[:12]
+        record = {
+            "grid": grid.name,
+            "description": grid.description,
+            "params": grid.params,
+            "paired": [dict(s) for s in grid.paired],
+            "fixed": grid.fixed,
+            "command_line": [*task, *hydra_args],
+        }
+        record_path = write_record(sweep_dir, record, jobs, invocation)
+        print(plan_line("sweep", f"grid '{grid.name}', ", jobs, repeats, sweep_dir), flush=True)
+        launched = [j.folder for j in jobs if not j.done and not j.busy]
+        start = time.perf_counter()
+        launch_failed, interrupted = None, None
+        if launched:
+            # the tables say from now on what this sweep has and has not done yet, even if killed
+            write_summary(summarize(sweep_dir, jobs, folders))
+            (sweep_dir / FIGURES_STAMP).unlink(missing_ok=True)
+            extra = [search_path_override(sweep_dir)] if grid.paired else []
+            extra.append(f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}")
+            try:
+                launch_failed = launch(
+                    "riemexp sweep", overrides, settings, record_path, hydra_args, extra, launched
+                )
+            except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the jobs have recorded it
+                interrupted = err
+        seconds = time.perf_counter() - start
+        summary = summarize(sweep_dir, jobs, None if launched else folders)
+        if interrupted is not None:  # the tables of what was done, then stop as `riemexp` does
+            write_summary(summary)
+            report(summary, invocation, launched, sum(j.done for j in jobs))
+            raise interrupted
+        build_outputs(summary, redraw=False)
+        status = report(summary, invocation, launched, sum(j.done for j in jobs))
+        status = 1 if report_busy(jobs) else status
     print(f"  wall time {seconds:.1f} s")
     if launch_failed not in (None, 0):
         console.error(f"the launcher stopped with exit status {launch_failed}")
         return 1
     return status
+
+
+__all__ = ["aggregate", "main", "plan", "report", "usage"]

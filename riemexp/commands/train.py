@@ -32,7 +32,7 @@ from riemexp.commands.hydra_app import (
     to_run_config,
 )
 from riemexp.config import Device
-from riemexp.errors import ConfigError, OutputError, RunFolderError
+from riemexp.errors import ConfigError, OutputError
 from riemexp.threads import check_threads
 
 _hydra_called: list[float] = []  # when `main` handed over to Hydra: its set-up is timed up to the task
@@ -168,34 +168,53 @@ def unique_folder(folder: Path) -> Path:
 
 
 def _multirun(args: list[str]) -> int:
-    """`riemexp train -m`: Hydra's multirun of the task; exit 1 when any of its runs failed.
-
-    Each job records its outcome in its folder (metrics.json, job.json), whatever the launcher;
-    the jobs of this invocation are found by an id set in their environment.
-    """
+    """`riemexp train -m`: the jobs of a Hydra multirun, planned and launched as `riemexp sweep`
+    does (riemexp.commands.sweep) without its tables and figures: every job's config checked
+    before anything is written, completed jobs found by run identity and skipped, each job in
+    SWEEP_DIR/IDENTITY/; exit 1 when any of its runs failed."""
     from riemexp import console
-    from riemexp.commands.sweep import resolve_sweep_dir
-    from riemexp.sweep.jobs import INVOCATION_ENV
-    from riemexp.sweep.summary import FAILED, find_jobs
+    from riemexp.commands.sweep import INVOCATION_ENV, plan_line, report_busy, write_record
+    from riemexp.sweep.folders import scan
+    from riemexp.sweep.launch import SweepLock, hydra_settings, launch
+    from riemexp.sweep.plan import Composer, dedupe, expand, match, plan_jobs
+    from riemexp.sweep.summary import FAILED, summarize
 
-    sweep_dir = resolve_sweep_dir(args)  # fixed now, so that the jobs can be found afterwards
-    sweep_dir.mkdir(parents=True, exist_ok=True)  # OSError (cannot write) before Hydra starts
-    invocation = uuid.uuid4().hex[:12]
-    argv = [  # Hydra wants its flags first and the overrides together after them
-        "--multirun",
-        *[a for a in args if a.startswith("-") and a not in ("-m", "--multirun")],
-        *[a for a in args if not a.startswith("-") and a.split("=", 1)[0] != "hydra.sweep.dir"],
-        f"hydra.sweep.dir={sweep_dir}",
-        f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}",
-    ]
-    with hydra_argv("riemexp train", argv):
-        _task()
-    try:
-        jobs = [j for j in find_jobs(sweep_dir) if j.record.get("invocation") == invocation]
-    except RunFolderError:
-        jobs = []
-    failed = [j for j in jobs if j.status in FAILED]
+    unknown = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
+    if unknown:
+        raise ConfigError(
+            f"riemexp train -m: unknown option '{unknown[0]}'; expected overrides KEY=VALUE or GROUP=OPTION"
+        )
+    task = task_overrides(args)
+    hydra_args = [a for a in args if not a.startswith("-") and a not in task]
+    settings = hydra_settings(hydra_args, "riemexp train -m")
+    jobs, repeats = dedupe(plan_jobs(expand(task), Composer(groups())))
+    sweep_dir = settings.sweep_dir
+    with SweepLock(sweep_dir, "riemexp train -m"):
+        jobs = match(jobs, scan(sweep_dir), sweep_dir).jobs
+        invocation = uuid.uuid4().hex[:12]
+        record = write_record(sweep_dir, {"grid": "none", "command_line": list(args)}, jobs, invocation)
+        print(plan_line("riemexp train -m", "", jobs, repeats, sweep_dir), flush=True)
+        launched = [j.folder for j in jobs if not j.done and not j.busy]
+        launch_failed = None
+        if launched:
+            extra = [f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}"]
+            launch_failed = launch("riemexp train", task, settings, record, hydra_args, extra, launched)
+        summary = summarize(sweep_dir, jobs)
+    ran = [j for j in summary.jobs if j.record.get("invocation") == invocation]
+    no_record = [name for name in launched if name not in {j.name for j in ran}]
+    failed = [j for j in summary.jobs if j.status in FAILED]
     for job in failed:
         console.error(f"run {job.path} {job.status}: {job.error or 'no message recorded'}")
-    print(f"riemexp train -m: {len(jobs)} runs, {len(failed)} failed -> {sweep_dir}")
-    return 1 if failed or not jobs else 0
+    if no_record:
+        console.error(
+            f"{len(no_record)} runs left no record (killed, or the launcher failed): {', '.join(no_record)}"
+        )
+    print(
+        f"riemexp train -m: {len(jobs)} runs, {len(failed)} failed ({len(ran)} ran, "
+        f"{sum(j.done for j in jobs)} skipped: already completed) -> {sweep_dir}"
+    )
+    busy = report_busy(jobs)
+    if launch_failed not in (None, 0):
+        console.error(f"the launcher stopped with exit status {launch_failed}")
+        return 1
+    return 1 if failed or no_record or busy else 0

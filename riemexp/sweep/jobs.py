@@ -7,11 +7,18 @@ outcome lands in the job folder instead of propagating:
     metrics.json   status completed | diverged | failed (+ error: the message)
     job.json       this invocation's id, action ("ran" or "skipped"), status, start time, seconds
 
-A job is skipped when its folder already holds a completed run of the same resolved config.
+`riemexp sweep` launches only the jobs it did not find completed (riemexp.sweep.plan); a job
+still checks its folder and is skipped when the folder already holds a trusted completed run of
+the same identity (riemexp.sweep.folders). A job whose config resolves to another identity than
+the one the sweep planned (a CSV edited in between) fails with a message instead of running.
+
+A process running sweep jobs watches the sweep's main process (riemexp.sweep.watchdog) and ends
+with it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -22,39 +29,58 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from riemexp import timing
-from riemexp.config import RunConfig, config_to_dict
-from riemexp.errors import DivergedError, RiemexpError, RunFolderError
+from riemexp.config import RunConfig
+from riemexp.errors import ConfigError, DivergedError, FolderBusyError, RiemexpError, RunFolderError
+from riemexp.identity import run_identity
 from riemexp.io import atomic_write_json
-from riemexp.layout import CONFIG_FILE, GEOMETRY_FILE, METRICS_FILE
+from riemexp.layout import METRICS_FILE
+from riemexp.sweep import watchdog
+from riemexp.sweep.folders import JOB_FILE, read_job_folder
+from riemexp.sweep.launch import JOB_IDENTITY_ENV
 
 log = logging.getLogger("riemexp")
 
-JOB_FILE = "job.json"
 INVOCATION_ENV = "RIEMEXP_SWEEP_ID"  # set by `riemexp sweep` in every job (hydra.job.env_set)
 
 
 def finished(out_dir: Path, cfg: RunConfig) -> bool:
-    """True when out_dir holds a completed run of cfg: same saved config, same dataset file.
-
-    A CSV dataset is compared by the sha256 saved in model.pt, so an edited file is trained again.
-    """
+    """True when out_dir holds a trusted completed run of cfg (riemexp.sweep.folders): its
+    config.yaml, metrics.json and model.pt name the identity of cfg and of the dataset file as it
+    is now (so an edited CSV is trained again), and no analysis file is missing."""
     from riemexp.datasets import source_fingerprint
-    from riemexp.run import read_metrics, read_model_file
 
     try:
-        if read_metrics(out_dir)["status"] != "completed":
-            return False
-        saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG_FILE), resolve=True)
-        if saved != config_to_dict(cfg):
-            return False
-        if cfg.geometry.enabled and not (out_dir / GEOMETRY_FILE).is_file():
-            return False  # an analysis file was removed since: run the job again
-        return read_model_file(out_dir).get("dataset_sha256") == source_fingerprint(cfg.dataset)
-    except Exception:  # a missing or unreadable record (or data file): run the job again
+        folder = read_job_folder(out_dir)
+        return folder.trusted and folder.identity == run_identity(cfg, source_fingerprint(cfg.dataset))
+    except Exception:  # an unreadable record or data file: run the job again
         return False
+
+
+def _check_planned_identity(cfg: RunConfig) -> None:
+    """ConfigError when the job's config is not the one its sweep planned (by identity)."""
+    from riemexp.datasets import source_fingerprint
+
+    planned = os.environ.get(JOB_IDENTITY_ENV)
+    if not planned:
+        return
+    actual = run_identity(cfg, source_fingerprint(cfg.dataset))
+    if actual != planned:
+        raise ConfigError(
+            f"this job's config resolved to run identity {actual}, but the sweep planned {planned} "
+            "(a dataset file or a config changed while the sweep ran); re-run the sweep"
+        )
+
+
+def _add_to_record(path: Path | None, **values: Any) -> None:
+    """Add values to the metrics.json where run() recorded how it stopped (best effort)."""
+    if path is None:
+        return
+    try:
+        metrics = json.loads(Path(path).read_text())
+        atomic_write_json(path, {**metrics, **values})
+    except (OSError, ValueError):
+        pass
 
 
 def _merge_metrics(out_dir: Path, **values: Any) -> None:
@@ -85,7 +111,8 @@ def _job_environment() -> Iterator[None]:
 
 
 def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: int | None = None) -> str:
-    """Run one sweep job into out_dir; return its status ("completed", "skipped", "diverged", "failed").
+    """Run one sweep job into out_dir; return its status ("completed", "skipped", "diverged", "failed",
+    or "busy": another live run holds the folder, which is then left untouched).
 
     make_config builds the job's RunConfig (raising ConfigError for a bad combination). cpus: the
     CPUs this job may use (its share when the launcher runs several jobs at once), for `threads:
@@ -93,19 +120,26 @@ def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: i
     """
     from riemexp.run import recorded_in, run  # torch: only where a job runs, not where one is summarised
 
+    watchdog.watch()
+    watchdog.check_main_alive()  # a job handed to a worker after its sweep ended never starts
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     action = "ran"
+    watchdog.job_started()
     with _job_environment():
         try:
             cfg = make_config()
+            _check_planned_identity(cfg)
             if finished(out_dir, cfg):
                 action, status = "skipped", "completed"
                 log.info("already completed with the same config: skipped (%s)", out_dir)
             else:
                 status = run(cfg, out_dir, cpus=cpus)["status"]
+        except FolderBusyError as err:  # another live run writes the folder: leave it alone
+            log.error("job not run: %s", err)
+            return "busy"
         except DivergedError as err:  # run() wrote status "diverged" and the reason
             status = "diverged"
             if not recorded_in(err):
@@ -119,6 +153,15 @@ def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: i
             log.error("job failed:\n%s", traceback.format_exc())
             if not recorded_in(err):
                 _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
+        except KeyboardInterrupt as err:  # a stop signal, or the sweep ended (run() wrote "interrupted")
+            if watchdog.orphaned() and recorded_in(err) is not None:
+                reason = f"the sweep's main process (pid {watchdog.main_pid()}) ended while the job ran"
+                _add_to_record(recorded_in(err), error=reason)
+            elif watchdog.in_worker():  # the main process stops the launcher once all jobs recorded
+                watchdog.wait_for_main()
+            raise
+        finally:
+            watchdog.job_ended()
     atomic_write_json(
         out_dir / JOB_FILE,
         {

@@ -1,7 +1,13 @@
 """A sweep folder's jobs read back and aggregated: summary.{csv,md,tex} and summary_grouped.{csv,md,tex}.
 
-Works on any folder of Hydra multirun jobs (SWEEP_DIR/NUM/ with .hydra/ or metrics.json),
-complete or not: a job still running, killed or never started is a row with its status.
+The rows are the jobs of the sweep (the `job_list` of SWEEP_DIR/sweep.yaml, or the jobs a
+`riemexp sweep` just planned), each matched to its folder by run identity
+(`riemexp.sweep.plan.match`): a configuration counts once, and folders of an earlier grid are
+listed as outside the sweep, never counted. A folder without that record (another tool's
+multirun) is read as it is: every job folder a row, copies of one identity once. A job still
+running, killed or never started is a row with its status; a completed folder whose files name
+different runs is a row with status "untrusted" and says why. Saved configs are read as written,
+never resolved (`${oc.env:...}` stays text).
 
 summary:          one row per job: `job`, the swept keys (config keys whose value differs
                   between jobs; `seed` last), `status`, then `METRIC_COLUMNS`; the CSV also
@@ -13,7 +19,6 @@ summary_grouped:  one row per configuration (the swept keys but `seed`): `runs`,
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -21,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from riemexp import console
 from riemexp.errors import RunFolderError
-from riemexp.layout import CONFIG_FILE, METRICS_FILE
-from riemexp.sweep.jobs import JOB_FILE
+from riemexp.layout import METRICS_FILE
+from riemexp.sweep.folders import NOT_STARTED, JobFolder, flatten, read_job_folder, read_literal_yaml, scan
+from riemexp.sweep.plan import PlannedJob, match
 from riemexp.tables import format_value, write_table
 
 SUMMARY = "summary"
@@ -43,8 +47,10 @@ METRIC_COLUMNS = (
     "ode_gap",
     "ode_order",
 )
-NOT_STARTED = "not started"
-FAILED = ("failed", "diverged", "interrupted")  # statuses that count as a failed job
+UNTRUSTED = "untrusted"  # "completed", but its files name different runs
+DEAD = "dead"  # "running", but no live process works on it (riemexp.lock.run_state): killed
+FAILED = ("failed", "diverged", "interrupted", UNTRUSTED)  # statuses that count as a failed job
+RECORD = "sweep.yaml"  # what the last sweep into the folder planned (riemexp.commands.sweep)
 
 
 @dataclass
@@ -53,17 +59,22 @@ class Job:
 
     name: str
     path: Path
-    config: dict[str, Any]  # the job's config, flattened to dotted keys
+    config: dict[str, Any]  # the job's config, flattened to dotted keys (as written, unresolved)
     metrics: dict[str, Any]  # metrics.json, {} when absent
     record: dict[str, Any]  # job.json, {} when absent
+    problem: str | None = None  # why its status is not believed: completed but untrusted, running but dead
+    identity: str | None = None  # the run identity the job's folder holds (or is planned for)
 
     @property
     def status(self) -> str:
-        return str(self.metrics.get("status", NOT_STARTED))
+        status = str(self.metrics.get("status", NOT_STARTED))
+        if status == "completed" and self.problem:
+            return UNTRUSTED
+        return DEAD if status == "running" and self.problem else status
 
     @property
     def error(self) -> str:
-        return str(self.metrics.get("error") or "")
+        return self.problem or str(self.metrics.get("error") or "")
 
 
 @dataclass
@@ -74,6 +85,8 @@ class Summary:
     rows: list[dict[str, Any]]
     grouped: list[dict[str, Any]]
     files: list[Path] = field(default_factory=list)
+    outside: list[tuple[JobFolder, str]] = field(default_factory=list)  # folders not counted, and why
+    planned: bool = False  # the rows are a sweep's planned jobs (else: every folder found)
 
     @property
     def group_keys(self) -> list[str]:
@@ -86,71 +99,101 @@ class Summary:
         return out
 
 
-def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"network": {"depth": 4}} -> {"network.depth": 4}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    conf = OmegaConf.load(path)
-    try:
-        values = OmegaConf.to_container(conf, resolve=True)
-    except Exception:  # an interpolation that needs Hydra's runtime: keep it unresolved
-        values = OmegaConf.to_container(conf, resolve=False)
-    return values if isinstance(values, dict) else {}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _job_sort_key(name: str) -> tuple[int, int, str]:
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
+def _job(folder: JobFolder) -> Job:
+    problem = folder.problem
+    if folder.status == "running":  # live, or killed (riemexp.lock: lock, pid, heartbeat)
+        from riemexp.lock import describe_state, run_state
+
+        if run_state(folder.path, folder.metrics) == "dead":
+            problem = describe_state(folder.path, folder.metrics)
+    return Job(
+        folder.name,
+        folder.path,
+        flatten(folder.config),
+        folder.metrics,
+        folder.record,
+        problem,
+        folder.identity or folder.claimed,
+    )
+
+
 def read_job(path: Path) -> Job:
     """A job folder: config from config.yaml (the run's resolved config), else .hydra/config.yaml."""
-    config: dict[str, Any] = {}
-    for source in (path / CONFIG_FILE, path / ".hydra" / "config.yaml"):
-        if source.is_file():
-            try:
-                config = flatten(_read_yaml(source))
-                break
-            except Exception:  # corrupt: try the next source
-                continue
-    return Job(path.name, path, config, _read_json(path / METRICS_FILE), _read_json(path / JOB_FILE))
+    return _job(read_job_folder(path))
 
 
-def find_jobs(sweep_dir: str | Path) -> list[Job]:
-    """The job folders of a sweep folder, in job order; RunFolderError when there are none."""
-    sweep_dir = Path(sweep_dir)
+def _check_sweep_dir(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise RunFolderError(f"{sweep_dir} is not a folder; expected a sweep folder (hydra.sweep.dir)")
     if not sweep_dir.is_dir():
         raise RunFolderError(f"sweep folder {sweep_dir} does not exist")
-    paths = [
-        p
-        for p in sweep_dir.iterdir()
-        if p.is_dir()
-        and not p.name.startswith(".")
-        and ((p / ".hydra").is_dir() or (p / METRICS_FILE).is_file())
-    ]
-    if not paths:
+
+
+def find_jobs(sweep_dir: str | Path) -> list[Job]:
+    """Every job folder of a sweep folder, by name; RunFolderError when there are none."""
+    sweep_dir = Path(sweep_dir)
+    _check_sweep_dir(sweep_dir)
+    folders = scan(sweep_dir)
+    if not folders:
         raise RunFolderError(
-            f"{sweep_dir} is not a sweep folder: no job folders (NUM/ with .hydra/ or {METRICS_FILE}) in it"
+            f"{sweep_dir} is not a sweep folder: no job folders (with .hydra/ or {METRICS_FILE}) in it"
         )
-    return [read_job(p) for p in sorted(paths, key=lambda p: _job_sort_key(p.name))]
+    return [_job(f) for f in sorted(folders, key=lambda f: _job_sort_key(f.name))]
+
+
+def recorded_jobs(sweep_dir: Path) -> list[PlannedJob] | None:
+    """The jobs the last sweep into the folder planned (sweep.yaml's job_list), or None."""
+    try:
+        record = read_literal_yaml(sweep_dir / RECORD)
+        planned = [
+            PlannedJob(
+                [str(o) for o in job["overrides"]],
+                str(job["identity"]),
+                str(job["folder"]),
+                values={str(k): v for k, v in (job.get("values") or {}).items()},
+            )
+            for job in record["job_list"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return planned
+
+
+def _planned_rows(
+    sweep_dir: Path, jobs: Sequence[PlannedJob], folders: list[JobFolder]
+) -> tuple[list[Job], list]:
+    matched = match(list(jobs), folders)
+    rows = []
+    for job in matched.jobs:
+        folder = matched.folder_of(job)
+        if folder is None:
+            rows.append(Job(job.folder, sweep_dir / job.folder, dict(job.values), {}, {}, None, job.identity))
+            continue
+        row = _job(folder)
+        if folder.status == "completed" and row.problem is None and folder.identity != job.identity:
+            row.problem = f"the folder holds run {folder.identity}, not this job's run {job.identity}"
+        if not row.config:
+            row.config = dict(job.values)
+        rows.append(row)
+    return rows, matched.outside
+
+
+def _unplanned_rows(folders: list[JobFolder]) -> tuple[list[Job], list]:
+    """Every folder a row, but one row per identity among the trusted completed ones."""
+    seen: set[str] = set()
+    rows, outside = [], []
+    for folder in sorted(folders, key=lambda f: _job_sort_key(f.name)):
+        if folder.trusted and folder.identity in seen:
+            outside.append((folder, "another copy of a run counted in this summary"))
+            continue
+        if folder.trusted and folder.identity is not None:
+            seen.add(folder.identity)
+        rows.append(_job(folder))
+    return rows, outside
 
 
 def swept_keys(jobs: Sequence[Job]) -> list[str]:
@@ -227,14 +270,31 @@ def grouped_columns(group_keys: Sequence[str]) -> list[str]:
     return [*group_keys, "runs", "completed", *(f"{m}_{s}" for m in METRIC_COLUMNS for s in ("mean", "std"))]
 
 
-def summarize(sweep_dir: str | Path) -> Summary:
-    """Read every job of a sweep folder and build its tables (nothing written)."""
+def summarize(
+    sweep_dir: str | Path, jobs: Sequence[PlannedJob] | None = None, folders: list[JobFolder] | None = None
+) -> Summary:
+    """Read the jobs of a sweep folder and build its tables (nothing written).
+
+    jobs: the sweep's planned jobs (default: sweep.yaml's job_list; without one, every job
+    folder); folders: the folder's job folders when already read (`riemexp.sweep.folders.scan`).
+    """
     sweep_dir = Path(sweep_dir)
-    jobs = find_jobs(sweep_dir)
-    keys = swept_keys(jobs)
-    rows = summary_rows(jobs, keys)
+    _check_sweep_dir(sweep_dir)
+    folders = scan(sweep_dir) if folders is None else folders
+    if jobs is None:
+        jobs = recorded_jobs(sweep_dir)
+    if jobs is None:
+        if not folders:
+            raise RunFolderError(
+                f"{sweep_dir} is not a sweep folder: no job folders (with .hydra/ or {METRICS_FILE}) in it"
+            )
+        found, outside = _unplanned_rows(folders)
+    else:
+        found, outside = _planned_rows(sweep_dir, jobs, folders)
+    keys = swept_keys(found)
+    rows = summary_rows(found, keys)
     grouped = grouped_rows(rows, [k for k in keys if k != SEED_KEY])
-    return Summary(sweep_dir, jobs, keys, rows, grouped)
+    return Summary(sweep_dir, found, keys, rows, grouped, outside=outside, planned=jobs is not None)
 
 
 def write_summary(summary: Summary) -> list[Path]:
