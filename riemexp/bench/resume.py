@@ -5,7 +5,8 @@ same `riemexp sweep` command is run again `--repeat` times, each finding every j
 Both sides run in fresh subprocesses:
 
     resume   riemexp sweep [grid] optim.epochs=N hydra.sweep.dir=DIR   (every job already done)
-    floor    python -m riemexp --version   (the interpreter and riemexp's package import)
+    floor    riemexp sweep --help   (the sweep command's start-up: the interpreter, riemexp's
+             command line, the sweep command and its presets; no Hydra composition, no job)
 
 Printed: the fastest resume and the floor, their ratio, the target (a no-op resume of the
 default grid, 60 jobs, under 3 s), the machine's load average at the start and its cores.
@@ -73,7 +74,7 @@ def main(args: list[str]) -> int:
             if " 0 to run" not in done.stdout:
                 print("warning: the resume found jobs to run; it is not a no-op resume", file=sys.stderr)
             resumes.append(seconds)
-            floor, _ = _run(["--version"])
+            floor, _ = _run(["sweep", "--help"])
             floors.append(floor)
             print(f"  round {i + 1}: resume {seconds:.2f} s, floor {floor:.2f} s", flush=True)
     resume, floor = min(resumes), min(floors)
