@@ -37,6 +37,7 @@ def test_wheel_install_runs_from_any_folder(tmp_path: Path) -> None:
     (wheel,) = dist.glob("riemexp-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "riemexp/conf/train.yaml" in names and "riemexp/conf/dataset/spirals.yaml" in names
+    assert "hydra_plugins/riemexp_sweeper/riemexp_sweeper.py" in names  # riemexp's Hydra sweeper
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
         check=True,
@@ -45,7 +46,12 @@ def test_wheel_install_runs_from_any_folder(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(site), "CI": "true"}
     where = subprocess.run(
-        [sys.executable, "-c", "import riemexp.cli as c; print(c.__file__); print(c.conf_dir())"],
+        [
+            sys.executable,
+            "-c",
+            "import riemexp.cli as c; print(c.__file__); print(c.conf_dir()); "
+            "import hydra_plugins.riemexp_sweeper.riemexp_sweeper as s; print(s.__file__)",
+        ],
         cwd=work,
         env=env,
         capture_output=True,
@@ -72,3 +78,23 @@ def test_wheel_install_runs_from_any_folder(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert len(list((work / "outputs").glob("*/*/metrics.json"))) == 1
+    sweep = subprocess.run(  # the sweep's own Hydra sweeper is found in the installed wheel
+        [
+            str(site / "bin" / "riemexp"),
+            "sweep",
+            "grid=none",
+            "dataset.n_samples=100",
+            "network.depth=2",
+            "optim.epochs=3",
+            "geometry.enabled=false",
+            "ode.enabled=false",
+            "hydra/launcher=basic",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sweep.returncode == 0 and "1 jobs: 1 ran" in sweep.stdout, sweep.stdout + sweep.stderr
