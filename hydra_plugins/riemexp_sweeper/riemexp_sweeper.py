@@ -10,8 +10,9 @@ completed runs already exist (by run identity). This sweeper then hands the laun
     +hydra.job.env_set.RIEMEXP_JOB_IDENTITY=ID
                                        the identity planned, checked again inside the job
 
-This module is imported by Hydra's plugin scan in every riemexp command: it imports
-nothing of riemexp (and no torch).
+This module is imported by Hydra's plugin scan in every riemexp command: it imports nothing
+of riemexp (and no torch), except in a process started to run a sweep's jobs, where it starts
+the watchdog (riemexp.sweep.watchdog) before Hydra writes anything into a job folder.
 """
 
 import os
@@ -28,6 +29,21 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 IDENTITY_ENV = "RIEMEXP_JOB_IDENTITY"
+MAIN_ENV = "RIEMEXP_SWEEP_MAIN"  # riemexp.sweep.watchdog.MAIN_ENV
+
+
+def _watch_the_sweep() -> None:
+    """In a process started to run a riemexp sweep's jobs (Hydra imports this module there before
+    it makes any job folder): end now if the sweep has ended, else watch its main process."""
+    spec = os.environ.get(MAIN_ENV, "")
+    if spec and spec.split(":", 1)[0] != str(os.getpid()):
+        from riemexp.sweep import watchdog
+
+        watchdog.check_main_alive()
+        watchdog.watch()
+
+
+_watch_the_sweep()
 
 
 @dataclass
