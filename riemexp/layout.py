@@ -10,6 +10,8 @@ plots/          the figures (`riemexp.plotting`)
 unfinished-rerun/   the record (metrics.json, history.csv, config.yaml) of the latest re-run into
                     this folder that did not complete; the earlier run it would have replaced stays
 .riemexp.lock   present while a run works in the folder (`riemexp.lock`)
+report.md       config, headline numbers, figures and tables on one page (`riemexp.report`)
+tensorboard/    TensorBoard event files, with logger=tensorboard (`riemexp.loggers`)
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ MODEL_FILE = "model.pt"
 GEOMETRY_FILE = "geometry.npz"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
+REPORT_FILE = "report.md"
+TENSORBOARD_DIR = "tensorboard"
 
 UNFINISHED_RERUN_DIR = "unfinished-rerun"
 
 #: what a training run writes after its config and metrics; a folder that holds any of these
 #: but no readable metrics.json is not a riemexp run, and a run into it is refused
-RUN_ARTIFACTS = (HISTORY_FILE, MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR)
+RUN_ARTIFACTS = (HISTORY_FILE, MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR, REPORT_FILE, TENSORBOARD_DIR)
 
 #: what a completed re-run swaps into its folder, replacing the earlier run's (metrics.json last)
 RUN_FILES = (CONFIG_FILE, *RUN_ARTIFACTS, UNFINISHED_RERUN_DIR)

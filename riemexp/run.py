@@ -22,6 +22,7 @@ completed run back.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -61,7 +62,9 @@ from riemexp.layout import (
     UNFINISHED_RERUN_DIR,
 )
 from riemexp.lock import Heartbeat
+from riemexp.loggers import RunLoggers
 from riemexp.networks import LayeredNetwork, build_network
+from riemexp.report import write_run_report
 from riemexp.threads import run_threads, using_threads
 from riemexp.train import HISTORY_COLUMNS, TrainResult, train
 
@@ -262,7 +265,9 @@ def recorded_in(err: BaseException) -> Path | None:
     return getattr(err, "recorded_in", None)
 
 
-def run(cfg: RunConfig, out_dir: str | Path, cpus: int | None = None) -> dict[str, Any]:
+def run(
+    cfg: RunConfig, out_dir: str | Path, cpus: int | None = None, loggers: RunLoggers | None = None
+) -> dict[str, Any]:
     """Train the network of `cfg`, save it, run the analyses; return the final metrics.
 
     Torch runs on `cfg.threads` threads (`riemexp.threads`: `auto` on `cpus` CPUs, default all
@@ -279,6 +284,10 @@ def run(cfg: RunConfig, out_dir: str | Path, cpus: int | None = None) -> dict[st
     completed: the new run is built in a hidden staging folder inside it and swapped in at the
     end; a new run that does not complete leaves the earlier run as it was and its own record
     in unfinished-rerun/.
+
+    `loggers` (`riemexp.loggers`: TensorBoard, MLflow) get each epoch as it comes and the run
+    once it has stopped, completed or not; a failing logger is dropped with a warning and
+    never fails the run.
     """
     out_dir = Path(out_dir)
     stopwatch = timing.current() or timing.Stopwatch()
@@ -290,7 +299,7 @@ def run(cfg: RunConfig, out_dir: str | Path, cpus: int | None = None) -> dict[st
             except OSError as err:
                 raise OutputError.from_os_error(err) from None
         with lock.hold(out_dir), using_threads(threads):
-            return _run_locked(cfg, out_dir, threads, stopwatch)
+            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]))
 
 
 def _phase(record: Heartbeat, name: str) -> None:
@@ -298,7 +307,9 @@ def _phase(record: Heartbeat, name: str) -> None:
     phases.reached(name)
 
 
-def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.Stopwatch) -> dict[str, Any]:
+def _run_locked(
+    cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.Stopwatch, loggers: RunLoggers
+) -> dict[str, Any]:
     with timing.stage("writing"):
         earlier = _check_run_folder(out_dir, _remove_leftovers(out_dir))
     # a completed earlier run stays until this one has completed; one that did not complete
@@ -336,7 +347,10 @@ def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.S
             record.write()  # first: the folder says "running" before anything else
             atomic_write_text(work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
         record.start()
-        _train_and_analyse(cfg, work, record, result)
+        loggers.start(loggers.run_info(work, config_to_dict(cfg), metrics[IDENTITY_KEY], folder=out_dir))
+        _train_and_analyse(cfg, work, record, result, loggers)
+        with timing.stage("writing"):
+            write_run_report(work, {**metrics, "status": "completed"})
         # complete: a signal from here on waits until the run is in its folder
         with signals.deferred(), timing.stage("writing"):
             record.stop()
@@ -348,10 +362,13 @@ def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.S
             done = True
     except BaseException as err:
         if done:  # a signal that waited for the completed run: it stays completed
+            loggers.finish(metrics, result.history, out_dir)
             raise
         # (a re-run whose staging folder could not even be made records nothing: the folder's
         # metrics.json is the earlier run's)
-        error = _record_stop(err, record, result, work, write=not (staged and work == out_dir))
+        recorded = not (staged and work == out_dir)
+        error = _record_stop(err, record, result, work, write=recorded)
+        _stopped(work if recorded else None, record.metrics, loggers, result.history)
         if staged and work != out_dir:
             with signals.deferred():
                 _keep_attempt(work, out_dir)
@@ -365,6 +382,7 @@ def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.S
         raise error from None
     finally:
         record.stop()
+    loggers.finish(metrics, result.history, out_dir)
     log.info(
         "completed: train accuracy %.4f, test accuracy %.4f, %d epochs in %.2f s -> %s",
         metrics["train_accuracy"],
@@ -381,7 +399,9 @@ def _run_locked(cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.S
     return metrics
 
 
-def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: TrainResult) -> None:
+def _train_and_analyse(
+    cfg: RunConfig, work: Path, record: Heartbeat, result: TrainResult, loggers: RunLoggers
+) -> None:
     """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
     stage = timing.stage
     metrics = record.metrics
@@ -398,6 +418,7 @@ def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: Tr
 
         def on_epoch(row: dict[str, float]) -> None:
             metrics["epochs"] = int(row["epoch"])  # progress, for the heartbeat
+            loggers.epoch(row)
             if row["epoch"] == 1:
                 phases.reached("epoch")
             if bar is not None:
@@ -425,6 +446,19 @@ def _train_and_analyse(cfg: RunConfig, work: Path, record: Heartbeat, result: Tr
                 step(ctx)
 
 
+def _stopped(
+    work: Path | None, metrics: dict[str, Any], loggers: RunLoggers, history: list[dict[str, float]]
+) -> None:
+    """A run that did not complete: its report.md in `work` (where its record is; None: nowhere),
+    best effort (the run's own error comes first), then its loggers."""
+    if work is not None and (work / METRICS_FILE).is_file():
+        try:
+            write_run_report(work, metrics)
+        except Exception as err:
+            log.warning("could not write %s: %s", work / "report.md", err)
+    loggers.finish(metrics, history)
+
+
 #: metrics shown in the terminal summary of a run: (key, label)
 SUMMARY_ROWS = (
     ("train_accuracy", "train accuracy"),
@@ -441,13 +475,52 @@ SUMMARY_ROWS = (
 
 @dataclass
 class LoadedRun:
-    """A completed run read back from its folder."""
+    """A completed run read back from its folder.
+
+    model, config, metrics and data are read at once; the run's arrays and tables when first
+    used: `geometry` (geometry.npz: per-layer coordinates and metric tensors, see
+    `riemexp.geometry.GEOMETRY_ARRAYS`), `history` (history.csv as records), `tables`
+    ({"layers": records, "ode": ..., "lie": ...} from tables/*.csv) and `table(name)` (one
+    table, a pandas DataFrame when pandas is installed; `riemexp.notebook`).
+    """
 
     path: Path
     model: LayeredNetwork  # cpu, eval mode
     config: RunConfig
     metrics: dict[str, Any]
     data: Dataset  # regenerated from the saved config's seed
+
+    @functools.cached_property
+    def geometry(self) -> dict[str, np.ndarray]:
+        """geometry.npz's arrays, checked (RunFolderError when missing or corrupt)."""
+        from riemexp.geometry import load_geometry
+
+        return load_geometry(self.path)
+
+    @functools.cached_property
+    def history(self) -> list[dict[str, Any]]:
+        """history.csv: one record per epoch (epoch, train_loss, train_accuracy, test_loss, test_accuracy)."""
+        from riemexp.notebook import read_records
+
+        return read_records(self.path / HISTORY_FILE)
+
+    @functools.cached_property
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table of tables/ as records, by name ({} when the run wrote none)."""
+        from riemexp.notebook import read_records
+
+        folder = self.path / TABLES_DIR
+        return {p.stem: read_records(p) for p in sorted(folder.glob("*.csv"))} if folder.is_dir() else {}
+
+    def table(self, name: str, as_frame: bool | None = None) -> Any:
+        """One table: a pandas DataFrame (pandas installed, or as_frame=True) or records."""
+        from riemexp.notebook import to_frame
+
+        if name not in self.tables:
+            raise RunFolderError(
+                f"run {self.path} has no table '{name}'; it has: {', '.join(self.tables) or 'none'}"
+            )
+        return to_frame(self.tables[name], as_frame)
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

@@ -69,6 +69,10 @@ def check_group_choices(overrides: list[str]) -> None:
         if key not in known:
             continue
         options = group_options(key)
+        if value.startswith("[") and value.endswith("]"):  # several options at once: logger=[a,b]
+            value = value[1:-1]
+            if not value.strip():
+                continue
         values = value.split(",") if "(" not in value else []
         for choice in values:
             if choice.strip() not in options:
@@ -127,7 +131,27 @@ def to_run_config(dcfg: DictConfig | dict[str, Any]) -> RunConfig:
     else:
         values = dcfg
     assert isinstance(values, dict)
-    return load_config({str(k): v for k, v in values.items()})
+    return load_config({str(k): v for k, v in values.items() if k != LOGGER_KEY})
+
+
+#: the config group of the experiment loggers: not part of the experiment (nor of its identity)
+LOGGER_KEY = "logger"
+
+
+def logger_values(dcfg: DictConfig) -> dict[str, Any]:
+    """The composed config's `logger` node as plain values ({} for logger=none), checked and
+    installed (ConfigError naming the extra to install otherwise)."""
+    from riemexp.loggers import check_installed
+
+    node = dcfg.get(LOGGER_KEY) if isinstance(dcfg, DictConfig) else None
+    try:
+        values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config could not be resolved: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"logger must be one of the logger options or a list of them, got {values!r}")
+    check_installed(values)
+    return {str(k): v for k, v in values.items()}
 
 
 #: Hydra launchers that come from an optional plugin: option -> (plugin module, what to install)

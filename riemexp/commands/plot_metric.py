@@ -17,6 +17,7 @@ from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import compose_config
 from riemexp.errors import ConfigError, RunFolderError
 from riemexp.layout import METRICS_FILE
+from riemexp.report import write_run_report
 
 OUTPUTS = Path("outputs")
 PLOT_KEYS = ("layers", "n_layers", "glyph_density", "glyph", "formats", "animation")
@@ -106,6 +107,7 @@ def main(args: list[str]) -> int:
     from riemexp.plotting.step import redraw_run
 
     written = redraw_run(run_dir, options.plot, options.grid_density, options.out)
+    written.append(write_run_report(run_dir))
     folders = sorted({str(p.parent) for p in written})
     print(f"wrote {len(written)} files to {', '.join(folders)}: {', '.join(p.name for p in written)}")
     return 0

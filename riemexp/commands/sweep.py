@@ -28,6 +28,8 @@ from riemexp import __version__, console
 from riemexp.cli import conf_dir
 from riemexp.errors import ConfigError
 from riemexp.io import atomic_write_json, atomic_write_text
+from riemexp.loggers import RunLoggers
+from riemexp.report import write_sweep_report
 from riemexp.sweep.folders import JobFolder, dump_literal_yaml, scan
 from riemexp.sweep.grid import (
     SET_GROUP,
@@ -274,7 +276,36 @@ def build_outputs(summary: Summary, redraw: bool = True) -> None:
             files += ode_limit.write_ode_limit(summary) or []
         names = [str(f.relative_to(summary.sweep_dir)) for f in files if summary.sweep_dir in f.parents]
         atomic_write_json(summary.sweep_dir / FIGURES_STAMP, {"inputs": digest, "files": names})
+    write_sweep_report(summary, _read_record(summary.sweep_dir))
     show_grouped(summary)
+
+
+def _read_record(sweep_dir: Path) -> dict[str, Any]:
+    """The folder's sweep.yaml as plain values; {} when there is none."""
+    import yaml  # type: ignore[import-untyped]
+
+    try:
+        values = yaml.safe_load((Path(sweep_dir) / RECORD).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def sweep_loggers(task: Sequence[str], sweep_dir: Path) -> RunLoggers | None:
+    """The loggers of the command line's logger=... overrides, for a sweep into sweep_dir; None
+    for none. ConfigError (a logger not installed, a bad option) before anything is written."""
+    from riemexp.commands.hydra_app import compose_config, logger_values
+
+    chosen = [a for a in task if a.split("=", 1)[0].lstrip("+~").split(".")[0] == "logger"]
+    values = logger_values(compose_config("train", chosen)) if chosen else {}
+    return RunLoggers.from_config(values, sweep_dir) if values else None
+
+
+def log_done_jobs(loggers: RunLoggers | None, jobs: Sequence[PlannedJob], sweep_dir: Path) -> None:
+    """Jobs found completed (not launched): logged from their folders where a logger lacks them."""
+    for job in jobs if loggers else ():
+        if job.done and job.folder:
+            loggers.record_finished(sweep_dir / job.folder)  # type: ignore[union-attr]
 
 
 def aggregate(sweep_dir: str | Path) -> int:
@@ -322,6 +353,7 @@ def main(args: list[str]) -> int:
     group_names = [g for g in groups() if g not in ("grid", "hydra")]
     overrides, jobs, repeats = plan(grid, task, group_names)
     sweep_dir = settings.sweep_dir
+    loggers = sweep_loggers(task, sweep_dir)
 
     with SweepLock(sweep_dir, "riemexp sweep"):
         if grid.paired:
@@ -340,6 +372,8 @@ def main(args: list[str]) -> int:
         record_path = write_record(sweep_dir, record, jobs, invocation)
         print(plan_line("sweep", f"grid '{grid.name}', ", jobs, repeats, sweep_dir), flush=True)
         launched = [j.folder for j in jobs if not j.done and not j.busy]
+        if loggers:
+            loggers.prepare_sweep()  # e.g. the sweep's MLflow experiment, once, before the jobs
         start = time.perf_counter()
         launch_failed, interrupted = None, None
         if launched:
@@ -361,6 +395,7 @@ def main(args: list[str]) -> int:
             report(summary, invocation, launched, sum(j.done for j in jobs))
             raise interrupted
         build_outputs(summary, redraw=False)
+        log_done_jobs(loggers, jobs, sweep_dir)
         status = report(summary, invocation, launched, sum(j.done for j in jobs))
         status = 1 if report_busy(jobs) else status
     print(f"  wall time {seconds:.1f} s")

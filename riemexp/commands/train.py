@@ -26,6 +26,7 @@ from riemexp.commands.hydra_app import (
     groups,
     hydra_argv,
     hydra_errors_raised,
+    logger_values,
     output_dir,
     passing_errors_through,
     task_overrides,
@@ -46,12 +47,20 @@ def _task(dcfg: DictConfig) -> str | None:
         # hydra.job.chdir=true has moved into the run folder: a relative CSV path still means
         # the folder riemexp was started from
         dcfg.dataset.path = os.path.join(hydra_cfg.runtime.cwd, path)
+    from riemexp.loggers import RunLoggers
+
     if hydra_cfg.mode == RunMode.MULTIRUN:
         # a sweep job: metrics.json and job.json record the outcome, whatever it is
         from riemexp.commands.hydra_app import job_cpus
         from riemexp.sweep.jobs import sweep_job
 
-        return sweep_job(lambda: to_run_config(dcfg), output_dir(), cpus=job_cpus())
+        sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
+        return sweep_job(
+            lambda: to_run_config(dcfg),
+            output_dir(),
+            cpus=job_cpus(),
+            loggers=lambda: RunLoggers.from_config(logger_values(dcfg), sweep_dir),
+        )
     stopwatch = timing.current()
     if stopwatch is not None and _hydra_called:
         stopwatch.add("hydra", time.perf_counter() - _hydra_called.pop())
@@ -60,7 +69,8 @@ def _task(dcfg: DictConfig) -> str | None:
     with passing_errors_through():
         with timing.stage("config"):
             cfg = to_run_config(dcfg)
-        run(cfg, output_dir())
+            loggers = RunLoggers.from_config(logger_values(dcfg))
+        run(cfg, output_dir(), loggers=loggers)
     return None
 
 
@@ -106,8 +116,10 @@ def main(args: list[str]) -> int:
         return 0
     # check the whole config, its threads and that its device exists, before Hydra makes a run folder
     with timing.stage("config"):
-        cfg = to_run_config(compose_config("train", task_overrides(args)))
+        composed = compose_config("train", task_overrides(args))
+        cfg = to_run_config(composed)
         check_threads(cfg.threads)
+        logger_values(composed)  # a chosen logger that is not installed: said now, before any folder
         if cfg.device is Device.CUDA:  # torch only to ask for CUDA
             from riemexp.train import resolve_device
 
@@ -173,7 +185,14 @@ def _multirun(args: list[str]) -> int:
     before anything is written, completed jobs found by run identity and skipped, each job in
     SWEEP_DIR/IDENTITY/; exit 1 when any of its runs failed."""
     from riemexp import console
-    from riemexp.commands.sweep import INVOCATION_ENV, plan_line, report_busy, write_record
+    from riemexp.commands.sweep import (
+        INVOCATION_ENV,
+        log_done_jobs,
+        plan_line,
+        report_busy,
+        sweep_loggers,
+        write_record,
+    )
     from riemexp.sweep.folders import scan
     from riemexp.sweep.launch import SweepLock, hydra_settings, launch
     from riemexp.sweep.plan import Composer, dedupe, expand, match, plan_jobs
@@ -189,6 +208,7 @@ def _multirun(args: list[str]) -> int:
     settings = hydra_settings(hydra_args, "riemexp train -m")
     jobs, repeats = dedupe(plan_jobs(expand(task), Composer(groups())))
     sweep_dir = settings.sweep_dir
+    loggers = sweep_loggers(task, sweep_dir)
     with SweepLock(sweep_dir, "riemexp train -m"):
         jobs = match(jobs, scan(sweep_dir), sweep_dir).jobs
         invocation = uuid.uuid4().hex[:12]
@@ -196,10 +216,13 @@ def _multirun(args: list[str]) -> int:
         print(plan_line("riemexp train -m", "", jobs, repeats, sweep_dir), flush=True)
         launched = [j.folder for j in jobs if not j.done and not j.busy]
         launch_failed = None
+        if loggers:
+            loggers.prepare_sweep()
         if launched:
             extra = [f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}"]
             launch_failed = launch("riemexp train", task, settings, record, hydra_args, extra, launched)
         summary = summarize(sweep_dir, jobs)
+        log_done_jobs(loggers, jobs, sweep_dir)
     ran = [j for j in summary.jobs if j.record.get("invocation") == invocation]
     no_record = [name for name in launched if name not in {j.name for j in ran}]
     failed = [j for j in summary.jobs if j.status in FAILED]

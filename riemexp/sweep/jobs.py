@@ -35,6 +35,7 @@ from riemexp.errors import ConfigError, DivergedError, FolderBusyError, RiemexpE
 from riemexp.identity import run_identity
 from riemexp.io import atomic_write_json
 from riemexp.layout import METRICS_FILE
+from riemexp.loggers import RunLoggers
 from riemexp.sweep import watchdog
 from riemexp.sweep.folders import JOB_FILE, read_job_folder
 from riemexp.sweep.launch import JOB_IDENTITY_ENV
@@ -110,13 +111,20 @@ def _job_environment() -> Iterator[None]:
             os.environ["RIEMEXP_QUIET"] = quiet
 
 
-def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: int | None = None) -> str:
+def sweep_job(
+    make_config: Callable[[], RunConfig],
+    out_dir: str | Path,
+    cpus: int | None = None,
+    loggers: Callable[[], RunLoggers] | None = None,
+) -> str:
     """Run one sweep job into out_dir; return its status ("completed", "skipped", "diverged", "failed",
     or "busy": another live run holds the folder, which is then left untouched).
 
     make_config builds the job's RunConfig (raising ConfigError for a bad combination). cpus: the
     CPUs this job may use (its share when the launcher runs several jobs at once), for `threads:
-    auto`; default all. KeyboardInterrupt still propagates (run() marks the folder "interrupted").
+    auto`; default all. loggers: the job's experiment loggers (`riemexp.loggers`); a skipped job
+    is logged from its folder when a logger does not have it yet. KeyboardInterrupt still
+    propagates (run() marks the folder "interrupted").
     """
     from riemexp.run import recorded_in, run  # torch: only where a job runs, not where one is summarised
 
@@ -132,11 +140,14 @@ def sweep_job(make_config: Callable[[], RunConfig], out_dir: str | Path, cpus: i
         try:
             cfg = make_config()
             _check_planned_identity(cfg)
+            run_loggers = loggers() if loggers is not None else None
             if finished(out_dir, cfg):
                 action, status = "skipped", "completed"
                 log.info("already completed with the same config: skipped (%s)", out_dir)
+                if run_loggers:
+                    run_loggers.record_finished(out_dir)
             else:
-                status = run(cfg, out_dir, cpus=cpus)["status"]
+                status = run(cfg, out_dir, cpus=cpus, loggers=run_loggers)["status"]
         except FolderBusyError as err:  # another live run writes the folder: leave it alone
             log.error("job not run: %s", err)
             return "busy"
