@@ -5,6 +5,7 @@ Public surface:
     make_dataset                 toy datasets (riemexp.datasets)
     build_network                plain, residual and c2 networks (riemexp.networks)
     run, load_run                train into a run folder, read one back (riemexp.run)
+    load_sweep                   a sweep's summary as records or a DataFrame (riemexp.notebook)
 
 The names are imported on first use, so that `import riemexp` (and the `riemexp` command's
 start, where Ctrl-C must already be handled) does not wait for torch. `riemexp.run` is the
@@ -37,6 +38,7 @@ _EXPORTS = {
     "LoadedRun": "riemexp.run",
     "load_run": "riemexp.run",
     "run": "riemexp.run",
+    "load_sweep": "riemexp.notebook",
 }
 
 

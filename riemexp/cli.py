@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "riemexp.commands.plot_metric",
         "re-draw a saved run's figures (layers, glyphs, GIF) without retraining",
     ),
+    "ls": (
+        "riemexp.commands.ls",
+        "list the runs and sweeps under folders (default outputs/ and multirun/), with filters",
+    ),
     "bench": (
         "riemexp.commands.bench",
         "benchmarks: `riemexp bench NAME` with NAME one of train, geometry, sweep, resume",

@@ -39,3 +39,7 @@ RUN_FILES = (CONFIG_FILE, *RUN_ARTIFACTS, UNFINISHED_RERUN_DIR)
 #: on their way out; left behind only by a killed run, and removed by the next run into the folder
 STAGING_PREFIX = ".staging-"
 REPLACED_PREFIX = ".replaced-"
+
+#: folders that riemexp's tools write under outputs/ that hold copies of run files, not runs
+#: (the embedded MLflow store's artifacts): `riemexp ls` and `plot-metric` do not look inside
+NOT_RUN_FOLDERS = ("mlflow-artifacts", "mlruns")

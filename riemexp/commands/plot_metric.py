@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import compose_config
 from riemexp.errors import ConfigError, RunFolderError
-from riemexp.layout import METRICS_FILE
+from riemexp.layout import METRICS_FILE, NOT_RUN_FOLDERS
 from riemexp.report import write_run_report
 
 OUTPUTS = Path("outputs")
@@ -70,8 +70,9 @@ def latest_run(outputs: Path = OUTPUTS) -> Path:
     """The most recently finished completed run folder under outputs/ (by metrics.json's mtime)."""
     runs = []
     for metrics in outputs.glob(f"**/{METRICS_FILE}") if outputs.is_dir() else ():
-        if any(part.startswith(".") for part in metrics.relative_to(outputs).parts):
-            continue  # a run's hidden staging folder
+        parts = metrics.relative_to(outputs).parts
+        if any(part.startswith(".") or part in NOT_RUN_FOLDERS for part in parts):
+            continue  # a run's hidden staging folder; copies of run files (MLflow's artifacts)
         try:
             status = json.loads(metrics.read_text()).get("status")
         except (OSError, ValueError, AttributeError):
