@@ -358,6 +358,7 @@ def _run_locked(
             # the timings cover the command up to this write
             record.write(status="completed", finished=lock.now_iso(), timings=stopwatch.report())
             if staged:
+                loggers.pause()  # their files in the staging folder are about to move
                 _replace(out_dir, work)
             done = True
     except BaseException as err:

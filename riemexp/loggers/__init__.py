@@ -180,6 +180,10 @@ class RunLoggers:
         self._streamed = float(row.get("epoch", self._streamed + 1))
         self._each("logging an epoch", lambda lg: lg.log_epoch(row))
 
+    def pause(self) -> None:
+        """The run's files are about to move into its folder (a staged re-run): see Logger.pause."""
+        self._each("pausing", lambda lg: lg.pause())
+
     def finish(
         self,
         metrics: Mapping[str, Any],

@@ -7,6 +7,8 @@ tables, report.md). The hooks, in order:
 
     start(run)           the run begins (its folder holds config.yaml and a "running" metrics.json)
     log_epoch(row)       one history row: epoch, train_loss, train_accuracy, test_loss, test_accuracy
+    pause()              the run's files are about to move (a re-run swapped into its folder):
+                         write out and close whatever the logger holds open in them
     finish(run, metrics) the run stopped ("completed", "diverged", "failed", "interrupted");
                          its files are final: log the final numbers, figures and tables
     close()              free what the logger holds (called after finish, or when it failed)
@@ -32,7 +34,7 @@ from riemexp.identity import IDENTITY_KEY
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 
 #: metrics.json keys that are numbers but not results (never logged as final metrics)
-NOT_RESULTS = frozenset({"seed", "pid", "epochs"})
+NOT_RESULTS = frozenset({"seed", "pid", "epochs", "threads"})
 #: prefix of the final numbers' names (TensorBoard tags, MLflow metric keys): final/test_accuracy
 FINAL = "final/"
 
@@ -129,6 +131,9 @@ class Logger:
 
     def logged(self, run: RunInfo) -> bool:
         raise NotImplementedError
+
+    def pause(self) -> None:
+        """The run's files are about to move: close what is open in them. Default: nothing."""
 
     def prepare_sweep(self, sweep_dir: Path | None) -> None:
         """Before a sweep's jobs start (in the sweep's own process). Default: nothing."""

@@ -75,8 +75,15 @@ class TensorBoardLogger(Logger):
             if tag in row:
                 self.writer.add_scalar(tag, float(row[tag]), step)
 
+    def pause(self) -> None:
+        self.close()  # TensorBoard appends to its event file by name: write it out before it moves
+
     def finish(self, run: RunInfo, metrics: Mapping[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
+
+        if self.writer is None:  # paused while the run's files moved: a second event file beside
+            self.writer = SummaryWriter(log_dir=str(run.out_dir / TENSORBOARD_DIR), flush_secs=10)
 
         step = int(metrics.get("epochs") or 0)
         finals = final_numbers(metrics)
