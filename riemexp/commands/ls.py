@@ -398,7 +398,7 @@ def show(
         return
     where = ", ".join(f"{_relative(f)}/" for f in folders) or "./outputs/, ./multirun/"
     if not rows:
-        what = "matching " + " ".join(a for a in args if "=" in a) if filters else "runs or sweeps"
+        what = "runs matching " + " ".join(a for a in args if "=" in a) if filters else "runs or sweeps"
         print(f"no {what} under {where}")
         return
     n_runs = sum(r["kind"] != "job" and not str(r["kind"]).startswith("sweep") for r in rows)
