@@ -67,7 +67,7 @@ def to_frame(records: Records, wanted: bool | None, columns: list[str] | None = 
         raise ConfigError(
             "a DataFrame needs pandas, which is not installed; install it with: pip install 'riemexp[pandas]'"
         )
-    import pandas
+    import pandas  # type: ignore[import-untyped]
 
     return pandas.DataFrame.from_records(records, columns=columns)
 

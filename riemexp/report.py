@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from riemexp.io import atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, TABLES_DIR

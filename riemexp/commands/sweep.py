@@ -235,7 +235,10 @@ def report(summary: Summary, invocation: str | None, launched: Sequence[str] = (
             + ("; re-run the sweep to resume" if summary.planned else "")
         )
     report_outside(summary)
-    print(f"  tables: {where / 'summary.md'}, {where / 'summary_grouped.md'}; figures: {where / 'plots'}")
+    print(
+        f"  report: {where / 'report.md'}; tables: {where / 'summary.md'}, {where / 'summary_grouped.md'}; "
+        f"figures: {where / 'plots'}"
+    )
     return 1 if failed or no_record else 0
 
 

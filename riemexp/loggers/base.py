@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from riemexp.identity import IDENTITY_KEY
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE

@@ -106,7 +106,7 @@ class TensorBoardLogger(Logger):
 
     def _figures(self, plots: Path, step: int) -> None:
         """Each PNG as an image summary, its bytes as drawn (no decoding and re-encoding)."""
-        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
 
         for png in sorted(plots.glob("*.png")):
             data = png.read_bytes()
