@@ -369,7 +369,9 @@ def _run_locked(
         # metrics.json is the earlier run's)
         recorded = not (staged and work == out_dir)
         error = _record_stop(err, record, result, work, write=recorded)
-        _stopped(work if recorded else None, record.metrics, loggers, result.history)
+        # a report where the run's record stays (a re-run that did not complete keeps only its
+        # metrics.json, history.csv and config.yaml in unfinished-rerun/: no report there)
+        _stopped(work if recorded and not staged else None, record.metrics, loggers, result.history)
         if staged and work != out_dir:
             with signals.deferred():
                 _keep_attempt(work, out_dir)

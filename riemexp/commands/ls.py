@@ -352,6 +352,10 @@ def show_rich(rows: Sequence[Mapping[str, Any]], title: str) -> None:
     Console().print(table)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def on_terminal() -> bool:
     if os.environ.get("RIEMEXP_QUIET") or os.environ.get("CI", "").lower() in ("1", "true"):
         return False
@@ -405,7 +409,9 @@ def show(
     n_sweeps = sum(str(r["kind"]).startswith("sweep") for r in rows)
     n_jobs = sum(r["kind"] == "job" for r in rows)
     title = (
-        f"{n_runs} runs, {n_sweeps} sweeps" + (f", {n_jobs} sweep jobs" if n_jobs else "") + f" under {where}"
+        f"{_count(n_runs, 'run')}, {_count(n_sweeps, 'sweep')}"
+        + (f", {_count(n_jobs, 'sweep job')}" if n_jobs else "")
+        + f" under {where}"
     )
     if on_terminal():
         show_rich(rows, title)
