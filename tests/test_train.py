@@ -211,6 +211,7 @@ def test_a_failed_re_run_keeps_the_earlier_run_and_a_completed_one_replaces_it(t
         "metrics.json",
         "model.pt",
         "notes.txt",
+        "report.md",
         "tables",
     ]
 
