@@ -6,6 +6,8 @@ and exits with the class's `exit_code`.
 
 from __future__ import annotations
 
+import errno
+
 
 class RiemexpError(Exception):
     """Base class of every error meant for the person running riemexp."""
@@ -39,7 +41,11 @@ class OutputError(RiemexpError):
     @classmethod
     def from_os_error(cls, err: OSError) -> OutputError:
         where = f" {err.filename}" if err.filename else ""
-        return cls(f"cannot write{where}: {err.strerror or err} (expected a writable folder)")
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            expected = "free some space, or write elsewhere"
+        else:
+            expected = "expected a writable folder"
+        return cls(f"cannot write{where}: {err.strerror or err} ({expected})")
 
 
 class FolderBusyError(RiemexpError):

@@ -1,7 +1,8 @@
 """Atomic file writing: every file lands whole or not at all.
 
 Each writer writes to a temporary file in the destination folder, flushes it to disk and
-renames it over the destination (`os.replace`, atomic on POSIX and Windows).
+renames it over the destination (`os.replace`, atomic on POSIX and Windows). Whatever stops a
+write (a full disk, a signal) removes the temporary file; an OSError names the destination.
 """
 
 from __future__ import annotations
@@ -21,21 +22,31 @@ from typing import Any
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _naming(err, path) from None
+    try:
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
         raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """The same OS error, naming the file being written (not its temporary name, not nothing)."""
+    return type(err)(err.errno, err.strerror or str(err), str(path)) if err.errno else err
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -7,9 +7,10 @@ model.pt        weights, resolved config, class names
 geometry.npz    coordinates and metric tensors of every layer (`riemexp.geometry`)
 tables/         layers, ode and lie tables, as CSV and Markdown
 plots/          the figures (`riemexp.plotting`)
-unfinished-rerun/   the record (metrics.json, history.csv, config.yaml) of the latest re-run into
-                    this folder that did not complete; the earlier run it would have replaced stays
-.riemexp.lock   present while a run works in the folder (`riemexp.lock`)
+unfinished-rerun/   the record (metrics.json, history.csv, config.yaml, .hydra/) of the latest
+                    re-run into this folder that did not complete; the completed run stays
+.riemexp.lock   present while a run works in the folder (`riemexp.lock`), with
+.riemexp.reserve    64 KiB kept free for the run's final record on a disk that fills up
 report.md       config, headline numbers, figures and tables on one page (`riemexp.report`)
 tensorboard/    TensorBoard event files, with logger=tensorboard (`riemexp.loggers`)
 """
@@ -27,6 +28,10 @@ REPORT_FILE = "report.md"
 TENSORBOARD_DIR = "tensorboard"
 
 UNFINISHED_RERUN_DIR = "unfinished-rerun"
+#: Hydra's own record of a run (Hydra writes it); a re-run into a completed run's folder has
+#: Hydra write it aside, into .hydra-next/, until the new run has completed
+HYDRA_DIR = ".hydra"
+HYDRA_NEXT_DIR = ".hydra-next"
 
 #: what a training run writes after its config and metrics; a folder that holds any of these
 #: but no readable metrics.json is not a riemexp run, and a run into it is refused
@@ -38,6 +43,8 @@ RUN_FILES = (CONFIG_FILE, *RUN_ARTIFACTS, UNFINISHED_RERUN_DIR)
 #: hidden folders a run makes beside its files: the new run of a re-run, the earlier run's files
 #: on their way out; left behind only by a killed run, and removed by the next run into the folder
 STAGING_PREFIX = ".staging-"
+#: a hidden file that keeps room on the disk for a run's final record (removed when it ends)
+RESERVE_FILE = ".riemexp.reserve"
 REPLACED_PREFIX = ".replaced-"
 
 #: folders that riemexp's tools write under outputs/ that hold copies of run files, not runs

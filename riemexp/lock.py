@@ -171,7 +171,9 @@ def _acquire(folder: Path) -> _Hold:
             data = json.dumps(info).encode()
             os.pwrite(fd, data, 0)
             os.ftruncate(fd, len(data))
-        except OSError as err:
+        except OSError as err:  # a full disk: leave nothing behind
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             os.close(fd)
             raise OutputError.from_os_error(OSError(err.errno, err.strerror, str(path))) from None
         return _Hold(path, fd, info)
@@ -283,9 +285,10 @@ def heartbeat_age(metrics: dict[str, Any]) -> float | None:
     return (datetime.now(timezone.utc) - beat).total_seconds()
 
 
-def _read_metrics(folder: Path) -> dict[str, Any] | None:
+def read_record(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The folder's metrics.json as a dict with a "status", or None (missing, unreadable, corrupt)."""
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
     return metrics if isinstance(metrics, dict) and "status" in metrics else None
@@ -301,7 +304,7 @@ def run_state(folder: str | os.PathLike[str], metrics: dict[str, Any] | None = N
     """
     folder = Path(folder)
     if metrics is None:
-        metrics = _read_metrics(folder)
+        metrics = read_record(folder)
         if metrics is None:
             if probe(folder):
                 return "live"
@@ -400,5 +403,6 @@ __all__ = [
     "holds",
     "pid_alive",
     "probe",
+    "read_record",
     "run_state",
 ]

@@ -165,7 +165,8 @@ def check_stages(cfg: Any, n_points: int, n_classes: int) -> None:
             f"the reference flow and Lie tables of {n_points} points through {net.depth} layers "
             f"at width {net.width}"
         )
-        check(need, "the ODE analysis", cause, "set ode.enabled=false, or lower network.depth", limit)
+        advice = "set ode.enabled=false, or use fewer points (dataset.n_samples) or layers (network.depth)"
+        check(need, "the ODE analysis", cause, advice, limit)
     if cfg.geometry.enabled:
         check_memory(cfg.geometry, n_points, net.depth, net.width, n_classes, net.kind.value, None, limit)
     if cfg.plot.enabled:

@@ -1,15 +1,16 @@
 """The phases of a run, announced: in the log, in metrics.json ("phase"), and to fault tests.
 
-`riemexp.run.run` calls `reached(name)` as it enters each phase:
+`riemexp.run.run` records each phase in metrics.json and calls `reached(name)` as it enters it:
 
     setup      the folder is locked, the dataset is being made and memory checked
     training   the first epoch starts
-    epoch      the first epoch has finished (announced once)
+    epoch      the first epoch has finished (announced once; not recorded)
     saving     history.csv and model.pt are being written
     geometry, ode, plots     the analysis steps
 
-(Completing is no phase: from the moment a run has every file, a signal waits until the run
-is in its folder, `riemexp.signals.deferred`.)
+and `riemexp plot-metric` announces `drawn` when its figures are drawn, before they replace
+the old ones. (Completing is no phase: from the moment a run has every file, a signal waits
+until the run is in its folder, `riemexp.signals.deferred`.)
 
 Two environment variables let a test stop a run at a chosen phase without timing anything:
 RIEMEXP_PHASE_LOG=FILE appends each phase's name to FILE as it starts (a test waits for the

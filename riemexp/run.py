@@ -51,10 +51,13 @@ from riemexp.layout import (
     CONFIG_FILE,
     GEOMETRY_FILE,
     HISTORY_FILE,
+    HYDRA_DIR,
+    HYDRA_NEXT_DIR,
     METRICS_FILE,
     MODEL_FILE,
     PLOTS_DIR,
     REPLACED_PREFIX,
+    RESERVE_FILE,
     RUN_ARTIFACTS,
     RUN_FILES,
     STAGING_PREFIX,
@@ -170,28 +173,30 @@ def _replace(out_dir: Path, work: Path | None) -> None:
     """Move the earlier run's files out of out_dir and, when `work` is given, the new run's in.
 
     The earlier run's metrics.json leaves first and the new one arrives last, so that no
-    metrics.json ever stands over a mix of two runs. When a move fails (a read-only plots/, ...)
-    every move is undone and OSError names the file: the earlier run stays as it was.
+    metrics.json ever stands over a mix of two runs. Hydra's record of the new run, written
+    aside into .hydra-next/ by `riemexp train`, replaces .hydra/ with it. When a move fails (a
+    read-only plots/, ...) every move is undone and OSError names the file: the earlier run
+    stays as it was.
     """
     trash = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=out_dir))
-    moved_out: list[str] = []
-    moved_in: list[str] = []
+    hydra_next = work is not None and (out_dir / HYDRA_NEXT_DIR).is_dir()
+    outgoing = [METRICS_FILE, *RUN_FILES, *([HYDRA_DIR] if hydra_next else [])]
+    present = [n for n in outgoing if (out_dir / n).exists() or (out_dir / n).is_symlink()]
+    moves = [(out_dir / n, trash / n) for n in present]
+    if work is not None:
+        moves += [(work / n, out_dir / n) for n in RUN_FILES if (work / n).exists()]
+        if hydra_next:
+            moves.append((out_dir / HYDRA_NEXT_DIR, out_dir / HYDRA_DIR))
+        moves.append((work / METRICS_FILE, out_dir / METRICS_FILE))
+    done: list[tuple[Path, Path]] = []
     try:
-        for name in (METRICS_FILE, *RUN_FILES):
-            if (out_dir / name).exists() or (out_dir / name).is_symlink():
-                _move(out_dir / name, trash / name)
-                moved_out.append(name)
-        for name in (*RUN_FILES, METRICS_FILE) if work is not None else ():
-            if (work / name).exists():
-                _move(work / name, out_dir / name)
-                moved_in.append(name)
+        for src, dst in moves:
+            _move(src, dst)
+            done.append((src, dst))
     except OSError:
-        for name in reversed(moved_in):
+        for src, dst in reversed(done):
             with contextlib.suppress(OSError):
-                os.rename(out_dir / name, work / name)  # type: ignore[operator]
-        for name in reversed(moved_out):
-            with contextlib.suppress(OSError):
-                os.rename(trash / name, out_dir / name)
+                os.rename(dst, src)
         shutil.rmtree(trash, ignore_errors=True)
         raise
     shutil.rmtree(trash, ignore_errors=True)
@@ -207,18 +212,22 @@ def _move(src: Path, dst: Path) -> None:
 
 
 def _keep_attempt(work: Path, out_dir: Path) -> None:
-    """A re-run that did not complete: keep its record (metrics.json, history.csv, config.yaml) as
-    out_dir/unfinished-rerun/, drop the rest of its staging folder; the earlier run is untouched."""
+    """A re-run that did not complete: keep its record (metrics.json, history.csv, config.yaml and
+    Hydra's .hydra/) as out_dir/unfinished-rerun/, drop the rest of its staging folder; the
+    earlier run is untouched."""
     keep = out_dir / UNFINISHED_RERUN_DIR
     try:
-        for name in (MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR):
-            path = work / name
-            if path.is_dir():
+        for path in work.iterdir():
+            if path.name in (METRICS_FILE, HISTORY_FILE, CONFIG_FILE):
+                continue
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            elif path.exists():
+            else:
                 path.unlink()
         if not (work / METRICS_FILE).is_file():
             raise FileNotFoundError(str(work / METRICS_FILE))
+        if (out_dir / HYDRA_NEXT_DIR).is_dir():  # Hydra's record of this attempt goes with it
+            os.rename(out_dir / HYDRA_NEXT_DIR, work / HYDRA_DIR)
         if keep.is_dir() and not keep.is_symlink():
             shutil.rmtree(keep)
         os.rename(work, keep)
@@ -307,6 +316,33 @@ def _phase(record: Heartbeat, name: str) -> None:
     phases.reached(name)
 
 
+#: room kept on the run folder's disk while a run works, given back to write its final record
+RESERVE_BYTES = 64 * 1024
+
+
+def _reserve(out_dir: Path) -> Path:
+    """A hidden file of RESERVE_BYTES in out_dir, so that a run stopped by a full disk can still
+    say so in its metrics.json (the file is removed just before that write, and at the end)."""
+    path = out_dir / RESERVE_FILE
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(RESERVE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        reason = err.strerror or str(err)
+        raise OutputError(f"cannot write {out_dir}: {reason} (a run needs room there)") from None
+    return path
+
+
+def _release(reserve: Path | None) -> None:
+    if reserve is not None:
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+
+
 def _run_locked(
     cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.Stopwatch, loggers: RunLoggers
 ) -> dict[str, Any]:
@@ -339,8 +375,10 @@ def _run_locked(
     record = Heartbeat(out_dir / METRICS_FILE, metrics)
     result = TrainResult(model=None)  # type: ignore[arg-type]
     done = False
+    reserve = None
     try:
         with timing.stage("writing"):
+            reserve = _reserve(out_dir)
             if staged:  # an earlier run stays in place until this one has completed
                 work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
                 record.path = work / METRICS_FILE
@@ -365,6 +403,7 @@ def _run_locked(
         if done:  # a signal that waited for the completed run: it stays completed
             loggers.finish(metrics, result.history, out_dir)
             raise
+        _release(reserve)  # room for the record of what stopped the run
         # (a re-run whose staging folder could not even be made records nothing: the folder's
         # metrics.json is the earlier run's)
         recorded = not (staged and work == out_dir)
@@ -385,6 +424,7 @@ def _run_locked(
         raise error from None
     finally:
         record.stop()
+        _release(reserve)
     loggers.finish(metrics, result.history, out_dir)
     log.info(
         "completed: train accuracy %.4f, test accuracy %.4f, %d epochs in %.2f s -> %s",

@@ -7,6 +7,7 @@ in the job folder and the task returns, so that one bad job does not stop the ot
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +35,7 @@ from riemexp.commands.hydra_app import (
 )
 from riemexp.config import Device
 from riemexp.errors import ConfigError, OutputError
+from riemexp.layout import HYDRA_NEXT_DIR
 from riemexp.threads import check_threads
 
 _hydra_called: list[float] = []  # when `main` handed over to Hydra: its set-up is timed up to the task
@@ -41,6 +43,7 @@ _hydra_called: list[float] = []  # when `main` handed over to Hydra: its set-up 
 
 @hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")
 def _task(dcfg: DictConfig) -> str | None:
+    _started.append(True)
     hydra_cfg = HydraConfig.get()
     path = OmegaConf.select(dcfg, "dataset.path")
     if hydra_cfg.job.chdir and isinstance(path, str) and path and not os.path.isabs(os.path.expanduser(path)):
@@ -131,12 +134,43 @@ def main(args: list[str]) -> int:
             _task()
         return 0
     args = [a for a in args if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={run_dir}"]
-    # the folder's writer lock, taken before Hydra writes .hydra/ and train.log into it; a second
-    # run into the folder is refused here (FolderBusyError), and an unwritable folder named
-    with lock.hold(run_dir), hydra_argv("riemexp train", args), hydra_errors_raised():
-        _hydra_called[:] = [time.perf_counter()]
-        _task()
+    fresh = not any(run_dir.iterdir())
+    _started.clear()
+    try:
+        # the folder's writer lock, taken before Hydra writes .hydra/ and train.log into it; a
+        # second run into the folder is refused here (FolderBusyError), an unwritable one named
+        with lock.hold(run_dir):
+            args = _hydra_record_aside(run_dir, args)
+            with hydra_argv("riemexp train", args), hydra_errors_raised():
+                _hydra_called[:] = [time.perf_counter()]
+                _task()
+    except (OSError, OutputError) as err:
+        if not _started and fresh:  # nothing of a run was written: leave no empty folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(err, OSError) and not err.filename and not _started:
+            # Hydra's own files failed (it names none): .hydra/ and train.log
+            raise OSError(err.errno, err.strerror, str(run_dir / ".hydra")) from None
+        raise
     return 0
+
+
+def _hydra_record_aside(run_dir: Path, args: list[str]) -> list[str]:
+    """A folder holding a completed run keeps it until the new run has completed (riemexp.run):
+    Hydra's own record of the new run (.hydra/) is then written to .hydra-next/ and swapped in
+    with the run's files. Called holding the folder's lock."""
+    shutil.rmtree(run_dir / HYDRA_NEXT_DIR, ignore_errors=True)  # a killed run's
+    record = lock.read_record(run_dir)
+    if (
+        record is None
+        or record["status"] != "completed"
+        or any(a.startswith("hydra.output_subdir=") for a in args)
+    ):
+        return args
+    return [*args, f"hydra.output_subdir={HYDRA_NEXT_DIR}"]
+
+
+#: set when the task itself starts (after Hydra has written its own files into the run folder)
+_started: list[bool] = []
 
 
 def resolve_run_dir(args: list[str]) -> Path | None:

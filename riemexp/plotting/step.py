@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from riemexp import lock, signals
+from riemexp import lock, phases, signals
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError
@@ -166,6 +166,7 @@ def _draw_staged(
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
         drawn = draw_figures(fd, plot_cfg, staging, history)
+        phases.reached("drawn")
         with signals.deferred():
             for path in drawn:
                 os.replace(path, out / path.name)
