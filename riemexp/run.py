@@ -49,13 +49,11 @@ from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from riemexp.layout import (
     CONFIG_FILE,
-    GEOMETRY_FILE,
     HISTORY_FILE,
     HYDRA_DIR,
     HYDRA_NEXT_DIR,
     METRICS_FILE,
     MODEL_FILE,
-    PLOTS_DIR,
     REPLACED_PREFIX,
     RESERVE_FILE,
     RUN_ARTIFACTS,
