@@ -32,7 +32,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from riemexp import console, lock, memory, phases, signals, timing
 from riemexp.config import RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset, make_dataset, source_fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError, RunFolderError, safe_reason
+from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from riemexp.layout import (
@@ -66,7 +67,7 @@ from riemexp.lock import Heartbeat
 from riemexp.loggers import RunLoggers
 from riemexp.networks import LayeredNetwork, build_network
 from riemexp.report import write_run_report
-from riemexp.threads import run_threads, using_threads
+from riemexp.threads import run_cpus, run_threads, using_threads
 from riemexp.train import HISTORY_COLUMNS, TrainResult, train
 
 log = logging.getLogger("riemexp")
@@ -84,6 +85,9 @@ class RunContext:
     model: LayeredNetwork
     data: Dataset
     metrics: dict[str, Any]
+    #: draws the run's figures, in parallel when the run may use several CPUs (riemexp.figures);
+    #: steps submit each figure once its arrays are made, and the run waits for them at the end
+    figures: FigurePool = field(default_factory=FigurePool)
 
 
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
@@ -306,7 +310,7 @@ def run(
             except OSError as err:
                 raise OutputError.from_os_error(err) from None
         with lock.hold(out_dir), using_threads(threads):
-            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]))
+            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]), cpus)
 
 
 def _phase(record: Heartbeat, name: str) -> None:
@@ -342,7 +346,12 @@ def _release(reserve: Path | None) -> None:
 
 
 def _run_locked(
-    cfg: RunConfig, out_dir: Path, threads: int, stopwatch: timing.Stopwatch, loggers: RunLoggers
+    cfg: RunConfig,
+    out_dir: Path,
+    threads: int,
+    stopwatch: timing.Stopwatch,
+    loggers: RunLoggers,
+    cpus: int | None = None,
 ) -> dict[str, Any]:
     with timing.stage("writing"):
         earlier = _check_run_folder(out_dir, _remove_leftovers(out_dir))
@@ -384,7 +393,7 @@ def _run_locked(
             atomic_write_text(work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
         record.start()
         loggers.start(loggers.run_info(work, config_to_dict(cfg), metrics[IDENTITY_KEY], folder=out_dir))
-        _train_and_analyse(cfg, work, record, result, loggers)
+        _train_and_analyse(cfg, work, record, result, loggers, cpus)
         with timing.stage("writing"):
             write_run_report(work, {**metrics, "status": "completed"})
         # complete: a signal from here on waits until the run is in its folder
@@ -441,7 +450,12 @@ def _run_locked(
 
 
 def _train_and_analyse(
-    cfg: RunConfig, work: Path, record: Heartbeat, result: TrainResult, loggers: RunLoggers
+    cfg: RunConfig,
+    work: Path,
+    record: Heartbeat,
+    result: TrainResult,
+    loggers: RunLoggers,
+    cpus: int | None = None,
 ) -> None:
     """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
     stage = timing.stage
@@ -475,16 +489,24 @@ def _train_and_analyse(
         save_model(work, model, cfg, data)
 
     # analyses: geometry, tables, figures; each a stage (which may hold stages of its own)
-    ctx = RunContext(cfg, work, model, data, metrics)
-    for name, target, enabled in ANALYSES:
-        if enabled(cfg):
-            module, function = target.split(":")
-            log.info("analysis: %s", name)
-            _phase(record, name)
-            with stage("imports"):
-                step = getattr(importlib.import_module(module), function)
-            with stage(name):
-                step(ctx)
+    figures = FigurePool(min(MAX_WORKERS, run_cpus(cfg, cpus)))
+    ctx = RunContext(cfg, work, model, data, metrics, figures)
+    try:
+        for name, target, enabled in ANALYSES:
+            if enabled(cfg):
+                module, function = target.split(":")
+                log.info("analysis: %s", name)
+                _phase(record, name)
+                with stage("imports"):
+                    step = getattr(importlib.import_module(module), function)
+                with stage(name):
+                    step(ctx)
+        figures.wait()  # figures drawn in parallel: every file is written before the run completes
+    except BaseException:
+        figures.close()
+        raise
+    if figures.parallel and figures.seconds:
+        metrics["figure_seconds"] = dict(figures.seconds)
 
 
 def _stopped(

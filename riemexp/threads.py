@@ -106,6 +106,15 @@ def run_threads(
     return resolve_threads(cfg.threads, max(n, grid), cfg.network.width, share)
 
 
+def run_cpus(cfg: RunConfig, share: int | None = None) -> int:
+    """The CPUs a run of cfg may keep busy (its figures are drawn by up to this many processes):
+    `threads` when it is an integer, else `share` (default: every CPU this process may use)."""
+    cpus = available_cpus()
+    if cfg.threads != AUTO:
+        return max(1, min(int(cfg.threads), cpus))
+    return min(cpus, share) if share else cpus
+
+
 def set_threads(n: int) -> int:
     """Set torch's intra-op thread count; return the previous count."""
     import torch
@@ -134,6 +143,7 @@ __all__ = [
     "check_setting",
     "check_threads",
     "resolve_threads",
+    "run_cpus",
     "run_threads",
     "set_threads",
     "using_threads",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -150,12 +151,22 @@ def _check_cover(timings: dict[str, float]) -> None:
 def test_a_run_times_every_stage_and_the_stages_cover_its_wall(tmp_path: Path) -> None:
     from riemexp import run
 
-    metrics = run(tiny_config(), tmp_path)
-    timings = json.loads((tmp_path / "metrics.json").read_text())["timings"]
+    expected = {"writing", "data", "imports", "training", "geometry", "ode", "lie", "plots", "other", "wall"}
+    figures = {f"figure:{name}" for name in ("trajectories", "ode_convergence", "layers", "input_space")}
+    figures.add("figure:training_curves")
+    # one figure after another: each figure is a stage
+    metrics = run(dataclasses.replace(tiny_config(), threads=1), tmp_path / "serial")
+    timings = json.loads((tmp_path / "serial" / "metrics.json").read_text())["timings"]
     assert timings == metrics["timings"]
-    expected = {"writing", "data", "imports", "training", "geometry", "ode", "lie", "plots"}
-    figures = {"figure:trajectories", "figure:ode_convergence", "figure:layers", "figure:input_space"}
-    assert expected | figures | {"figure:training_curves", "other", "wall"} <= set(timings)
+    assert expected | figures <= set(timings) and "figures" not in timings
+    _check_cover(timings)
+    # figures in parallel (where this machine has 2 CPUs): the stage is the wait for them, and
+    # each figure's own seconds are in figure_seconds
+    metrics = run(tiny_config(), tmp_path / "parallel", cpus=2)
+    timings = metrics["timings"]
+    if "figure_seconds" in metrics:
+        assert expected | {"figures"} <= set(timings) and set(metrics["figure_seconds"]) == figures
+        assert not figures & set(timings)
     _check_cover(timings)
 
 
@@ -209,3 +220,85 @@ def test_import_riemexp_is_light_and_its_names_still_resolve() -> None:
     assert "torch" in _imports_after("from riemexp import run")
     code = "import riemexp.run\nfrom riemexp import run\nassert callable(run) and riemexp.run is run"
     _imports_after(code)
+
+
+def test_torchdiffeq_loads_without_scipy_integrate_which_still_works_when_asked_for() -> None:
+    code = (
+        "import sys, torch\n"
+        "import riemexp.ode\n"
+        "assert 'scipy.integrate' not in sys.modules\n"
+        "from torchdiffeq import odeint\n"
+        "y = odeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0], "
+        "dtype=torch.float64), method='scipy_solver', options={'solver': 'RK45'}, rtol=1e-10, atol=1e-10)\n"
+        "assert abs(float(y[-1]) - 0.36787944117144233) < 1e-8\n"
+        "import scipy.integrate\n"
+        "assert scipy.integrate.solve_ivp.__module__.startswith('scipy')"
+    )
+    _imports_after(code)
+
+
+# --------------------------------------------------------------------------- figures in parallel
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def test_figure_pool_runs_jobs_in_children_and_waits_for_every_file(tmp_path: Path) -> None:
+    from riemexp.figures import FigurePool, can_fork
+
+    pool = FigurePool(workers=2)
+    watch = timing.Stopwatch()
+    with timing.recording(watch):
+        files = []
+        for i in range(5):
+            path = tmp_path / f"f{i}.txt"
+            files += pool.submit(f"figure:f{i}", [path], lambda path=path, i=i: _write(path, str(i)))
+        pool.wait()
+    assert files == [tmp_path / f"f{i}.txt" for i in range(5)]
+    assert [p.read_text() for p in files] == [str(i) for i in range(5)]
+    assert set(pool.seconds) == {f"figure:f{i}" for i in range(5)}
+    report = watch.report()
+    if can_fork():  # drawn in children: this process only waited for them
+        assert pool.parallel and "figures" in report and not any(k.startswith("figure:") for k in report)
+    else:
+        assert not pool.parallel and all(f"figure:f{i}" in report for i in range(5))
+
+
+def test_figure_pool_raises_a_childs_error_here(tmp_path: Path) -> None:
+    from riemexp.errors import OutputError
+    from riemexp.figures import FigurePool
+
+    def fails() -> None:
+        raise OutputError("cannot write plots/layers.png: No space left on device")
+
+    def crashes() -> None:
+        raise ValueError("a bug")
+
+    pool = FigurePool(workers=2)
+    pool.submit("figure:a", [tmp_path / "a"], fails)
+    with pytest.raises(OutputError, match="No space left on device"):
+        pool.wait()
+    pool = FigurePool(workers=2)
+    pool.submit("figure:b", [tmp_path / "b"], crashes)
+    with pytest.raises(ValueError, match="a bug"):
+        pool.wait()
+
+
+def test_figures_drawn_in_parallel_are_the_files_drawn_one_after_another(tmp_path: Path) -> None:
+    from riemexp import run
+    from riemexp.config import DatasetConfig, NetworkConfig, OptimConfig
+
+    sections = dict(
+        dataset=DatasetConfig(name="moons", n_samples=120),
+        network=NetworkConfig(depth=3),
+        optim=OptimConfig(epochs=5),
+        plot=PlotConfig(formats=("png", "svg"), animation=True),
+    )
+    serial = run(RunConfig(threads=1, **sections), tmp_path / "serial")
+    parallel = run(RunConfig(**sections), tmp_path / "parallel", cpus=2)
+    assert serial["plots"] == parallel["plots"] and len(serial["plots"]) == 11
+    for name in serial["plots"]:
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
+    assert "figure:layers" in serial["timings"] and "figure_seconds" not in serial
+    _check_cover(parallel["timings"])

@@ -104,6 +104,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "training under load",
     ),
     "train": ("riemexp.bench.train", "riemexp's training step against a hand-written PyTorch loop"),
+    "threads": (
+        "riemexp.bench.threads",
+        "a training step at 1 .. N torch threads, from riemexp's sizes up: where more threads pay",
+    ),
     "sweep": (
         "riemexp.bench.sweep",
         "a sweep on the joblib launcher against the same sweep run job after job",

@@ -114,7 +114,12 @@ def run_command(overrides: list[str], folder: Path) -> dict[str, Any]:
         tail = "\n  ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise ConfigError(f"riemexp bench run: `riemexp train` exited {done.returncode}:\n  {tail}")
     metrics = json.loads((folder / "metrics.json").read_text())
-    return {"wall": wall, "timings": metrics["timings"], "threads": metrics["threads"]}
+    return {
+        "wall": wall,
+        "timings": metrics["timings"],
+        "threads": metrics["threads"],
+        "figure_seconds": metrics.get("figure_seconds", {}),
+    }
 
 
 def run_floor(settings: dict[str, Any]) -> dict[str, float]:
@@ -154,16 +159,23 @@ def whole_command(overrides: list[str], cfg: Any, threads: int, repeat: int, roo
     rows = [{**r["timings"], "exit": r["wall"] - r["timings"]["wall"]} for r in ours]
 
     print(f"\nwhere the command's time goes (median of {repeat} round{'s' if repeat > 1 else ''}; seconds)")
-    print(f"  {'stage':<26}{'riemexp':>9}{'share':>8}   {'floor':>7}")
-    floor_rows = {"imports": "imports", "data": "data and model", "training": "training"}
+    print(f"  {'stage':<28}{'seconds':>9}{'share':>8}")
     for key in [*stages, "exit"]:
         value = _median(rows, key)
         label = {"other": "other (no stage: residual)", "exit": "after metrics.json (exit)"}.get(key, key)
-        floor = f"{_median(floors, floor_rows[key]):>7.3f}" if key in floor_rows else ""
-        print(f"  {label:<26}{value:>9.3f}{value / wall:>7.0%}   {floor}")
+        print(f"  {label:<28}{value:>9.3f}{value / wall:>7.0%}")
+    print(f"  {'whole command':<28}{wall:>9.3f}{1:>7.0%}")
+    drawn = [r["figure_seconds"] for r in ours if r["figure_seconds"]]
+    if drawn:  # figures drawn in parallel: the stage `figures` is the wait for them
+        each = ", ".join(f"{k.split(':')[-1]} {_median(drawn, k):.2f}" for k in drawn[0])
+        print(f"  figures were drawn in parallel processes; each one's own seconds: {each}")
     floor_rest = floor_wall - _median(floors, "inside")
-    print(f"  {'(floor: start and exit)':<26}{'':>9}{'':>8}   {floor_rest:>7.3f}")
-    print(f"  {'whole command':<26}{wall:>9.3f}{1:>7.0%}   {floor_wall:>7.3f}")
+    print(
+        f"floor (median): import torch {_median(floors, 'imports'):.3f} s, data, model and Adam (which "
+        f"loads torch._dynamo) {_median(floors, 'data and model'):.3f} s, training "
+        f"{_median(floors, 'training'):.3f} s, interpreter start and exit {floor_rest:.3f} s; "
+        f"whole script {floor_wall:.3f} s"
+    )
     result = ratio(wall, floor_wall)
     print(
         f"ratio riemexp train / floor: {result:.2f}  (targets: <= 2.5 at the defaults, <= 3 at "

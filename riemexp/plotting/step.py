@@ -30,6 +30,7 @@ from riemexp import lock, phases, signals
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError
+from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.geometry import compute_geometry, load_geometry
 from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, STAGING_PREFIX
 from riemexp.networks import LayeredNetwork
@@ -39,9 +40,8 @@ from riemexp.plotting.data import FigureData, figure_data
 from riemexp.plotting.glyphs import fitting_density, lattice_fits
 from riemexp.plotting.input_space import input_space_figure
 from riemexp.plotting.layers import layer_row_figure
-from riemexp.plotting.style import choose_layers, save_figure
-from riemexp.threads import run_threads, using_threads
-from riemexp.timing import stage
+from riemexp.plotting.style import choose_layers, figure_files, save_figure
+from riemexp.threads import run_cpus, run_threads, using_threads
 
 if TYPE_CHECKING:
     from riemexp.run import RunContext
@@ -95,24 +95,49 @@ def geometry_for_plots(
 
 
 def draw_figures(
-    fd: FigureData, plot_cfg: PlotConfig, out_dir: Path, history: Mapping[str, np.ndarray] | None
+    fd: FigureData,
+    plot_cfg: PlotConfig,
+    out_dir: Path,
+    history: Mapping[str, np.ndarray] | None,
+    pool: FigurePool | None = None,
 ) -> list[Path]:
-    """Draw every figure of a run into out_dir; return the files written."""
+    """Draw every figure of a run into out_dir; return the files written.
+
+    pool: draws the figures (`riemexp.figures`; in parallel when it may); the files exist once
+    `pool.wait()` has returned. Without one they are drawn here, one after another.
+    """
+    own = pool is None
+    pool = FigurePool() if pool is None else pool
     layers = choose_layers(fd.depth, plot_cfg.layers, plot_cfg.n_layers)
-    written: list[Path] = []
-    with stage("figure:layers"):
-        fig = layer_row_figure(fd, layers, plot_cfg.glyph_density, plot_cfg.glyph)
-        written += save_figure(fig, out_dir / "layers", plot_cfg.formats)
-    with stage("figure:input_space"):
-        fig = input_space_figure(fd, plot_cfg.glyph_density, plot_cfg.glyph)
-        written += save_figure(fig, out_dir / "input_space", plot_cfg.formats)
+    formats = plot_cfg.formats
+
+    def layer_row() -> None:
+        save_figure(
+            layer_row_figure(fd, layers, plot_cfg.glyph_density, plot_cfg.glyph), out_dir / "layers", formats
+        )
+
+    def input_space() -> None:
+        save_figure(
+            input_space_figure(fd, plot_cfg.glyph_density, plot_cfg.glyph), out_dir / "input_space", formats
+        )
+
+    def curves() -> None:
+        assert history is not None
+        save_figure(training_curves_figure(dict(history), fd.title), out_dir / "training_curves", formats)
+
+    def animation() -> None:
+        write_animation(fd, out_dir / "layers.gif")
+
+    written = pool.submit("figure:layers", figure_files(out_dir / "layers", formats), layer_row)
+    written += pool.submit("figure:input_space", figure_files(out_dir / "input_space", formats), input_space)
     if history is not None:
-        with stage("figure:training_curves"):
-            fig = training_curves_figure(dict(history), fd.title)
-            written += save_figure(fig, out_dir / "training_curves", plot_cfg.formats)
+        written += pool.submit(
+            "figure:training_curves", figure_files(out_dir / "training_curves", formats), curves
+        )
     if plot_cfg.animation:
-        with stage("figure:layers_gif"):
-            written.append(write_animation(fd, out_dir / "layers.gif"))
+        written += pool.submit("figure:layers_gif", [out_dir / "layers.gif"], animation)
+    if own:
+        pool.wait()
     return written
 
 
@@ -150,27 +175,35 @@ def redraw_run(
             loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
         )
         fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
+    workers = min(MAX_WORKERS, run_cpus(cfg))  # the figures are drawn in parallel where it may
     if out_dir is not None:
-        return _draw_staged(fd, cfg.plot, Path(out_dir), history)
+        return _draw_staged(fd, cfg.plot, Path(out_dir), history, workers)
     # into the run's own plots/: not while a run works in the folder (it would swap its own in)
     with lock.hold(loaded.path):
-        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history)
+        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history, workers)
 
 
 def _draw_staged(
-    fd: FigureData, plot_cfg: PlotConfig, out: Path, history: Mapping[str, np.ndarray] | None
+    fd: FigureData,
+    plot_cfg: PlotConfig,
+    out: Path,
+    history: Mapping[str, np.ndarray] | None,
+    workers: int = 1,
 ) -> list[Path]:
     """draw_figures into a hidden folder inside `out`, then move every file into `out` at once,
     so that an interrupted re-draw leaves the old figures, never a mix of old and new."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    pool = FigurePool(workers)
     try:
-        drawn = draw_figures(fd, plot_cfg, staging, history)
+        drawn = draw_figures(fd, plot_cfg, staging, history, pool)
+        pool.wait()
         phases.reached("drawn")
         with signals.deferred():
             for path in drawn:
                 os.replace(path, out / path.name)
     finally:
+        pool.close()
         shutil.rmtree(staging, ignore_errors=True)
     return [out / path.name for path in drawn]
 
@@ -185,7 +218,7 @@ def plots_step(ctx: RunContext) -> None:
     geometry = geometry_for_plots(ctx.out_dir, ctx.model, ctx.data, ctx.cfg.geometry, ctx.cfg.plot)
     fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry)
     history = read_history(ctx.out_dir / HISTORY_FILE)
-    written = draw_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history)
+    written = draw_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history, ctx.figures)
     ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written] + ctx.metrics.get(
         "plots", []
     )

@@ -91,6 +91,14 @@ def square_view(points: np.ndarray, pad: float = 0.12) -> tuple[float, float, fl
     return centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half
 
 
+def figure_files(stem: Path, formats: Sequence[str]) -> list[Path]:
+    """The files `save_figure(fig, stem, formats)` writes: STEM.FORMAT for each format."""
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")  # validated in config
+    return [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+
+
 def save_figure(fig: Figure, stem: Path, formats: Sequence[str], dpi: int = PNG_DPI) -> list[Path]:
     """Write fig as STEM.png / STEM.pdf / STEM.svg (each atomically); return the paths.
 
@@ -98,11 +106,8 @@ def save_figure(fig: Figure, stem: Path, formats: Sequence[str], dpi: int = PNG_
     byte-identical PDF and SVG files and pixel-identical PNGs.
     """
     written = []
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")  # validated in config
+    for fmt, path in zip(formats, figure_files(stem, formats)):
         metadata = {"png": {}, "pdf": {"CreationDate": None, "ModDate": None}, "svg": {"Date": None}}[fmt]
-        path = stem.with_name(f"{stem.name}.{fmt}")
 
         def save(tmp: Path, fmt: str = fmt, metadata: dict = metadata) -> None:
             with matplotlib.rc_context({"svg.hashsalt": "riemexp"}):

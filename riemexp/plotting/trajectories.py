@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from riemexp.figures import FigurePool
 from riemexp.geometry import layer_coordinates
 from riemexp.networks import LayeredNetwork
 from riemexp.plotting.style import (
@@ -28,11 +29,11 @@ from riemexp.plotting.style import (
     SINGULAR_COLOUR,
     class_colours,
     class_markers,
+    figure_files,
     new_figure,
     save_figure,
     square_view,
 )
-from riemexp.timing import stage
 
 if TYPE_CHECKING:
     from riemexp.ode import OdeReport
@@ -244,35 +245,51 @@ def save_trajectory_figures(
     class_names: Sequence[str],
     report: OdeReport | None,
     formats: Sequence[str],
+    pool: FigurePool | None = None,
 ) -> list[Path]:
     """Write plots/trajectories.* (and plots/ode_convergence.* when `report` is given).
 
     x (N, 2) input points, y (N,) labels; report: riemexp.ode.measure's result for all N points
-    (None for plain networks).
+    (None for plain networks). pool: draws the figures (`riemexp.figures`: in parallel when it may,
+    the files written once `pool.wait()` has returned); without one they are drawn here. The arrays
+    are made here, so that drawing needs no torch.
     """
+    own = pool is None
+    pool = FigurePool() if pool is None else pool
     labels = y.cpu().numpy()
     pick = choose_points(labels)
     kind, L = model.kind.value, model.depth
-    with stage("figure:trajectories"):
-        coords = layer_coordinates(model, x[pick]).cpu().numpy()  # (L+1, n, w)
-        if report is None:
-            title = f"plain network, L = {L}: layer coordinates of {len(pick)} points (no ODE)"
-            fig = trajectory_figure(coords, labels[pick], class_names, title)
-        else:
-            flow = report.solution.path.cpu().numpy()[:, pick]  # (M, n, w)
-            order = "n/a" if report.order is None else f"{report.order:.2f}"
-            title = (
-                f"{kind} network, L = {L}, h = {model.h:g}, T = {L * model.h:g}: {len(pick)} points\n"
-                f"ODE gap {report.gap:.3g} of the data spread, refinement order {order}"
-            )
-            fig = trajectory_figure(coords, labels[pick], class_names, title, flow=flow)
-        written = save_figure(fig, plots / "trajectories", formats)
+    coords = layer_coordinates(model, x[pick]).cpu().numpy()  # (L+1, n, w)
+    if report is None:
+        title = f"plain network, L = {L}: layer coordinates of {len(pick)} points (no ODE)"
+        flow = None
+    else:
+        flow = report.solution.path.cpu().numpy()[:, pick]  # (M, n, w)
+        order = "n/a" if report.order is None else f"{report.order:.2f}"
+        title = (
+            f"{kind} network, L = {L}, h = {model.h:g}, T = {L * model.h:g}: {len(pick)} points\n"
+            f"ODE gap {report.gap:.3g} of the data spread, refinement order {order}"
+        )
+
+    def trajectories() -> None:
+        fig = trajectory_figure(coords, labels[pick], class_names, title, flow=flow)
+        save_figure(fig, plots / "trajectories", formats)
+
+    written = pool.submit("figure:trajectories", figure_files(plots / "trajectories", formats), trajectories)
     if report is not None:
-        with stage("figure:ode_convergence"):
-            title = (
-                f"{kind} network, every layer in k sub-steps (L = {L}, h = {model.h:g})\nfitted order {order}"
-            )
-            written += save_figure(convergence_figure(report.rows, title), plots / "ode_convergence", formats)
+        rows = report.rows
+        caption = (
+            f"{kind} network, every layer in k sub-steps (L = {L}, h = {model.h:g})\nfitted order {order}"
+        )
+
+        def convergence() -> None:
+            save_figure(convergence_figure(rows, caption), plots / "ode_convergence", formats)
+
+        written += pool.submit(
+            "figure:ode_convergence", figure_files(plots / "ode_convergence", formats), convergence
+        )
+    if own:
+        pool.wait()
     return written
 
 

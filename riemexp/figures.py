@@ -1,0 +1,158 @@
+"""Figures drawn beside the run's other work: each in a process of its own when the run may use more CPUs.
+
+A figure job is a stage name (`figure:layers`), the files it will write, and a function that
+draws it from numpy arrays and writes those files. `FigurePool(workers)` with workers > 1 (and
+a `fork` start method: Linux) runs each job in a child process forked from this one, at most
+`workers` at a time, while this process goes on (the ODE's measures, the Lie table, the next
+figures' arrays); with workers = 1 it draws each job at once, here. `wait()` returns when every
+job is done; a job's error is raised there, as if it had been drawn here.
+
+Children only draw: every array a figure needs (and every torch computation behind it) is made
+before its job is submitted, so a child never touches torch. Forked, a child shares those arrays
+without copying them; it ignores Ctrl-C (this process stops it) and reports its seconds and any
+error through a pipe.
+
+Timings (`riemexp.timing`): one after another, each job is its stage (`figure:layers`, ...). In
+parallel the jobs overlap this process's own stages, so the stage is `figures`: the time this
+process waited for them in `wait()`; each figure's own seconds are in `seconds` (metrics.json's
+`figure_seconds`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import pickle
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from riemexp.errors import RiemexpError
+from riemexp.timing import stage
+
+#: at most this many figures at once (a run has five or six)
+MAX_WORKERS = 4
+
+
+def can_fork() -> bool:
+    """True where children can be forked safely from a process that has loaded torch (Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+@dataclass
+class _Job:
+    name: str
+    files: list[Path]
+    draw: Callable[[], Any]
+    process: Any = None
+    conn: Connection | None = None
+
+
+@dataclass
+class FigurePool:
+    """Runs figure jobs (see the module docstring) on up to `workers` processes."""
+
+    workers: int = 1
+    seconds: dict[str, float] = field(default_factory=dict)
+    _queue: list[_Job] = field(default_factory=list)
+    _running: list[_Job] = field(default_factory=list)
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers > 1 and can_fork()
+
+    def submit(self, name: str, files: Sequence[Path], draw: Callable[[], Any]) -> list[Path]:
+        """Draw a figure (now, or in a child); return the files it writes (`files`)."""
+        job = _Job(name, list(files), draw)
+        if not self.parallel:
+            start = time.perf_counter()
+            with stage(name):
+                draw()
+            self.seconds[name] = round(time.perf_counter() - start, 4)
+            return job.files
+        self._queue.append(job)
+        self._reap(block=False)
+        self._start()
+        return job.files
+
+    def wait(self) -> None:
+        """Return when every job is done; raise the first error a job met."""
+        if not (self._queue or self._running):
+            return
+        with stage("figures"):
+            while self._queue or self._running:
+                self._start()
+                self._reap(block=True)
+
+    def close(self) -> None:
+        """Stop every child (on an error or Ctrl-C in this process) and forget the queue."""
+        self._queue.clear()
+        for job in self._running:
+            job.process.terminate()
+        for job in self._running:
+            job.process.join()
+            job.conn.close()
+        self._running.clear()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("fork")
+        while self._queue and len(self._running) < self.workers:
+            job = self._queue.pop(0)
+            receive, send = context.Pipe(duplex=False)
+            job.process = context.Process(target=_child, args=(job.draw, send), name=job.name, daemon=True)
+            job.process.start()
+            send.close()
+            job.conn = receive
+            self._running.append(job)
+
+    def _reap(self, block: bool) -> None:
+        """Collect the finished children (waiting for one when `block`); raise a child's error."""
+        if not self._running:
+            return
+        ready = wait([job.conn for job in self._running], timeout=None if block else 0)
+        for job in [j for j in self._running if j.conn in ready]:
+            try:
+                outcome = job.conn.recv()
+            except EOFError:  # the child died without a word (killed, out of memory)
+                job.process.join()
+                why = f"its process ended with exit code {job.process.exitcode} (killed, or out of memory?)"
+                outcome = ("error", RiemexpError(f"drawing {job.name.split(':')[-1]} failed: {why}"))
+            job.conn.close()
+            job.process.join()
+            self._running.remove(job)
+            if outcome[0] == "error":
+                self.close()
+                raise outcome[1]
+            self.seconds[job.name] = round(outcome[1], 4)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: a half-written file's temporary is removed
+
+
+def _child(draw: Callable[[], Any], send: Connection) -> None:
+    """In the child: draw, then send ("ok", seconds) or ("error", exception)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, _stop)  # the parent stops it so (and the parent's handlers are not ours)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    start = time.perf_counter()
+    try:
+        draw()
+        message: tuple[str, Any] = ("ok", time.perf_counter() - start)
+    except SystemExit:
+        return  # stopped by the parent, which no longer listens
+    except BaseException as err:  # noqa: BLE001 - every error goes back to the parent
+        try:
+            pickle.dumps(err)
+            message = ("error", err)
+        except Exception:
+            message = ("error", RuntimeError(f"{type(err).__name__}: {err}"))
+    with contextlib.suppress(OSError):
+        send.send(message)
+        send.close()
