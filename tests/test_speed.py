@@ -302,3 +302,13 @@ def test_figures_drawn_in_parallel_are_the_files_drawn_one_after_another(tmp_pat
         assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
     assert "figure:layers" in serial["timings"] and "figure_seconds" not in serial
     _check_cover(parallel["timings"])
+
+
+def test_sweep_aggregate_loads_no_torch_for_runs_without_geometry(tmp_path: Path) -> None:
+    from tests.test_sweep import fake_job
+
+    for num, depth in enumerate((2, 4)):
+        fake_job(tmp_path, num, depth, seed=0)
+    code = f"from riemexp.cli import main\nassert main(['sweep', 'aggregate={tmp_path}']) == 0"
+    assert "torch" not in _imports_after(code)
+    assert (tmp_path / "summary.csv").is_file() and (tmp_path / "plots").is_dir()

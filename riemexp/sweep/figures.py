@@ -225,6 +225,13 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     scale (model.pt): the same quantity as the run's own input-space heat map.
     """
     from riemexp.errors import RunFolderError
+    from riemexp.layout import GEOMETRY_FILE
+
+    if not (
+        path / GEOMETRY_FILE
+    ).is_file():  # said before loading torch, which a sweep without geometry never needs
+        log.warning("%s is missing (run `riemexp train` with geometry.enabled=true)", path / GEOMETRY_FILE)
+        return None
     from riemexp.geometry import input_log_volume_from_metric, load_geometry
     from riemexp.run import read_input_scale
 
