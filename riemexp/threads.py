@@ -4,7 +4,7 @@ riemexp's networks are narrow (width 2 by default) and its batches small, so eve
 is tiny. Intra-op threads cannot split such ops usefully, and on a machine that is busy with
 other work they are worse than useless: each parallel region waits for its threads to be
 scheduled. A default run trained 10-25x slower at torch's default thread count than with one
-thread while other processes ran (and no faster when the machine was idle).
+thread while other processes ran.
 
 `threads: auto` (the default) therefore resolves to
 
@@ -13,8 +13,8 @@ thread while other processes ran (and no faster when the machine was idle).
 
 where work = points x width^2 is the multiply-adds of one layer's matmul over the largest batch
 the run processes (the training batch, the geometry grid or the data), and cpus the CPUs this
-process may use (its affinity mask; a sweep job's share of them). PAYING_WORK is where a second
-thread started to pay on an idle machine in `riemexp bench threads`. The rule depends only on the
+process may use (its affinity mask; a sweep job's share of them). PAYING_WORK comes from
+`riemexp bench threads` (see its comment below). The rule depends only on the
 config and the CPU count, never on the machine's momentary load, so a config gives the same thread
 count, and the same bits, every time on a given machine. An integer asks for that many threads:
 1 .. cpus (more than the CPUs cannot help, and very large counts crash inside torch).
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 AUTO = "auto"
 
 #: one layer's matmul work (points x width^2 multiply-adds) per thread from which a further thread
-#: pays; measured with `riemexp bench threads` (see the README)
-PAYING_WORK = 4_000_000
+#: pays. `riemexp bench threads` on the shared 2-core development machine found no size where a
+#: second thread paid, up to width 256 x 100,000 points (6.6e9; 1.8 to 10x slower at 2 threads),
+#: so the threshold sits above every size measured: `auto` is one thread for all of them
+PAYING_WORK = 2**33
 
 
 def available_cpus() -> int:

@@ -16,7 +16,7 @@ from tests.test_ensemble import EXACT_PLATFORM
         (["geometry", "--depth", "2", "--grid", "6", "--blocks", "1", "--sample", "3"], "riemexp is"),
         (["geometry", "--quick", "--depth", "2", "--grid", "6", "--sample", "3"], "riemexp is"),
         (["train", "--quick", "--depth", "2", "--points", "40"], "ratio"),
-        (["run", "--quick", *TINY_OVERRIDES, "plot.enabled=false"], "ratio riemexp train / floor"),
+        (["run", "--quick", "--parts", "command", *TINY_OVERRIDES, "plot.enabled=false"], "/ floor"),
         (["threads", "--quick", "--blocks", "1"], "speed-up"),
     ],
 )
@@ -61,6 +61,7 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),
         (["run", "--repeat", "0"], "--repeat must be >= 1, got 0"),
         (["resume", "--repeat", "0"], "--repeat must be >= 1, got 0"),
+        (["run", "--parts", "nope"], "--parts must list command, load or both, got 'nope'"),
     ],
 )
 def test_bad_benchmark_options_get_one_line(args, expected, capsys: pytest.CaptureFixture[str]) -> None:

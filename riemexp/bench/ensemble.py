@@ -17,7 +17,7 @@ Times are the fastest of --repeat rounds, the sides alternating so that other wo
 shared machine slows both alike. The thread count and the load average are printed.
 
     riemexp bench ensemble [--quick] [--parts seeds,grid,memory] [--seeds 100] [--epochs N]
-                           [--grid default] [--repeat 2] [--threads 0] [--inexact]
+                           [--grid default] [--repeat 2] [--threads auto] [--inexact]
                            [--memory-members 100] [--memory-depth 50]
 
 --quick: 20 epochs instead of the configurations' own (300), 2 epochs for memory, one round.
@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import torch
 
-from riemexp.bench import option_parser, parse_options
+from riemexp.bench import add_threads_option, option_parser, parse_options, use_threads
 from riemexp.cli import conf_dir
 from riemexp.config import RunConfig
 from riemexp.errors import ConfigError, DivergedError
@@ -272,14 +272,14 @@ def main(args: list[str]) -> int:
         "--grid", default="default", help="grid preset of the grid part (conf/grid/NAME.yaml)"
     )
     parser.add_argument("--repeat", type=int, default=None, help="rounds of each side; the fastest is shown")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_threads_option(parser)
     parser.add_argument("--inexact", action="store_true", help="train ensembles with exact=False")
     parser.add_argument("--memory-members", type=int, default=100, help="K of the memory part")
     parser.add_argument("--memory-depth", type=int, default=50, help="depth of the memory part")
     opts = parse_options(
         parser,
         args,
-        {"seeds": 1, "epochs": 1, "repeat": 1, "threads": 0, "memory_members": 1, "memory_depth": 1},
+        {"seeds": 1, "epochs": 1, "repeat": 1, "memory_members": 1, "memory_depth": 1},
     )
     parts = [p.strip() for p in opts.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -293,8 +293,8 @@ def main(args: list[str]) -> int:
         load_grid(
             opts.grid, conf_dir()
         )  # an unknown preset: ConfigError listing the presets, before any work
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    # auto: the rule of riemexp.threads for the seeds ensemble's batch (members x 1000 points, width 2)
+    use_threads(parser.prog, opts.threads, opts.seeds * 1000, 2)
     opts.exact = False if opts.inexact else None
     opts.repeat = opts.repeat or (1 if opts.quick else 2)
     epochs = opts.epochs or (QUICK_EPOCHS if opts.quick else None)

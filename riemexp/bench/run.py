@@ -19,10 +19,11 @@
    the fair share: with b busy processes on c CPUs one CPU-bound thread gets min(1, c / (b + 1))
    of a CPU, so on 2 CPUs it cannot be faster than 1.5x its idle time.
 
-    riemexp bench run [--repeat 3] [--quick] [--no-load] [--keep DIR] [OVERRIDE ...]
+    riemexp bench run [--repeat 3] [--quick] [--parts command,load] [--keep DIR] [OVERRIDE ...]
 
---quick: one round of each, and the load section without the contrast. OVERRIDEs are `riemexp
-train` overrides (e.g. network.depth=50); the floor follows the network, dataset size and optim.
+--quick: one round of each, and the load section without the contrast. --parts: either or both.
+OVERRIDEs are `riemexp train` overrides (e.g. network.depth=50); the floor follows the network,
+the dataset size and the optimiser.
 """
 
 from __future__ import annotations
@@ -247,10 +248,13 @@ def main(args: list[str]) -> int:
     parser = option_parser("riemexp bench run", __doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each side; medians are shown")
     parser.add_argument("--quick", action="store_true", help="one round, no thread-count contrast")
-    parser.add_argument("--no-load", action="store_true", help="skip the under-load section")
+    parser.add_argument("--parts", default="command,load", help="comma-separated: command, load")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run folders under this folder")
     parser.add_argument("overrides", nargs="*", help="riemexp train overrides, e.g. network.depth=50")
     opts = parse_options(parser, args, {"repeat": 1})
+    parts = [p.strip() for p in opts.parts.split(",") if p.strip()]
+    if not parts or any(p not in ("command", "load") for p in parts):
+        raise ConfigError(f"riemexp bench run: --parts must list command, load or both, got '{opts.parts}'")
     if opts.quick:
         opts.repeat = 1
     from riemexp.commands.hydra_app import compose_config, to_run_config
@@ -261,9 +265,10 @@ def main(args: list[str]) -> int:
     threads = run_threads(cfg)
     print(machine(threads), flush=True)
     print(f"command: riemexp train {' '.join(overrides)}", flush=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        root = opts.keep or Path(scratch)
-        whole_command(overrides, cfg, threads, opts.repeat, root)
-    if not opts.no_load:
+    if "command" in parts:
+        with tempfile.TemporaryDirectory() as scratch:
+            root = opts.keep or Path(scratch)
+            whole_command(overrides, cfg, threads, opts.repeat, root)
+    if "load" in parts:
         under_load(cfg, opts.repeat, contrast=not opts.quick)
     return 0
