@@ -55,7 +55,8 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (["ensemble", "--grid", "nope"], "unknown grid preset 'nope'; expected one of: default, ode_limit"),
         (
             ["nope"],
-            "unknown benchmark 'nope'; expected one of: run, train, threads, sweep, resume, geometry, ensemble",
+            "unknown benchmark 'nope'; expected one of: "
+            "run, train, threads, sweep, resume, geometry, ensemble",
         ),
         (["train", "--threads", "100000"], "--threads must be auto or an integer from 1 to"),
         (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),

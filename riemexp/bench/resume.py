@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from riemexp.bench import option_parser, parse_options
+from riemexp.bench import machine, option_parser, parse_options
 from riemexp.cli import conf_dir
 from riemexp.sweep.grid import load_grid
 
@@ -60,6 +60,7 @@ def main(args: list[str]) -> int:
         root = opts.keep or Path(scratch)
         sweep = [f"grid={opts.grid}", *(QUICK if opts.quick else []), f"optim.epochs={opts.epochs}"]
         sweep.append(f"hydra.sweep.dir={root / 'sweep'}")
+        print(machine("auto in every job (a resume with nothing to do runs none)"), flush=True)
         print(f"riemexp sweep {' '.join(sweep)}  ({cores} cores, load average {load:.2f})", flush=True)
         seconds, done = _run(["sweep", *sweep])
         if done.returncode != 0:

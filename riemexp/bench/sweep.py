@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from riemexp.bench import option_parser, parse_options
+from riemexp.bench import machine, option_parser, parse_options
 from riemexp.cli import conf_dir
 from riemexp.sweep.grid import load_grid
 from riemexp.sweep.jobs import JOB_FILE
@@ -72,6 +72,7 @@ def main(args: list[str]) -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         root = opts.keep or Path(scratch)
+        print(machine("auto in every job (one each: a job per core)"), flush=True)
         print(f"riemexp sweep {' '.join(overrides)}  ({workers} cores)", flush=True)
         rounds: dict[str, list[dict[str, float]]] = {"joblib": [], "sequential": []}
         for i in range(max(opts.repeat, 1)):
