@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": (
         "riemexp.commands.bench",
-        "benchmarks: `riemexp bench NAME` with NAME one of train, geometry, sweep, resume",
+        "benchmarks that print both sides of a comparison, the ratio and the machine: `riemexp bench --help`",
     ),
 }
 
