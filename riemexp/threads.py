@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 AUTO = "auto"
 
 #: one layer's matmul work (points x width^2 multiply-adds) per thread from which a further thread
-#: pays. `riemexp bench threads` on the shared 2-core development machine found no size where a
-#: second thread paid, up to width 256 x 100,000 points (6.6e9; 1.8 to 10x slower at 2 threads),
-#: so the threshold sits above every size measured: `auto` is one thread for all of them
+#: pays. `riemexp bench threads` on the shared 2-core development machine: a second thread was
+#: 1.5 to 28x slower at every size up to width 256 x 10,000 points (6.6e8), and broke even (1.02x)
+#: only at width 256 x 100,000 points (6.6e9) with the load average at 2.5 (slower when it was 5);
+#: so a second thread starts just above that, and `auto` is one thread for every size measured
 PAYING_WORK = 2**33
 
 
