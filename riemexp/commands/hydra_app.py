@@ -42,6 +42,10 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
 
 
+#: the group of experiment presets (conf/experiment/, `# @package _global_`): not in the defaults
+#: list, so a preset is added with `+experiment=NAME`
+EXPERIMENT_GROUP = "experiment"
+
 #: folders of conf/ that are not option groups of the training config
 NOT_TRAIN_GROUPS = ("grid", "hydra")
 
@@ -98,6 +102,9 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
 def _explain(config_name: str, overrides: list[str], message: str) -> str:
     """Hydra's one-line complaint about an override, with what was expected where we know it."""
     unknown = re.match(r"Could not override '([^']+)'", message)
+    if unknown and unknown.group(1) == EXPERIMENT_GROUP:
+        presets = ", ".join(group_options(EXPERIMENT_GROUP))
+        return f"a preset is added with a plus: +{EXPERIMENT_GROUP}=NAME; expected one of: {presets}"
     if unknown:
         key = unknown.group(1)
         parent, _, leaf = key.rpartition(".")

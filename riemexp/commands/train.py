@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from riemexp import lock, timing
 from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import (
+    EXPERIMENT_GROUP,
     HYDRA_FLAGS,
     compose_config,
     group_options,
@@ -83,13 +84,14 @@ and metric tensors, and write tables and figures into the run folder.
 
 usage: riemexp train [GROUP=OPTION | KEY=VALUE ...] [hydra.run.dir=FOLDER]
 
-== Config groups (GROUP=OPTION) ==
+== Config groups (GROUP=OPTION; presets: +experiment=NAME, conf/experiment/) ==
 {groups}
 
 == Config (KEY=VALUE; shown with the overrides given) ==
 {config}
 Examples:
   riemexp train dataset=moons
+  riemexp train +experiment=circles_width3    # a preset: a whole known-good experiment
   riemexp train network=plain network.depth=20 optim.epochs=500
   riemexp train dataset=circles network.width=3 hydra.run.dir=outputs/circles-w3
   riemexp train -m network.depth=2,4,8      # several runs (see also `riemexp sweep`)
@@ -101,7 +103,9 @@ Hydra's own flags (--cfg job, --info, --hydra-help, -m) work too.
 
 
 def help_text(args: list[str]) -> str:
-    listing = "\n".join(f"{g}: {', '.join(group_options(g))}" for g in groups())
+    listing = "\n".join(
+        f"{'+' if g == EXPERIMENT_GROUP else ''}{g}: {', '.join(group_options(g))}" for g in groups()
+    )
     config = OmegaConf.to_yaml(compose_config("train", task_overrides(args)))
     return HELP.format(groups=listing, config=config)
 
