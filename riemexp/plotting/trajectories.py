@@ -229,7 +229,7 @@ def log_volume_panels(
         fig.colorbar(
             image,
             ax=list(axes),
-            label="1/2 log det g_0, input units (2-98 % range; grey: -inf)",
+            label="½ log det g₀, input units\n(2-98 % range; grey: −inf)",
             fraction=0.02,
             pad=0.01,
             extend="both",
