@@ -50,7 +50,7 @@ class _Job:
     files: list[Path]
     draw: Callable[[], Any]
     process: Any = None
-    conn: Connection | None = None
+    conn: Connection = field(init=False, repr=False)  # set when the job starts
 
 
 @dataclass
