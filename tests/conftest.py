@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,14 @@ import torch
 from riemexp.config import DatasetConfig, NetworkConfig, OptimConfig, RunConfig
 
 torch.set_num_threads(1)
+
+# A suite started from a background job of a non-interactive shell (`./dev.sh test &`, some CI
+# runners) inherits SIGINT and SIGHUP ignored, and every riemexp process it starts would inherit
+# that too: riemexp rightly leaves ignored signals ignored, so the Ctrl-C and hang-up tests would
+# wait for an interruption that never comes. Restore the defaults for the processes the tests start.
+for _signum in (signal.SIGINT, signal.SIGHUP):
+    if signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, signal.default_int_handler if _signum == signal.SIGINT else signal.SIG_DFL)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -179,9 +179,14 @@ def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_phase(proc, phase_log, "epoch")  # the first epoch has finished: an event, not a time
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        wait_for_phase(proc, phase_log, "epoch")  # the first epoch has finished: an event, not a time
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed wait must not leave a million-epoch run behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert "interrupted (SIGINT)" in stderr and "Traceback" not in stderr
     saved = json.loads((run_dir / "metrics.json").read_text())
