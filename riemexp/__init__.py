@@ -3,13 +3,12 @@
 Public surface:
     RunConfig and its parts      typed configuration (riemexp.config)
     make_dataset                 toy datasets (riemexp.datasets)
-    build_network                plain, residual and c2 networks (riemexp.networks)
-    run, load_run                train into a run folder, read one back (riemexp.run)
+    build_network                a network of any registered kind (riemexp.nets)
+    run, load_run                train into a run folder, read one back (riemexp.runner)
     load_sweep                   a sweep's summary as records or a DataFrame (riemexp.notebook)
 
 The names are imported on first use, so that `import riemexp` (and the `riemexp` command's
-start, where Ctrl-C must already be handled) does not wait for torch. `riemexp.run` is the
-function `run`, as it always was; the module of the same name is `sys.modules["riemexp.run"]`.
+start, where Ctrl-C must already be handled) does not wait for torch.
 """
 
 from __future__ import annotations
@@ -33,11 +32,11 @@ _EXPORTS = {
     "load_config": "riemexp.config",
     "Dataset": "riemexp.datasets",
     "make_dataset": "riemexp.datasets",
-    "LayeredNetwork": "riemexp.networks",
-    "build_network": "riemexp.networks",
-    "LoadedRun": "riemexp.run",
-    "load_run": "riemexp.run",
-    "run": "riemexp.run",
+    "LayeredNetwork": "riemexp.nets.network",
+    "build_network": "riemexp.nets.network",
+    "LoadedRun": "riemexp.runner",
+    "load_run": "riemexp.runner",
+    "run": "riemexp.runner",
     "load_sweep": "riemexp.notebook",
 }
 
@@ -51,11 +50,6 @@ class _Package(types.ModuleType):
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         self.__dict__[name] = value
         return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "run" and isinstance(value, types.ModuleType):
-            return  # importing the submodule riemexp.run must not hide the function run
-        super().__setattr__(name, value)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *_EXPORTS})

@@ -1,10 +1,9 @@
 """The grid arithmetic of the geometry and its figures, and their memory budget, without torch.
 
-`geometry_nbytes` counts the bytes of the geometry step's arrays (`riemexp.geometry`),
+`geometry_nbytes` counts the bytes of the geometry step's arrays (`riemexp.analyses.geometry`),
 `check_memory` refuses a grid that would need more than `geometry.max_memory_gb` (or the memory
 free), and `lattice_fits`, `fitting_density`, `plots_grid_density` say which grid holds the
-figures' glyph lattice. Torch-free, so that checking a config loads no torch; `riemexp.geometry`
-re-exports them.
+figures' glyph lattice. Torch-free, so that checking a config loads no torch.
 """
 
 from __future__ import annotations
@@ -36,10 +35,13 @@ def geometry_nbytes(n_grid: int, n_data: int, depth: int, width: int, n_classes:
 
     Outputs: coordinates and metrics of G grid and N data points in L+1 layers, points,
     labels, probabilities. Working memory: the per-layer factors of one pass over the grid,
-    and the per-layer Jacobians and factors of the data kept for the layers table.
+    and the per-layer Jacobians and factors of the data kept for the layers table (on the state
+    (x_l, x_{l-1}) of a two-step kind: 2w).
     """
+    from riemexp.nets.registry import get_kind
+
     L1, w = depth + 1, width
-    s = 2 * w if kind == "c2" else w
+    s = 2 * w if get_kind(kind).two_step else w
     outputs = L1 * (n_grid + n_data) * (w + w * w) + n_grid * (INPUT_DIM + n_classes) + n_data * 3 + 2
     work = n_grid * (8 * w * w + 6 * w) + n_data * L1 * (s * s + 3 * w * w + 2 * w)
     return 8 * (outputs + work)

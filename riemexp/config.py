@@ -32,14 +32,6 @@ INPUT_DIM = 2
 DATASET_NAMES = ("spirals", "circles", "moons", "xor", "gaussians", "csv")
 
 
-class NetworkKind(str, Enum):
-    """The three kinds of network of paper.md §1, by smoothness of l -> x_l."""
-
-    PLAIN = "plain"  # C0: x_{l+1} = sigma(W x_l + b)
-    RESIDUAL = "residual"  # C1: x_{l+1} = x_l + h sigma(W x_l + b)
-    C2 = "c2"  # C2: x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W x_l + b)
-
-
 class Activation(str, Enum):
     TANH = "tanh"
     SIGMOID = "sigmoid"
@@ -121,9 +113,12 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Width, depth and update rule of the hidden layers; a linear softmax head follows."""
+    """Width, depth and update rule of the hidden layers; a linear softmax head follows.
 
-    kind: NetworkKind = NetworkKind.RESIDUAL
+    kind: a name registered in `riemexp.nets` (built in: plain, residual, c2).
+    """
+
+    kind: str = "residual"
     width: int = 2
     depth: int = 10
     step_size: float = 0.5  # h; used by residual and c2, ignored by plain
@@ -131,6 +126,9 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         _coerce_enums(self)
+        from riemexp.nets.registry import get_kind  # torch-free
+
+        get_kind(self.kind)  # ConfigError naming the registered kinds
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ for a CSV dataset, the sha256 of the file's contents:
 
     identity = sha256(canonical_json(config) + "\\n" + (dataset_sha256 or ""))[:16]
 
-`riemexp.run` stores it in `model.pt` and `metrics.json`; sweep resume and aggregation trust a
+`riemexp.runner` stores it in `model.pt` and `metrics.json`; sweep resume and aggregation trust a
 job folder only when both agree with the identity of the job's own config, so that results
 written by another configuration (an orphaned worker, an earlier grid) never pass for this one.
 """

@@ -4,9 +4,10 @@ config.yaml     the resolved config
 metrics.json    status, scores, versions and analysis figures
 history.csv     per-epoch train and test loss and accuracy
 model.pt        weights, resolved config, class names
-geometry.npz    coordinates and metric tensors of every layer (`riemexp.geometry`)
+geometry.npz    coordinates and metric tensors of every layer (`riemexp.analyses.geometry`)
+ode.npz         the ODE flow of the points the trajectories figure draws (`riemexp.analyses.ode`)
 tables/         layers, ode and lie tables, as CSV and Markdown
-plots/          the figures (`riemexp.plotting`)
+plots/          the figures (`riemexp.analyses.plots`)
 unfinished-rerun/   the record (metrics.json, history.csv, config.yaml, .hydra/) of the latest
                     re-run into this folder that did not complete; the completed run stays
 .riemexp.lock   present while a run works in the folder (`riemexp.lock`), with
@@ -22,6 +23,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.pt"
 GEOMETRY_FILE = "geometry.npz"
+ODE_FILE = "ode.npz"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 REPORT_FILE = "report.md"
@@ -35,7 +37,16 @@ HYDRA_NEXT_DIR = ".hydra-next"
 
 #: what a training run writes after its config and metrics; a folder that holds any of these
 #: but no readable metrics.json is not a riemexp run, and a run into it is refused
-RUN_ARTIFACTS = (HISTORY_FILE, MODEL_FILE, GEOMETRY_FILE, TABLES_DIR, PLOTS_DIR, REPORT_FILE, TENSORBOARD_DIR)
+RUN_ARTIFACTS = (
+    HISTORY_FILE,
+    MODEL_FILE,
+    GEOMETRY_FILE,
+    ODE_FILE,
+    TABLES_DIR,
+    PLOTS_DIR,
+    REPORT_FILE,
+    TENSORBOARD_DIR,
+)
 
 #: what a completed re-run swaps into its folder, replacing the earlier run's (metrics.json last)
 RUN_FILES = (CONFIG_FILE, *RUN_ARTIFACTS, UNFINISHED_RERUN_DIR)

@@ -5,7 +5,7 @@ as the run works in the folder, and writes into it who holds it: `{"pid", "host"
 (JSON). The kernel drops the lock when its owner dies, however it dies (SIGKILL, the OOM killer),
 so a dead run never holds a folder. A second run into a held folder gets `FolderBusyError`
 naming the live one. The lock is re-entrant within a process (`riemexp train` takes it before
-Hydra writes anything into the folder, and `riemexp.run.run` takes it again); the file is
+Hydra writes anything into the folder, and `riemexp.runner.run` takes it again); the file is
 removed when its holder lets go, and left behind (unlocked, harmless) by a killed one.
 
 Liveness. A running run also writes "pid", "host" and "heartbeat" (UTC, ISO 8601) into its

@@ -131,6 +131,12 @@ def ode_bytes(n_points: int, width: int, depth: int, second_order: bool) -> int:
     return 16 * (8 * depth + 1) * n_points * s + 112 * depth * n_points * s * s + 256 * n_points * s
 
 
+def lie_bytes(n_points: int, width: int, depth: int, two_step: bool) -> int:
+    """The layer Jacobians (L, N, s, s) of the Lie table and the matrix logarithm's temporaries."""
+    s = 2 * width if two_step else width
+    return 112 * depth * n_points * s * s
+
+
 CSV_BYTES_PER_FILE_BYTE = 12
 
 
@@ -141,12 +147,14 @@ def csv_bytes(file_size: int) -> int:
 def check_stages(cfg: Any, n_points: int, n_classes: int) -> None:
     """Check every enabled stage of a run of `cfg` (a RunConfig) on n_points points, in run order.
 
-    Raises MemoryNeedError (training, ODE) or GeometryError (geometry, figures) naming the stage,
+    Raises MemoryNeedError (training, ODE, Lie table) or GeometryError (geometry, figures) naming the stage,
     its need, its cause and what to change.
     """
     from riemexp.budget import check_memory, plots_grid_density
+    from riemexp.nets.registry import get_kind
 
     d, net, o = cfg.dataset, cfg.network, cfg.optim
+    kind = get_kind(net.kind)
     limit = cfg.max_memory_gb
     if n_points > 0:
         n_train = n_points - round(n_points * d.test_fraction)
@@ -159,16 +167,18 @@ def check_stages(cfg: Any, n_points: int, n_classes: int) -> None:
         else:
             advice = "lower network.depth or network.width, or optim.batch_size"
         check(need, "training", cause, advice, limit)
-    if cfg.ode.enabled and net.kind.value != "plain" and n_points > 0:
-        need = ode_bytes(n_points, net.width, net.depth, net.kind.value == "c2")
-        cause = (
-            f"the reference flow and Lie tables of {n_points} points through {net.depth} layers "
-            f"at width {net.width}"
-        )
+    if cfg.ode.enabled and kind.ode_order is not None and n_points > 0:
+        need = ode_bytes(n_points, net.width, net.depth, kind.ode_order == 2)
+        cause = f"the reference flow of {n_points} points through {net.depth} layers at width {net.width}"
         advice = "set ode.enabled=false, or use fewer points (dataset.n_samples) or layers (network.depth)"
         check(need, "the ODE analysis", cause, advice, limit)
     if cfg.geometry.enabled:
-        check_memory(cfg.geometry, n_points, net.depth, net.width, n_classes, net.kind.value, None, limit)
+        check_memory(cfg.geometry, n_points, net.depth, net.width, n_classes, net.kind, None, limit)
+    if n_points > 0:
+        need = lie_bytes(n_points, net.width, net.depth, kind.two_step)
+        cause = f"the layer Jacobians of {n_points} points through {net.depth} layers at width {net.width}"
+        advice = "use fewer points (dataset.n_samples) or layers (network.depth)"
+        check(need, "the Lie table", cause, advice, limit)
     if cfg.plot.enabled:
         density = plots_grid_density(cfg.geometry.grid_density, cfg.plot.glyph_density)
         if density != cfg.geometry.grid_density or not cfg.geometry.enabled:
@@ -178,7 +188,7 @@ def check_stages(cfg: Any, n_points: int, n_classes: int) -> None:
                 else None
             )
             check_memory(
-                cfg.geometry, n_points, net.depth, net.width, n_classes, net.kind.value, density, limit, why
+                cfg.geometry, n_points, net.depth, net.width, n_classes, net.kind, density, limit, why
             )
 
 
@@ -187,6 +197,7 @@ __all__ = [
     "check",
     "check_stages",
     "csv_bytes",
+    "lie_bytes",
     "limit_bytes",
     "ode_bytes",
     "training_bytes",

@@ -1,17 +1,18 @@
-"""Residual and c2 networks as ODEs, measured (paper.md §2): refinement, reference flow, gap, order.
+"""Networks as ODEs, measured: refinement, reference flow, gap, order. Pure maths (no files).
 
-A residual network of L layers and step h is the forward-Euler scheme, a c2 network the central
-second difference, of the network's own ODE on t in [0, T], T = L h, with piecewise-constant
-weights W(t) = W_l, b(t) = b_l for t in [l h, (l+1) h):
+A network kind with an ODE (riemexp.nets.kind: `ode_order`, `ode_field`) is a finite-difference
+scheme for it on t in [0, T], T = L h, with piecewise-constant weights W(t) = W_l, b(t) = b_l for
+t in [l h, (l+1) h). A residual network of L layers and step h is the forward-Euler scheme, a c2
+network the central second difference:
 
-    residual:  dx/dt     = sigma(W(t) x + b(t)),   x(0) = x_0
-    c2:        d2x/dt2   = sigma(W(t) x + b(t)),   x(0) = x_0,  dx/dt(0) = 0
+    residual:  dx/dt     = sigma(W(t) x + b(t)),   x(0) = x_0                 (order 1)
+    c2:        d2x/dt2   = sigma(W(t) x + b(t)),   x(0) = x_0,  dx/dt(0) = 0   (order 2)
 
 x_0 is the network's layer-0 coordinates (standardised, zero-padded input: `model.pad`).
 
 Refinement. Every layer's step is split into k sub-steps of size delta = h / k with the same
-weights: `refine(model, x0, k)` (k = 1 is the network itself). The last-layer coordinates
-converge to the ODE's x(T) as k grows:
+weights, each the kind's own update at step delta: `refine(model, x0, k)` (k = 1 is the network
+itself). The last-layer coordinates converge to the ODE's x(T) as k grows:
 
 - residual: forward Euler, global error O(delta): order 1.
 - c2: x_{n+1} = 2 x_n - x_{n-1} + delta^2 sigma(W x_n + b). The network starts with
@@ -32,11 +33,11 @@ converge to the ODE's x(T) as k grows:
 
 Reference. `reference_solve` integrates the ODE with torchdiffeq's adaptive dopri5 (rtol, atol
 from `cfg.ode`, max-norm error control over all points and coordinates), one layer interval
-at a time so that no step straddles a jump of W(t), in float64, vectorised over points. c2 is
-solved as the first-order system (x, v)' = (v, sigma(W x + b)), v(0) = 0. Its dense output (the
-solver's interpolant at `n_dense` times per layer) draws the continuous trajectories.
+at a time so that no step straddles a jump of W(t), in float64, vectorised over points. A
+second-order ODE (c2) is solved as the first-order system (x, v)' = (v, F(x)), v(0) = 0. Its dense
+output (the solver's interpolant at `n_dense` times per layer) draws the continuous trajectories.
 
-Measures (`ode_step`): for k = 1, 2, 4, ..., cfg.ode.max_refinement, the error
+Measures (`measure`, written by riemexp.analyses.ode): for k = 1, 2, 4, ..., cfg.ode.max_refinement, the error
 e_i(k) = |x_L^(k)(x_i) - x(T; x_i)| (Euclidean, last-layer coordinates) over all N data points
 (train and test), its mean and max; the convergence order fitted as the least-squares slope of
 log(mean error) against log(delta) over the finer half of the k (k = 8 .. 64 by default: k = 1 of a
@@ -45,12 +46,11 @@ where the spread is the RMS distance of the reference endpoints x(T; x_i) to the
 sqrt(mean_i |x_i(T) - mean|^2): the trained network's distance from its own ODE, in units of the
 size of the data at the last layer. All N points are used: the reference solve of a default run
 (1000 points, 10 layers) takes about 0.2 s.
-Plain networks have no step size and no ODE: metrics say `ode_applicable: false`.
+Kinds without an ODE (plain: no step size) have none: the ODE step says `ode_applicable: false`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -61,13 +61,7 @@ from typing import Any
 
 import torch
 
-from riemexp.config import NetworkKind
-from riemexp.layout import PLOTS_DIR, TABLES_DIR
-from riemexp.networks import LayeredNetwork
-from riemexp.tables import write_table
-from riemexp.timing import stage
-
-log = logging.getLogger("riemexp")
+from riemexp.nets.network import LayeredNetwork
 
 
 def _import_odeint() -> Callable[..., Any]:
@@ -101,25 +95,28 @@ def _import_odeint() -> Callable[..., Any]:
 
 odeint = _import_odeint()
 
-ODE_COLUMNS = ["k", "substep", "error_mean", "error_max", "observed_order"]
-#: tables/ode.csv when the reference solve did not converge: one row saying so
-UNCONVERGED_COLUMNS = ["note"]
-PLAIN_NOTE = (
-    "plain networks (x_{l+1} = sigma(W x_l + b)) have no step size and are no discretisation of an ODE"
-)
+
+def no_ode_note(model: LayeredNetwork) -> str:
+    """Why a network of this kind has no ODE analysis."""
+    kind = model.kind
+    no_h = "" if kind.uses_step_size else "have no step size and "
+    return f"{kind.name} networks ({kind.equation}) {no_h}are no discretisation of an ODE"
 
 
 def _check_kind(model: LayeredNetwork) -> None:
-    if model.kind is NetworkKind.PLAIN:
-        raise ValueError(f"the ODE view needs a residual or c2 network, got kind '{model.kind.value}'")
+    if model.kind.ode_order is None:
+        raise ValueError(
+            f"the ODE view needs a network kind with an ODE (residual, c2, ...), got kind '{model.kind.name}'"
+        )
 
 
 @torch.no_grad()
 def refine(model: LayeredNetwork, x0: torch.Tensor, k: int, corrected: bool = False) -> torch.Tensor:
     """Last-layer coordinates with every layer split into k sub-steps of h/k, same weights.
 
-    x0: layer-0 coordinates (N, w), float64. Returns x_L^(k): (N, w).
-    residual: x <- x + delta sigma(W_l x + b_l), k times per layer (forward Euler, delta = h/k).
+    x0: layer-0 coordinates (N, w), float64. Returns x_L^(k): (N, w). The kind's own refinement
+    (`Kind.refine`): k sub-steps of its update at step delta = h/k per layer, e.g.
+    residual: x <- x + delta sigma(W_l x + b_l), k times per layer (forward Euler).
     c2: x_{n+1} = 2 x_n - x_{n-1} + delta^2 sigma(W_l x_n + b_l), x_{-1} = x_0 at every k.
     `corrected` (c2 only) replaces the two first-order error sources of the module docstring:
     first step x_1 = x_0 + delta^2/2 f_0, and at layer boundaries the mean of both layers' forces.
@@ -129,24 +126,7 @@ def refine(model: LayeredNetwork, x0: torch.Tensor, k: int, corrected: bool = Fa
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     W, b = model.float64_weights()
-    delta, sigma = model.h / k, model.sigma
-    x = x0.to(torch.float64)
-    if model.kind is NetworkKind.RESIDUAL:
-        for Wl, bl in zip(W, b):
-            for _ in range(k):
-                x = x + delta * sigma(torch.addmm(bl, x, Wl.T))
-        return x
-    d2, prev = delta**2, x
-    for layer, (Wl, bl) in enumerate(zip(W, b)):
-        for j in range(k):
-            force = sigma(torch.addmm(bl, x, Wl.T))  # (N, w)
-            if corrected and j == 0 and layer > 0:
-                force = 0.5 * (force + sigma(torch.addmm(b[layer - 1], x, W[layer - 1].T)))
-            if corrected and j == 0 and layer == 0:
-                x, prev = x + 0.5 * d2 * force, x
-            else:
-                x, prev = 2 * x - prev + d2 * force, x
-    return x
+    return model.kind.refine(W, b, model.sigma, model.h, x0.to(torch.float64), k, corrected=corrected)
 
 
 @dataclass
@@ -201,9 +181,9 @@ def reference_solve(
 ) -> OdeSolution:
     """Solve the network's ODE from x0 (N, w) with torchdiffeq dopri5, one layer interval at a time.
 
-    residual: dx/dt = sigma(W_l x + b_l) on [l h, (l+1) h]; c2: d2x/dt2 = sigma(W_l x + b_l),
-    dx/dt(0) = 0, as the system (x, v). Positions at n_dense evenly spaced times per interval plus
-    t = 0 (dense output of the solver's interpolant) are returned in an OdeSolution.
+    Order 1: dx/dt = F(x) on [l h, (l+1) h] (residual: F = sigma(W_l x + b_l)); order 2:
+    d2x/dt2 = F(x), dx/dt(0) = 0, as the system (x, v) (c2). Positions at n_dense evenly spaced
+    times per interval plus t = 0 (dense output of the solver's interpolant) are returned in an OdeSolution.
 
     Budget: at most max_steps_per_layer solver steps in each layer interval (EVALUATIONS_PER_STEP
     evaluations of the vector field each, rejected steps included). A field too stiff for the
@@ -216,8 +196,8 @@ def reference_solve(
     if n_dense < 1:
         raise ValueError(f"n_dense must be >= 1, got {n_dense}")
     W, b = model.float64_weights()
-    h, sigma, w = model.h, model.sigma, model.width
-    second_order = model.kind is NetworkKind.C2
+    h, sigma, w, field_of = model.h, model.sigma, model.width, model.kind.ode_field
+    second_order = model.kind.ode_order == 2
     state = x0.to(torch.float64)
     if second_order:
         state = torch.cat([state, torch.zeros_like(state)], dim=1)  # (N, 2w): (x, v)
@@ -237,12 +217,13 @@ def reference_solve(
 
             def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
                 spend()
-                return torch.cat([s[:, w:], sigma(torch.addmm(bl, s[:, :w], Wl.T))], dim=1)
+                x = s[:, :w]
+                return torch.cat([s[:, w:], field_of(x, sigma(torch.addmm(bl, x, Wl.T)))], dim=1)
         else:
 
             def field(t: torch.Tensor, s: torch.Tensor, Wl=Wl, bl=bl) -> torch.Tensor:
                 spend()
-                return sigma(torch.addmm(bl, s, Wl.T))
+                return field_of(s, sigma(torch.addmm(bl, s, Wl.T)))
 
         t = torch.linspace(layer * h, (layer + 1) * h, n_dense + 1, dtype=torch.float64)
         used[1] += used[0]
@@ -319,7 +300,7 @@ def convergence_table(
 
 @dataclass
 class OdeReport:
-    """Everything `ode_step` measured: table rows, fitted order, gap, spread, the reference flow.
+    """Everything `measure` found: table rows, fitted order, gap, spread, the reference flow.
 
     When the reference solve ran out of its budget (`solution.converged` False) there is no
     reference: rows is empty and order, gap and spread are None.
@@ -346,7 +327,7 @@ def measure(
     n_dense: int = 8,
     max_steps_per_layer: int = MAX_STEPS_PER_LAYER,
 ) -> OdeReport:
-    """Refinement study of a residual or c2 network on input points x (N, 2)."""
+    """Refinement study of a network whose kind has an ODE, on input points x (N, 2)."""
     start = time.perf_counter()
     with torch.no_grad():
         x0 = model.pad(x.to(torch.float64))
@@ -372,75 +353,17 @@ def unconverged_note(solution: OdeSolution, max_steps_per_layer: int, depth: int
     )
 
 
-def ode_step(ctx: Any) -> None:
-    """Analysis step: tables/ode.csv|md, tables/lie.csv|md, plots/trajectories, metrics ode_*.
-
-    ctx: a riemexp.run.RunContext.
-    """
-    with stage("imports"):
-        from riemexp.lie import lie_step
-
-    cfg, model, out = ctx.cfg, ctx.model, ctx.out_dir
-    x, y = ctx.data.x, ctx.data.y
-    report = None
-    if model.kind is NetworkKind.PLAIN:
-        ctx.metrics.update(ode_applicable=False, ode_gap=None, ode_order=None, ode_note=PLAIN_NOTE)
-    else:
-        report = measure(
-            model,
-            x,
-            cfg.ode.max_refinement,
-            cfg.ode.rtol,
-            cfg.ode.atol,
-            max_steps_per_layer=cfg.ode.max_steps_per_layer,
-        )
-        ctx.metrics.update(
-            ode_applicable=True,
-            ode_converged=report.converged,
-            ode_reference_evaluations=report.solution.evaluations,
-            ode_reference_seconds=round(report.solution.seconds, 4),
-            ode_seconds=round(report.seconds, 4),
-        )
-        if report.converged:
-            with stage("writing"):
-                write_table(out / TABLES_DIR / "ode", report.rows, ODE_COLUMNS)
-            ctx.metrics.update(
-                ode_gap=report.gap,
-                ode_order=report.order,
-                ode_spread=report.spread,
-                ode_error_k1=report.rows[0]["error_mean"],
-            )
-        else:
-            note = unconverged_note(report.solution, cfg.ode.max_steps_per_layer, model.depth)
-            log.warning("%s", note)
-            with stage("writing"):
-                write_table(out / TABLES_DIR / "ode", [{"note": note}], UNCONVERGED_COLUMNS)
-            ctx.metrics.update(
-                ode_gap=None, ode_order=None, ode_spread=None, ode_error_k1=None, ode_note=note
-            )
-            report = None  # no reference flow to draw
-    if cfg.plot.enabled:  # submitted first: drawn in parallel with the Lie table where the run may
-        with stage("imports"):
-            from riemexp.plotting.trajectories import save_trajectory_figures
-
-        written = save_trajectory_figures(
-            out / PLOTS_DIR, model, x, y, ctx.data.class_names, report, cfg.plot.formats, ctx.figures
-        )
-        ctx.metrics["plots"] = ctx.metrics.get("plots", []) + [p.relative_to(out).as_posix() for p in written]
-    with stage("lie"):
-        lie_step(ctx)
-
-
 __all__ = [
     "OdeReport",
     "OdeSolution",
     "convergence_table",
     "fit_order",
     "measure",
-    "ode_step",
+    "no_ode_note",
     "refine",
     "reference_solve",
     "refinements",
     "table_order",
     "spread",
+    "unconverged_note",
 ]

@@ -1,6 +1,6 @@
 """The phases of a run, announced: in the log, in metrics.json ("phase"), and to fault tests.
 
-`riemexp.run.run` records each phase in metrics.json and calls `reached(name)` as it enters it:
+`riemexp.runner.run` records each phase in metrics.json and calls `reached(name)` as it enters it:
 
     setup      the folder is locked, the dataset is being made and memory checked
     training   the first epoch starts

@@ -25,6 +25,7 @@ import yaml  # type: ignore[import-untyped]
 
 from riemexp.io import atomic_write_text
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, TABLES_DIR
+from riemexp.nets.registry import uses_step_size
 from riemexp.tables import format_value, markdown_table
 
 #: headline numbers of a run: (metrics.json key, label)
@@ -136,7 +137,7 @@ def config_rows(config: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         if key in DATASET_ONLY and name not in DATASET_ONLY[key]:
             continue
-        if key == "network.step_size" and kind == "plain":
+        if key == "network.step_size" and not uses_step_size(str(kind)):
             continue
         if key == "optim.batch_size" and config[key] is None:
             rows.append({"setting": key, "value": "full batch"})

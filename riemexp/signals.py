@@ -2,7 +2,7 @@
 
 A SLURM time limit sends SIGTERM, a closed terminal SIGHUP. `install()` (called by the
 `riemexp` command, never on import) makes SIGINT, SIGTERM and SIGHUP raise `Interrupted`, a
-KeyboardInterrupt that carries the signal: `riemexp.run.run` writes status "interrupted" with
+KeyboardInterrupt that carries the signal: `riemexp.runner.run` writes status "interrupted" with
 the signal's name and the history so far, temporary files are removed on the way out, and the
 command exits with 128 + the signal's number (130, 143, 129).
 

@@ -1,7 +1,7 @@
 """Training: seeded, full-batch by default, with a per-epoch history.
 
 `train` fits a network to a dataset and returns the trained model, its history and its final
-scores; it writes nothing. `riemexp.run.run` wraps it with the run folder.
+scores; it writes nothing. `riemexp.runner.run` wraps it with the run folder.
 
 History rows follow the usual convention: train_loss and train_accuracy are the means over the
 epoch's steps, each taken on its batch just before that step's update (free: the step computes
@@ -22,7 +22,7 @@ from torch import nn
 from riemexp.config import Device, OptimConfig, OptimizerName, RunConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError, DivergedError
-from riemexp.networks import LayeredNetwork, build_network
+from riemexp.nets.network import LayeredNetwork, build_network
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 

@@ -343,7 +343,7 @@ def test_bad_csv_through_the_cli_has_no_traceback(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides", [["dataset=xor"], ["dataset=gaussians", "dataset.n_classes=4"]])
 def test_new_toy_sets_train_through_the_cli(overrides, tmp_path):
-    from riemexp.run import load_run
+    from riemexp.runner import load_run
 
     result = run_cli(
         "train",
@@ -391,7 +391,7 @@ def three_class_run(tmp_path_factory):
 @pytest.mark.slow
 def test_three_class_csv_end_to_end(three_class_run, tmp_path, monkeypatch):
     """load_run from another directory: same dataset, same standardisation, same predictions."""
-    from riemexp.run import load_run
+    from riemexp.runner import load_run
 
     csv_file, run_dir = three_class_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -418,7 +418,7 @@ def test_three_class_csv_end_to_end(three_class_run, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_edited_csv_is_refused_when_a_run_is_read_back(three_class_run, tmp_path):
-    from riemexp.run import load_run
+    from riemexp.runner import load_run
 
     csv_file, run_dir = three_class_run
     copy = tmp_path / "run"

@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from riemexp import load_run, lock, run
+from riemexp.analyses.plots import redraw_run
 from riemexp.commands.train import unique_folder
 from riemexp.config import GeometryConfig, NetworkConfig, OdeConfig, PlotConfig
 from riemexp.errors import MemoryNeedError
-from riemexp.networks import build_network
+from riemexp.nets.network import build_network
 from riemexp.ode import reference_solve
-from riemexp.plotting import redraw_run
 from tests.conftest import REPO, TINY_OVERRIDES, run_cli, tiny_config, wait_for_phase
 
 #: a run with a model, history, geometry and tables in a few seconds (ODE and figures off)

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from riemexp import budget
 from riemexp import geometry as geo
+from riemexp.analyses import geometry as steps
 from riemexp.config import GeometryConfig, NetworkConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import GeometryError, RunFolderError
-from riemexp.networks import LayeredNetwork
+from riemexp.nets.network import LayeredNetwork
 from tests.conftest import TINY_OVERRIDES, run_cli
 
 KINDS = ("plain", "residual", "c2")
@@ -38,9 +40,9 @@ def reference_step(model: LayeredNetwork, layer: int):
     """Layer `layer` as a function of one point's layer coordinates (for c2: of the state (x_l, x_{l-1}))."""
     W, b = model.weight.detach().to(F64)[layer], model.bias.detach().to(F64)[layer]
     sigma, h, w = model.sigma, model.h, model.width
-    if model.kind.value == "plain":
+    if model.kind.name == "plain":
         return lambda x: sigma(W @ x + b)
-    if model.kind.value == "residual":
+    if model.kind.name == "residual":
         return lambda x: x + h * sigma(W @ x + b)
     return lambda s: torch.cat([2 * s[:w] - s[w:] + h * h * sigma(W @ s[:w] + b), s[:w]])
 
@@ -51,7 +53,7 @@ def reference_hidden(model: LayeredNetwork, upto: int | None = None):
     def forward(x0: torch.Tensor) -> torch.Tensor:
         x, prev = x0, x0
         for layer in range(model.depth if upto is None else upto):
-            if model.kind.value == "c2":
+            if model.kind.name == "c2":
                 x, prev = reference_step(model, layer)(torch.cat([x, prev]))[: model.width], x
             else:
                 x = reference_step(model, layer)(x)
@@ -122,7 +124,7 @@ def test_metrics_pull_back_to_whole_map_jtj(kind: str, activation: str, width: i
     # the recursion g_l = J_l^T g_{l+1} J_l, layer by layer
     jac = geo.layer_jacobians(model, coords)
     if kind == "c2":
-        state = geo.c2_state_metrics(model, x)
+        state = geo.state_metrics(model, x)
         E = torch.cat([torch.eye(width, dtype=F64)] * 2)  # (2w, w)
         for layer in range(model.depth):
             pulled = jac[layer].mT @ state[layer + 1] @ jac[layer]
@@ -155,7 +157,7 @@ def test_table_jacobians_along_the_trajectory(kind: str) -> None:
     model = random_network(kind, "tanh", 2)
     x = torch.randn(8, 2, dtype=F64)
     coords = geo.layer_coordinates(model, x)
-    jac = geo._trajectory_jacobians(model, coords)  # (L, N, w, w)
+    jac = geo.trajectory_jacobians(model, coords)  # (L, N, w, w)
     for layer in range(model.depth):
         k = torch.func.vmap(torch.func.jacrev(reference_hidden(model, layer)))(coords[0])
         k_next = torch.func.vmap(torch.func.jacrev(reference_hidden(model, layer + 1)))(coords[0])
@@ -259,7 +261,7 @@ def test_a_relu_layer_switching_a_unit_off_gives_minus_inf_everywhere() -> None:
     g0 = geo.pullback_metrics(model, x)[0]
     assert torch.all(geo.log_volume_element(g0) == -math.inf)
     assert np.all(geo.input_log_volume_from_metric(g0.numpy(), [1.0, 1.0]) == -math.inf)
-    rows = geo.layer_table(model, x)
+    rows = geo.layer_statistics(model, x)
     assert rows[0]["log_volume_max"] == -math.inf and rows[0]["anisotropy_median"] == math.inf
     # a residual relu layer with a unit off is I + h D W: not singular, and the paths agree
     res = LayeredNetwork(NetworkConfig(kind="residual", depth=2, activation="relu"), 2).double()
@@ -293,8 +295,8 @@ def small_dataset(n: int = 30) -> Dataset:
 def test_compute_geometry_arrays() -> None:
     model = random_network("c2", "tanh", 3, depth=3)
     data = small_dataset()
-    arrays = geo.compute_geometry(model, data, GeometryConfig(grid_density=7, margin=0.1))
-    assert list(arrays) == list(geo.GEOMETRY_ARRAYS)
+    arrays = steps.compute_geometry(model, data, GeometryConfig(grid_density=7, margin=0.1))
+    assert list(arrays) == list(steps.GEOMETRY_ARRAYS)
     shapes = {name: a.shape for name, a in arrays.items()}
     assert shapes == {
         "grid_points": (49, 2),
@@ -318,50 +320,50 @@ def test_compute_geometry_arrays() -> None:
 
 def test_memory_refusal_states_the_size() -> None:
     model = random_network("residual", "tanh", 2, depth=50)
-    need = geo.geometry_nbytes(4000**2, 30, 50, 2, 2, "residual")
+    need = budget.geometry_nbytes(4000**2, 30, 50, 2, 2, "residual")
     expected = rf"would need about {need / 2**30:.3g} GB for a 4000 x 4000 grid"
     with pytest.raises(GeometryError, match=expected):
-        geo.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4000, max_memory_gb=4.0))
+        steps.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4000, max_memory_gb=4.0))
 
 
 def test_overflow_is_reported_not_written() -> None:
     model = linear_network("plain", depth=200, scale=8.0)  # metric entries 2^1200
     with pytest.raises(GeometryError, match="overflows float64"):
-        geo.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=3))
+        steps.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=3))
 
 
 def test_npz_round_trip_and_corruption(tmp_path) -> None:
     model = random_network("residual", "tanh", 2, depth=2)
-    arrays = geo.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4))
+    arrays = steps.compute_geometry(model, small_dataset(), GeometryConfig(grid_density=4))
     path = tmp_path / "geometry.npz"
-    geo.save_geometry(path, arrays)
-    back = geo.load_geometry(tmp_path)
+    steps.save_geometry(path, arrays)
+    back = steps.load_geometry(tmp_path)
     assert list(back) == list(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
     assert [p.name for p in tmp_path.iterdir()] == ["geometry.npz"]  # no temporary left behind
     # missing file, missing array, wrong shape, garbage
     with pytest.raises(RunFolderError, match="missing"):
-        geo.load_geometry(tmp_path / "nope.npz")
+        steps.load_geometry(tmp_path / "nope.npz")
     np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "grid_metric"})
     with pytest.raises(RunFolderError, match="missing grid_metric"):
-        geo.load_geometry(tmp_path / "partial.npz")
+        steps.load_geometry(tmp_path / "partial.npz")
     np.savez(tmp_path / "shape.npz", **{**arrays, "data_metric": arrays["data_metric"][:, :5]})
     with pytest.raises(RunFolderError, match="data_metric has shape"):
-        geo.load_geometry(tmp_path / "shape.npz")
+        steps.load_geometry(tmp_path / "shape.npz")
     (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(RunFolderError, match="corrupt"):
-        geo.load_geometry(tmp_path / "garbage.npz")
+        steps.load_geometry(tmp_path / "garbage.npz")
     truncated = path.read_bytes()[: path.stat().st_size // 2]
     (tmp_path / "truncated.npz").write_bytes(truncated)
     with pytest.raises(RunFolderError, match="corrupt"):
-        geo.load_geometry(tmp_path / "truncated.npz")
+        steps.load_geometry(tmp_path / "truncated.npz")
     nan = arrays["grid_coords"].copy()
     nan[0, 0, 0] = np.nan
     np.savez(tmp_path / "nan.npz", **{**arrays, "grid_coords": nan})
     with pytest.raises(RunFolderError, match="grid_coords holds inf or NaN"):
-        geo.load_geometry(tmp_path / "nan.npz")
+        steps.load_geometry(tmp_path / "nan.npz")
     np.savez(tmp_path / "objects.npz", **{**arrays, "grid_proba": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(RunFolderError, match="corrupt") as err:
-        geo.load_geometry(tmp_path / "objects.npz")
+        steps.load_geometry(tmp_path / "objects.npz")
     assert "allow_pickle" not in str(err.value) and "\n" not in str(err.value)
 
 
@@ -370,11 +372,11 @@ def test_layer_table_orientation_and_distance() -> None:
     model = linear_network("plain", depth=3, scale=1.0)
     with torch.no_grad():
         model.weight[1] = torch.diag(torch.tensor([-1.0, 2.0]))
-    rows = geo.layer_table(model, torch.randn(12, 2, dtype=F64))
+    rows = geo.layer_statistics(model, torch.randn(12, 2, dtype=F64))
     assert [r["layer"] for r in rows] == [0, 1, 2, 3]
     assert [r["det_positive_fraction"] for r in rows] == [1.0, 0.0, 1.0, None]
-    assert rows[1]["jacobian_minus_identity_mean"] == pytest.approx(math.sqrt(5.0))
-    assert rows[0]["jacobian_minus_identity_mean"] == 0.0
+    assert rows[1]["identity_distance_mean"] == pytest.approx(math.sqrt(5.0))
+    assert rows[0]["identity_distance_mean"] == 0.0
     assert [r["log_volume_median"] for r in rows] == pytest.approx(
         [math.log(2), math.log(2), 0, 0], abs=1e-14
     )
@@ -386,13 +388,13 @@ def test_cli_run_writes_geometry_and_layer_tables(tmp_path) -> None:
     out = tmp_path / "run"
     result = run_cli("train", *TINY_OVERRIDES, f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr
-    arrays = geo.load_geometry(out / "geometry.npz")
+    arrays = steps.load_geometry(out / "geometry.npz")
     assert arrays["grid_metric"].shape == (4, 40 * 40, 2, 2)
     assert arrays["data_coords"].shape == (4, 120, 2)
     assert arrays["grid_proba"].shape == (1600, 2)
     with open(out / "tables" / "layers.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["layer"]) for r in rows] == [0, 1, 2, 3] and list(rows[0]) == list(geo.LAYER_COLUMNS)
+    assert [int(r["layer"]) for r in rows] == [0, 1, 2, 3] and list(rows[0]) == list(steps.LAYER_COLUMNS)
     assert rows[-1]["det_positive_fraction"] == "" and float(rows[-1]["log_volume_median"]) == 0.0
     assert (out / "tables" / "layers.md").read_text().startswith("| layer |")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -466,7 +468,7 @@ def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path
     assert not np.allclose(loaded.model.input_scale.numpy(), 1.0)
     on_data = geo.input_log_volume(loaded.model, loaded.data.x)
     assert metrics["input_log_volume_median"] == pytest.approx(float(on_data.median()), rel=1e-12)
-    arrays = geo.load_geometry(tmp_path / "run")
+    arrays = steps.load_geometry(tmp_path / "run")
     on_grid = geo.input_log_volume(loaded.model, arrays["grid_points"]).numpy()
     swept = read_log_volume(tmp_path / "run")
     assert swept is not None and np.allclose(swept.logvol.ravel(), on_grid, rtol=1e-9, atol=1e-9)
@@ -480,8 +482,8 @@ def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
     from tests.test_datasets import write_csv
 
     path = write_csv(tmp_path / "many.csv", n_per_class=2000)  # 6000 points
-    grid_only = geo.geometry_nbytes(8 * 8, 0, 3, 2, 3, "residual")
-    with_data = geo.geometry_nbytes(8 * 8, 6000, 3, 2, 3, "residual")
+    grid_only = budget.geometry_nbytes(8 * 8, 0, 3, 2, 3, "residual")
+    with_data = budget.geometry_nbytes(8 * 8, 6000, 3, 2, 3, "residual")
     limit = (grid_only + with_data) / 2 / 2**30
     cfg = tiny_config(
         dataset=DatasetConfig(name="csv", path=str(path)),

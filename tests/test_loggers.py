@@ -18,7 +18,7 @@ import pytest
 from riemexp.config import OdeConfig, PlotConfig
 from riemexp.loggers import RunLoggers, check_installed
 from riemexp.loggers.mlflow import IDENTITY_TAG, MlflowLogger, MlflowOptions
-from riemexp.run import run
+from riemexp.runner import run
 from tests.conftest import TINY_OVERRIDES, run_cli, tiny_config
 
 pytest.importorskip("tensorboard", reason="the test extra installs tensorboard")

@@ -9,12 +9,14 @@ import math
 import pytest
 import torch
 
+from riemexp.analyses import RunContext
+from riemexp.analyses.lie import lie_step
+from riemexp.analyses.ode import ode_step
 from riemexp.config import NetworkConfig, PlotConfig
 from riemexp.datasets import make_dataset
-from riemexp.lie import lie_table, matrix_log
-from riemexp.networks import build_network
-from riemexp.ode import convergence_table, measure, ode_step, reference_solve, refine, table_order
-from riemexp.run import RunContext
+from riemexp.geometry.lie import lie_table, matrix_log
+from riemexp.nets.network import build_network
+from riemexp.ode import convergence_table, measure, reference_solve, refine, table_order
 from tests.conftest import TINY_OVERRIDES, run_cli, tiny_config
 
 F64 = torch.float64
@@ -102,14 +104,14 @@ def _expm_flow(net, x0: torch.Tensor) -> torch.Tensor:
     """
     w, h = net.width, net.h
     n = x0.shape[0]
-    if net.kind.value == "residual":
+    if net.kind.name == "residual":
         state = torch.cat([x0, torch.ones(n, 1, dtype=F64)], 1)
     else:
         state = torch.cat([x0, torch.zeros_like(x0), torch.ones(n, 1, dtype=F64)], 1)
     for W, b in zip(net.weight.detach(), net.bias.detach()):
         m = state.shape[1]
         M = torch.zeros(m, m, dtype=F64)
-        if net.kind.value == "residual":
+        if net.kind.name == "residual":
             M[:w, :w], M[:w, w] = W, b
         else:
             M[:w, w : 2 * w] = torch.eye(w, dtype=F64)
@@ -142,7 +144,7 @@ def test_measure_gap_is_k1_error_over_rms_spread():
 
 
 def test_refine_refuses_plain_networks():
-    with pytest.raises(ValueError, match="residual or c2 network, got kind 'plain'"):
+    with pytest.raises(ValueError, match=r"kind with an ODE \(residual, c2, ...\), got kind 'plain'"):
         refine(known_network("plain"), grid_points(), 2)
 
 
@@ -240,7 +242,9 @@ def test_plain_network_reports_not_applicable(tmp_path):
     data = make_dataset(cfg.dataset, 0)
     net = build_network(cfg.network, data.n_classes).eval()
     metrics: dict = {}
-    ode_step(RunContext(cfg, tmp_path, net, data, metrics))
+    ctx = RunContext(cfg, tmp_path, net, data, metrics)
+    ode_step(ctx)
+    lie_step(ctx)
     assert metrics["ode_applicable"] is False
     assert metrics["ode_gap"] is None and metrics["ode_order"] is None
     assert "no step size" in metrics["ode_note"]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from riemexp.analyses.geometry import load_geometry, save_geometry
 from riemexp.config import GeometryConfig, NetworkConfig, OdeConfig, PlotConfig
-from riemexp.geometry import load_geometry, save_geometry
-from riemexp.run import run
+from riemexp.runner import run
 from riemexp.sweep import ode_limit
 from riemexp.sweep.summary import summarize
 from tests.conftest import tiny_config

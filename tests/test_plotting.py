@@ -13,6 +13,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
+from riemexp.analyses.geometry import compute_geometry
+from riemexp.analyses.plots import draw_run_figures, figure_data, geometry_for_plots, redraw_run
 from riemexp.cli import main as cli_main
 from riemexp.config import (
     DatasetConfig,
@@ -24,24 +26,20 @@ from riemexp.config import (
 )
 from riemexp.datasets import make_dataset
 from riemexp.errors import RunFolderError
-from riemexp.geometry import GEOMETRY_FILE, compute_geometry
-from riemexp.networks import build_network
+from riemexp.layout import GEOMETRY_FILE
+from riemexp.nets.network import build_network
 from riemexp.plotting import (
     choose_layers,
     class_colours,
-    draw_figures,
-    figure_data,
-    geometry_for_plots,
     glyph_axes,
     input_space_figure,
     layer_row_figure,
     make_glyphs,
-    redraw_run,
     training_curves_figure,
     write_animation,
 )
 from riemexp.plotting.glyphs import FILL, MIN_FRACTION, grid_glyph_indices
-from riemexp.run import run
+from riemexp.runner import run
 from tests.conftest import run_cli, tiny_config
 
 # --------------------------------------------------------------------------- helpers
@@ -223,7 +221,7 @@ def test_training_curves_and_animation(tmp_path: Path):
 
 def test_formats_on_request(tmp_path: Path):
     fd = figure_data_for("plain", depth=2)
-    written = draw_figures(fd, PlotConfig(formats=("png", "pdf", "svg"), glyph_density=4), tmp_path, None)
+    written = draw_run_figures(fd, PlotConfig(formats=("png", "pdf", "svg"), glyph_density=4), tmp_path, None)
     names = sorted(p.name for p in written)
     assert names == sorted(
         f"{stem}.{ext}" for stem in ("layers", "input_space") for ext in ("png", "pdf", "svg")
@@ -247,7 +245,7 @@ def test_training_run_writes_figures_and_plot_metric_reproduces_them(tmp_path: P
 
 def test_coarse_saved_geometry_is_recomputed(tmp_path: Path):
     run_dir = small_run(tmp_path)
-    from riemexp.run import load_run
+    from riemexp.runner import load_run
 
     loaded = load_run(run_dir)
     plot = PlotConfig(glyph_density=30)
@@ -329,3 +327,56 @@ def test_plot_metric_takes_a_bare_run_folder(tmp_path: Path, capsys: pytest.Capt
     capsys.readouterr()
     assert cli_main(["plot-metric", str(run_dir), "extra"]) == 2
     assert "unexpected argument 'extra'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["residual", "plain"])
+def test_the_ode_figures_are_redrawn_from_the_saved_flow_and_table(tmp_path: Path, kind: str):
+    """trajectories.png (with the ODE flow of ode.npz) and ode_convergence.png (tables/ode.csv) come back
+    pixel for pixel from plot-metric; the ODE is not solved again."""
+    cfg = tiny_config(
+        network=NetworkConfig(kind=kind, depth=3),
+        geometry=GeometryConfig(grid_density=16),
+        plot=PlotConfig(glyph_density=6),
+        ode=OdeConfig(max_refinement=8),
+    )
+    run_dir = tmp_path / "run"
+    run(cfg, run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ode_figures = ["plots/trajectories.png"] + (["plots/ode_convergence.png"] if kind == "residual" else [])
+    assert metrics["plots"] == [
+        "plots/layers.png",
+        "plots/input_space.png",
+        "plots/training_curves.png",
+        *ode_figures,
+    ]
+    assert (run_dir / "ode.npz").is_file() == (kind == "residual")
+
+    import riemexp.ode
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("plot-metric solved the ODE again")
+
+    solve, riemexp.ode.reference_solve = riemexp.ode.reference_solve, no_solve
+    try:
+        written = redraw_run(run_dir, out_dir=tmp_path / "replot")
+    finally:
+        riemexp.ode.reference_solve = solve
+    assert sorted(p.name for p in written) == sorted(Path(p).name for p in metrics["plots"])
+    for path in written:
+        assert same_image(path, run_dir / "plots" / path.name), path.name
+    if kind == "residual":  # without its flow the figure is still drawn, from the layers alone
+        (run_dir / "ode.npz").unlink()
+        written = redraw_run(run_dir, out_dir=tmp_path / "no-flow")
+        assert {p.name for p in written} >= {"trajectories.png"}
+        assert not same_image(
+            tmp_path / "no-flow" / "trajectories.png", run_dir / "plots" / "trajectories.png"
+        )
+
+
+def test_a_corrupt_ode_npz_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    run_dir = tmp_path / "run"
+    run(tiny_config(geometry=GeometryConfig(grid_density=16), ode=OdeConfig(max_refinement=4)), run_dir)
+    (run_dir / "ode.npz").write_bytes(b"PK\x03\x04 not a zip")
+    assert cli_main(["plot-metric", f"run={run_dir}", f"out={tmp_path / 'x'}"]) == RunFolderError.exit_code
+    err = capsys.readouterr().err.strip()
+    assert "ode.npz is corrupt" in err and err.count("\n") == 0 and "Traceback" not in err

@@ -18,7 +18,7 @@ import riemexp
 from riemexp.commands.sweep import aggregate
 from riemexp.config import NetworkConfig, OdeConfig, PlotConfig
 from riemexp.errors import ConfigError, RunFolderError
-from riemexp.run import run
+from riemexp.runner import run
 from tests.conftest import TINY_OVERRIDES, run_cli, tiny_config
 
 NO_ANALYSIS = dict(plot=PlotConfig(enabled=False), ode=OdeConfig(enabled=False))

@@ -218,7 +218,7 @@ def test_help_and_bad_input_load_neither_torch_nor_matplotlib(args: list[str]) -
 def test_import_riemexp_is_light_and_its_names_still_resolve() -> None:
     assert _imports_after("import riemexp") == set()
     assert "torch" in _imports_after("from riemexp import run")
-    code = "import riemexp.run\nfrom riemexp import run\nassert callable(run) and riemexp.run is run"
+    code = "import riemexp.runner\nfrom riemexp import run\nassert callable(run) and riemexp.run is run"
     _imports_after(code)
 
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from riemexp.analyses.geometry import save_geometry
 from riemexp.cli import conf_dir
 from riemexp.cli import main as cli_main
 from riemexp.commands.sweep import aggregate
 from riemexp.errors import ConfigError, RunFolderError
-from riemexp.geometry import save_geometry
 from riemexp.identity import identity_of
-from riemexp.sweep.figures import draw_figures
+from riemexp.sweep.figures import draw_sweep_figures
 from riemexp.sweep.grid import SET_DIR, SET_GROUP, load_grid, parse_grid, preset_names, sweep_overrides
 from riemexp.sweep.plan import expand
 from riemexp.sweep.summary import GROUPED, METRIC_COLUMNS, SUMMARY, summarize, write_summary
@@ -245,7 +245,7 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
             grid_proba=np.full((len(points), 2), 0.5),
         )
         save_geometry(job / "geometry.npz", arrays)
-    files = draw_figures(summarize(tmp_path))
+    files = draw_sweep_figures(summarize(tmp_path))
     names = sorted(p.name for p in files)
     assert names == ["accuracy_heatmap.png", "accuracy_vs_depth.png", "input_log_volume.png"]
     assert all(p.stat().st_size > 5000 for p in files)

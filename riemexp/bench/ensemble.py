@@ -131,7 +131,7 @@ def _seeds(opts, epochs: int | None) -> None:
     one, ens = best["one run"][0], best["ensemble"][0]
     net = base.network
     print(
-        f"seeds: {opts.seeds} seeds of {base.dataset.name} / {net.kind.value} depth {net.depth} width "
+        f"seeds: {opts.seeds} seeds of {base.dataset.name} / {net.kind} depth {net.depth} width "
         f"{net.width}, {base.optim.epochs} epochs full batch, {base.optim.name.value}"
     )
     print(f"  one run (seed 0)        {one:9.3f} s")

@@ -40,7 +40,7 @@ from riemexp import geometry as geo
 from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
-from riemexp.networks import LayeredNetwork
+from riemexp.nets.network import LayeredNetwork
 
 F64 = torch.float64
 

@@ -28,6 +28,7 @@ the dataset size and the optimiser.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -40,6 +41,7 @@ from typing import Any
 
 from riemexp.bench import machine, option_parser, parse_options, progress, ratio
 from riemexp.errors import ConfigError
+from riemexp.nets.registry import get_kind
 
 #: the floor: the least a script needs to train the same network; argv[1] is its JSON settings
 FLOOR = """
@@ -56,19 +58,21 @@ y = torch.randint(0, s["classes"], (s["points"],))
 layers = nn.ModuleList(nn.Linear(s["width"], s["width"]) for _ in range(s["depth"]))
 head = nn.Linear(s["width"], s["classes"])
 sigma = getattr(torch, s["activation"], None) or getattr(nn.functional, s["activation"])
-h, kind = s["step_size"], s["kind"]
+a, c, beta = s["a"], s["c"], s["beta"]  # x_{l+1} = a x_l + c x_{l-1} + beta sigma(W x_l + b)
 opt = torch.optim.Adam([*layers.parameters(), *head.parameters()], lr=s["lr"])
 t2 = time.perf_counter()
 for epoch in range(s["epochs"]):
     z = nn.functional.pad(x, (0, s["width"] - 2))
     prev = z
     for layer in layers:
-        if kind == "plain":
-            z = sigma(layer(z))
-        elif kind == "residual":
-            z = z + h * sigma(layer(z))
-        else:
-            z, prev = 2 * z - prev + h * h * sigma(layer(z)), z
+        out = sigma(layer(z))
+        if beta != 1:
+            out = beta * out
+        if a:
+            out = out + (z if a == 1 else a * z)
+        if c:
+            out = out + c * prev
+        z, prev = out, z
     loss = nn.functional.cross_entropy(head(z), y)
     opt.zero_grad()
     loss.backward()
@@ -95,8 +99,8 @@ def floor_settings(cfg: Any, threads: int) -> dict[str, Any]:
         "classes": cfg.dataset.n_classes if cfg.dataset.name == "gaussians" else 2,
         "width": cfg.network.width,
         "depth": cfg.network.depth,
-        "kind": cfg.network.kind.value,
-        "step_size": cfg.network.step_size,
+        "kind": cfg.network.kind,
+        **dataclasses.asdict(get_kind(cfg.network.kind).coefficients(cfg.network.step_size)),
         "activation": ACTIVATIONS[cfg.network.activation.value],
         "lr": cfg.optim.lr,
         "epochs": cfg.optim.epochs,

@@ -41,7 +41,7 @@ def step_seconds(width: int, points: int, threads: int, steps: int) -> float:
     import torch
 
     from riemexp.config import NetworkConfig
-    from riemexp.networks import build_network
+    from riemexp.nets.network import build_network
     from riemexp.train import train_step
 
     torch.set_num_threads(threads)

@@ -21,7 +21,7 @@ from torch import nn
 from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
 from riemexp.config import DatasetConfig, NetworkConfig
 from riemexp.datasets import make_dataset
-from riemexp.networks import build_network
+from riemexp.nets.network import build_network
 from riemexp.train import train_step
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from riemexp.errors import ConfigError, RunFolderError
+from riemexp.nets.registry import uses_step_size
 
 try:  # libyaml's reader, when PyYAML was built with it: several times faster
     from yaml import CSafeLoader as _Loader
@@ -254,7 +255,7 @@ def run_row(run: Run, kind: str = "run") -> dict[str, Any]:
         "network": c.get("network.kind", run.metrics.get("network")),
         "depth": c.get("network.depth"),
         "width": c.get("network.width"),
-        "h": None if c.get("network.kind") == "plain" else c.get("network.step_size"),
+        "h": c.get("network.step_size") if uses_step_size(str(c.get("network.kind"))) else None,
         "seed": c.get("seed", run.metrics.get("seed")),
         "test_acc": run.metrics.get("test_accuracy"),
         "path": _relative(run.path),

@@ -105,7 +105,7 @@ def main(args: list[str]) -> int:
     assert isinstance(values, dict)
     options = parse_options({str(k): v for k, v in values.items()})
     run_dir = options.run if options.run is not None else latest_run()
-    from riemexp.plotting.step import redraw_run
+    from riemexp.analyses.plots import redraw_run
 
     written = redraw_run(run_dir, options.plot, options.grid_density, options.out)
     written.append(write_run_report(run_dir))

@@ -272,9 +272,9 @@ def build_outputs(summary: Summary, redraw: bool = True) -> None:
     digest = _figure_inputs(summary)
     if redraw or not _figures_current(summary, digest):
         from riemexp.sweep import ode_limit
-        from riemexp.sweep.figures import draw_figures
+        from riemexp.sweep.figures import draw_sweep_figures
 
-        files = draw_figures(summary)
+        files = draw_sweep_figures(summary)
         if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
             files += ode_limit.write_ode_limit(summary) or []
         names = [str(f.relative_to(summary.sweep_dir)) for f in files if summary.sweep_dir in f.parents]

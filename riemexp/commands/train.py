@@ -69,7 +69,7 @@ def _task(dcfg: DictConfig) -> str | None:
     if stopwatch is not None and _hydra_called:
         stopwatch.add("hydra", time.perf_counter() - _hydra_called.pop())
     with timing.stage("imports"):
-        from riemexp.run import run
+        from riemexp.runner import run
     with passing_errors_through():
         with timing.stage("config"):
             cfg = to_run_config(dcfg)
@@ -159,7 +159,7 @@ def main(args: list[str]) -> int:
 
 
 def _hydra_record_aside(run_dir: Path, args: list[str]) -> list[str]:
-    """A folder holding a completed run keeps it until the new run has completed (riemexp.run):
+    """A folder holding a completed run keeps it until the new run has completed (riemexp.runner):
     Hydra's own record of the new run (.hydra/) is then written to .hydra-next/ and swapped in
     with the run's files. Called holding the folder's lock."""
     shutil.rmtree(run_dir / HYDRA_NEXT_DIR, ignore_errors=True)  # a killed run's

@@ -54,7 +54,7 @@ def ensemble_key(cfg: RunConfig, data: Dataset) -> EnsembleKey:
     n_train = len(data.x_train)
     batch = n_train if cfg.optim.batch_size is None else min(cfg.optim.batch_size, n_train)
     return EnsembleKey(
-        kind=cfg.network.kind.value,
+        kind=cfg.network.kind,
         width=cfg.network.width,
         depth=cfg.network.depth,
         activation=cfg.network.activation.value,
@@ -68,7 +68,7 @@ def ensemble_key(cfg: RunConfig, data: Dataset) -> EnsembleKey:
 
 
 def member_datasets(cfgs: Sequence[RunConfig]) -> list[Dataset]:
-    """Each run's dataset, as `riemexp.run` makes it; runs with the same dataset and data seed share one."""
+    """Each run's dataset, as `riemexp.runner` makes it; runs with one dataset and data seed share one."""
     made: dict[str, Dataset] = {}
     out = []
     for cfg in cfgs:

@@ -1,12 +1,14 @@
 """K layered networks of one kind, width, depth and activation, stacked along a leading member axis.
 
-Member k is the `LayeredNetwork` of riemexp.networks with its own weights W_l^k, b_l^k, head
-V^k, c^k, input standardisation and step size h^k; the update rules are the same:
+Member k is the `LayeredNetwork` of riemexp.nets with its own weights W_l^k, b_l^k, head
+V^k, c^k, input standardisation and step size h^k; the update is the kind's own, evaluated as a
+single run evaluates it (`riemexp.nets.kind.carry`, `add`; backward `step_grad`):
 
-    plain     x_{l+1} = sigma(W_l x_l + b_l)
-    residual  x_{l+1} = x_l + h sigma(W_l x_l + b_l)
-    c2        x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W_l x_l + b_l),  x_{-1} = x_0
+    x_{l+1} = a x_l + c x_{l-1} + beta sigma(W_l x_l + b_l),  x_{-1} = x_0
     logits    V x_L + c
+
+e.g. plain (a, c, beta) = (0, 0, 1), residual (1, 0, h), c2 (2, -1, h^2). Coefficients that
+depend on h are kept per member.
 
 All of a member's parameters live in one row of `params` (K, P), in the order of a
 LayeredNetwork's parameters (weight (L, w, w), bias (L, w), head weight (C, w), head bias (C,)),
@@ -38,9 +40,11 @@ from dataclasses import dataclass
 import torch
 
 from riemexp.activations import get_activation
-from riemexp.config import NetworkConfig, NetworkKind
+from riemexp.config import NetworkConfig
 from riemexp.ensemble.kernels import as_single_run
-from riemexp.networks import INPUT_DIM, LayeredNetwork, build_network
+from riemexp.nets.kind import Scale, add, carry, scaled, step_grad
+from riemexp.nets.network import INPUT_DIM, LayeredNetwork, build_network
+from riemexp.nets.registry import get_kind
 
 #: products over at most this many terms are computed identically in the planar layout
 EXACT_MAX_CONTRACTION = 3
@@ -103,7 +107,7 @@ class StackedNetwork:
     ) -> None:
         first = configs[0]
         self.configs = tuple(configs)
-        self.kind = NetworkKind(first.kind)
+        self.kind = get_kind(first.kind)
         self.width, self.depth, self.n_classes = first.width, first.depth, n_classes
         self.activation = first.activation.value
         sizes = parameter_sizes(self.width, self.depth, n_classes)
@@ -124,10 +128,21 @@ class StackedNetwork:
             self.sigma = functools.partial(as_single_run, sigma)
         if self.exact and self.activation in PATH_DEPENDENT_BACKWARD:
             self.sigma_backward = functools.partial(as_single_run, backward)
-        # the step size as a single run multiplies by it: h (float32), and h^2 rounded once for c2
-        h = [float(c.step_size) for c in configs]
-        coeff = [v * v for v in h] if self.kind is NetworkKind.C2 else h
-        self.coeff = torch.tensor(coeff, dtype=params.dtype, device=params.device).view(-1, 1, 1)
+        # the coefficients as a single run multiplies by them: each rounded once (h^2 for c2) to float32
+        coefficients = [self.kind.coefficients(float(c.step_size)) for c in configs]
+        self.a = self._per_member([co.a for co in coefficients], params)
+        self.c = self._per_member([co.c for co in coefficients], params)
+        beta = [co.beta for co in coefficients]
+        self.coeff: Scale = 1.0 if all(v == 1.0 for v in beta) else self._tensor(beta, params)
+
+    @staticmethod
+    def _tensor(values: list[float], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, 1, 1)
+
+    @classmethod
+    def _per_member(cls, values: list[float], like: torch.Tensor) -> Scale:
+        """One number when every member shares it (a single run's 0, 1, 2, -1), else (K, 1, 1)."""
+        return values[0] if len(set(values)) == 1 else cls._tensor(values, like)
 
     # ------------------------------------------------------------------ construction
 
@@ -220,18 +235,14 @@ class StackedNetwork:
         bias: torch.Tensor,
         tape: Tape | None,
     ) -> torch.Tensor:
-        """x_{l+1} from x_l (and x_{l-1} for c2), planar (K, w, N); W_l (K, w, w), b_l (K, w)."""
+        """x_{l+1} from x_l (and x_{l-1} for two-step kinds), planar (K, w, N); W_l (K, w, w), b_l (K, w)."""
         z = torch.bmm(weight, x).add_(bias.unsqueeze(-1))  # W x, then + b: addmm's order
         s = self.sigma(z)
         if tape is not None:
             tape.pre.append(z)
             tape.post.append(s)
-        if self.kind is NetworkKind.PLAIN:
-            return s
-        branch = s * self.coeff  # h sigma (residual) or h^2 sigma (c2), rounded as in a single run
-        if self.kind is NetworkKind.RESIDUAL:
-            return x + branch
-        return (2 * x - prev) + branch
+        # beta sigma: h sigma (residual), h^2 sigma (c2), rounded as in a single run
+        return add(carry(x, prev, self.a, self.c), scaled(s, self.coeff))
 
     def forward(self, x0: torch.Tensor, tape: Tape | None = None) -> torch.Tensor:
         """Logits, point-major (K, N, C), from layer-0 coordinates x0 (K, w, N); fills `tape` when given."""
@@ -282,19 +293,14 @@ class StackedNetwork:
         g_next = None  # c2: dL/dx_{l+2}
         for layer in reversed(range(depth)):
             # g_x = dL/dx_{l+1}
-            g_branch = g_x if self.kind is NetworkKind.PLAIN else g_x * self.coeff
+            g_branch = scaled(g_x, self.coeff)
             g_z = self.sigma_backward(g_branch, tape.pre[layer], tape.post[layer])
             self._sums(g_z, tape.inputs[layer], layer_weight[layer], layer_bias[layer])
             if layer == 0:
                 break  # x_0 is the input: no gradient
             g_through = torch.bmm(weight[:, layer].transpose(1, 2), g_z)  # W_l^T g_z
-            if self.kind is NetworkKind.PLAIN:
-                g_x, g_next = g_through, g_x
-            elif self.kind is NetworkKind.RESIDUAL:
-                g_x, g_next = g_x + g_through, g_x
-            else:  # three terms, in the order autograd adds them: -g_{l+2} (x_l as prev), W^T g_z, 2 g_{l+1}
-                acc = g_through if g_next is None else -g_next + g_through
-                g_x, g_next = acc + g_x * 2, g_x
+            # in the order autograd adds them (c2: -g_{l+2} for x_l as prev, W^T g_z, 2 g_{l+1})
+            g_x, g_next = step_grad(g_x, g_through, g_next, self.a, self.c), g_x
         g_weight.copy_(layer_weight.transpose(0, 1))
         g_bias.copy_(layer_bias.transpose(0, 1))
         return grad

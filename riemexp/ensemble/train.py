@@ -29,7 +29,7 @@ from riemexp.ensemble.members import check_members, member_datasets
 from riemexp.ensemble.network import StackedNetwork, Tape
 from riemexp.ensemble.optim import StackedOptimizer
 from riemexp.errors import DivergedError
-from riemexp.networks import build_network
+from riemexp.nets.network import build_network
 from riemexp.train import TrainResult, divergence, explosion_threshold, resolve_device
 
 #: on_epoch(epoch, rows): rows maps member position -> its history row, for the members that trained

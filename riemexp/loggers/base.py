@@ -44,7 +44,7 @@ class RunInfo:
     """A run as loggers see it.
 
     out_dir: where the run's files are now; folder: the run folder (the same, except while a
-    re-run is built in a staging folder inside it: `riemexp.run`). config: the resolved config
+    re-run is built in a staging folder inside it: `riemexp.runner`). config: the resolved config
     as plain values (nested dicts); identity: `riemexp.identity`'s hash of it; sweep_dir/job:
     the sweep folder and the job's folder name for a sweep job.
     """

@@ -1,12 +1,12 @@
-"""Figures of a run, drawn headlessly from its arrays: layer row, input space, training curves, GIF.
+"""Figures, drawn headlessly from arrays: layer row, input space, training curves, trajectories, GIF.
 
-Plotting takes numpy arrays (`FigureData`, built from geometry.npz and the head) and
-returns matplotlib figures; it never trains and never computes geometry itself.
-`plots_step` is the last analysis step of `riemexp train`; `riemexp plot-metric` re-draws
-a saved run with `draw_figures`.
+Plotting takes numpy arrays (`FigureData`, built by the plots step from geometry.npz and the head;
+the ODE flow of ode.npz; tables) and returns matplotlib figures; it never trains, never computes
+geometry and imports no torch. The plots step that reads a run folder and writes its figures is
+`riemexp.analyses.plots` (`riemexp plot-metric` re-draws a saved run with it).
 
 The names below are imported on first use, so that a module that needs only the shared style
-(`riemexp.plotting.style`, e.g. the sweep's figures) loads neither torch nor the run's figures.
+(`riemexp.plotting.style`, e.g. the sweep's figures) loads none of the run's figures.
 """
 
 from __future__ import annotations
@@ -20,20 +20,16 @@ _EXPORTS = {
     "read_history": "riemexp.plotting.curves",
     "training_curves_figure": "riemexp.plotting.curves",
     "FigureData": "riemexp.plotting.data",
-    "figure_data": "riemexp.plotting.data",
     "Glyphs": "riemexp.plotting.glyphs",
     "glyph_axes": "riemexp.plotting.glyphs",
     "make_glyphs": "riemexp.plotting.glyphs",
     "input_space_figure": "riemexp.plotting.input_space",
     "layer_row_figure": "riemexp.plotting.layers",
-    "PLOTS_DIR": "riemexp.plotting.step",
-    "draw_figures": "riemexp.plotting.step",
-    "geometry_for_plots": "riemexp.plotting.step",
-    "plots_step": "riemexp.plotting.step",
-    "redraw_run": "riemexp.plotting.step",
     "choose_layers": "riemexp.plotting.style",
     "class_colours": "riemexp.plotting.style",
     "save_figure": "riemexp.plotting.style",
+    "convergence_figure": "riemexp.plotting.trajectories",
+    "trajectory_figure": "riemexp.plotting.trajectories",
 }
 
 

@@ -2,18 +2,20 @@
 
 Between layers l and l+1 every point moves along the straight segment
 x(t) = (1 - t) x_l + t x_{l+1}, t in [0, 1) (for a residual network that is exactly the
-forward-Euler step), and the square window moves with the points. Frames are written
-with matplotlib's PillowWriter (pillow ships with matplotlib).
+forward-Euler step), and the square window moves with the points. Each frame is rendered by
+matplotlib to RGBA and the GIF is written by Pillow (`write_gif`).
 """
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.animation import PillowWriter
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 from PIL import Image
 
 from riemexp.io import atomic_save
@@ -27,20 +29,27 @@ FPS = 12
 DPI = 80
 
 
-class _GifWriter(PillowWriter):
-    """PillowWriter that names the image format, so the temporary file may end in `.tmp`."""
+def render_frame(fig: Figure, dpi: float = DPI) -> Image.Image:
+    """The figure as it stands, rendered to an RGBA image of its size in inches x dpi."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="rgba", dpi=dpi)
+    width, height = (int(v * dpi) for v in fig.get_size_inches())
+    return Image.frombuffer("RGBA", (width, height), buffer.getbuffer(), "raw", "RGBA", 0, 1)
 
-    def finish(self) -> None:
-        # fast octree colour quantisation (PIL's default median cut is the slowest part)
-        frames = [frame.quantize(method=Image.Quantize.FASTOCTREE) for frame in self._frames]
-        frames[0].save(
-            self.outfile,
-            format="GIF",
-            save_all=True,
-            append_images=frames[1:],
-            duration=int(1000 / self.fps),
-            loop=0,
-        )
+
+def write_gif(path: str | Path, frames: Sequence[Image.Image], fps: float = FPS) -> None:
+    """Write frames as a looping GIF at fps frames per second (the format named, so any file
+    name will do, e.g. a temporary `.tmp`). Colours are reduced to 256 by fast octree
+    quantisation (PIL's default median cut is the slowest part)."""
+    palette = [frame.quantize(method=Image.Quantize.FASTOCTREE) for frame in frames]
+    palette[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=palette[1:],
+        duration=int(1000 / fps),
+        loop=0,
+    )
 
 
 def frame_times(depth: int, moving_frames: int = MOVING_FRAMES) -> np.ndarray:
@@ -103,12 +112,9 @@ def write_animation(fd: FigureData, path: Path, moving_frames: int = MOVING_FRAM
     fig.canvas.draw()
     fig.set_layout_engine("none")
 
-    def save(tmp: Path) -> None:
-        writer = _GifWriter(fps=FPS)
-        with writer.saving(fig, str(tmp), dpi=DPI):
-            for s in frame_times(fd.depth, moving_frames):
-                draw(float(s))
-                writer.grab_frame()
-
-    atomic_save(path, save)
+    frames = []
+    for s in frame_times(fd.depth, moving_frames):
+        draw(float(s))
+        frames.append(render_frame(fig))
+    atomic_save(path, lambda tmp: write_gif(tmp, frames))
     return path

@@ -27,7 +27,7 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.patches import Ellipse
 
 from riemexp.config import GlyphConvention
-from riemexp.geometry import MIN_COVERAGE, SINGULAR_RTOL, fitting_density, lattice_fits  # noqa: F401
+from riemexp.numerics import SINGULAR_RTOL
 
 FILL = 0.9  # the largest glyph's long axis, as a fraction of the glyph spacing
 MIN_FRACTION = 0.45  # smallest long axis drawn, as a fraction of the spacing

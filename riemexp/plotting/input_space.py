@@ -51,9 +51,9 @@ def grid_axes(fd: FigureData) -> tuple[np.ndarray, np.ndarray, tuple[float, floa
     return xs, ys, (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
 
 
-def input_log_volume(fd: FigureData) -> np.ndarray:
-    """1/2 log det g_0 at the grid points, in input units: (ny, nx); -inf where g_0 is singular."""
-    return np.asarray(fd.input_log_volume).reshape(fd.grid_shape)
+def log_volume_image(fd: FigureData) -> np.ndarray:
+    """1/2 log det g_0 at the grid points, in input units, as an image (ny, nx); -inf where singular."""
+    return np.asarray(fd.grid_input_log_volume).reshape(fd.grid_shape)
 
 
 #: widest width/height ratio of the data box drawn to scale
@@ -95,14 +95,14 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
     centres = geometry["grid_points"][idx]
     glyphs = make_glyphs(
-        centres, fd.input_metric[idx], convention, typical_spacing(centres, pairs) or 1.0, pairs=pairs
+        centres, fd.grid_input_metric[idx], convention, typical_spacing(centres, pairs) or 1.0, pairs=pairs
     )
     draw_glyphs(ax_regions, glyphs, zorder=6)
     ax_regions.set_title("decision regions and the input metric $g_0$", fontsize=10)
     ax_regions.set_label("input regions")
 
     # right: log volume element with the decision boundary over it
-    lv = input_log_volume(fd)
+    lv = log_volume_image(fd)
     singular = ~np.isfinite(lv)
     cmap: Colormap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
     image = ax_volume.imshow(

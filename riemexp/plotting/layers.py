@@ -20,7 +20,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from riemexp.config import GlyphConvention, NetworkKind
+from riemexp.config import GlyphConvention
 from riemexp.plotting.data import FigureData
 from riemexp.plotting.glyphs import (
     Glyphs,
@@ -175,9 +175,9 @@ def notes(fd: FigureData, convention: GlyphConvention) -> str:
             f"Width {fd.width} > 2: panels show the first two of {fd.width} coordinates; glyphs show the "
             "top-left 2×2 block of g_l; the head's boundary is the slice at the data's mean."
         )
-    if fd.kind is NetworkKind.C2:
+    if fd.two_step:
         lines.append(
-            "c2 network: panels show x_l; glyphs show g_l for moving x_l with its velocity "
+            f"{fd.kind} network: panels show x_l; glyphs show g_l for moving x_l with its velocity "
             "x_l - x_{l-1} kept."
         )
     return "\n".join(lines)

@@ -2,9 +2,10 @@
 
 `trajectory_figure` draws, in the plane of the first two layer coordinates, each chosen data
 point's layer coordinates x_0, x_1, ..., x_L (dots joined in order by dotted segments; x_0 hollow,
-x_L filled) and, for residual and c2 networks, the continuous flow of the network's own ODE from the
-same x_0 (solid; the reference solver's dense output) ending at x(T) (a cross). Where the layer points
-leave the flow, the network is far from its ODE (the ODE gap); plain networks have no flow.
+x_L filled) and, for kinds with an ODE (residual, c2), the continuous flow of the network's own ODE
+from the same x_0 (solid; the reference solver's dense output, saved in ode.npz) ending at x(T) (a
+cross). Where the layer points leave the flow, the network is far from its ODE (the ODE gap); plain
+networks have no flow.
 `convergence_figure` draws ode.csv: mean and max error of the k-refined network against the
 sub-step h/k on log-log axes, with a slope-1 guide and the fitted order. `depth_limit_figure` and
 `log_volume_panels` draw the ode_limit sweep's table and input log-volume heatmaps (riemexp.sweep.ode_limit).
@@ -13,42 +14,19 @@ sub-step h/k on log-log axes, with a slope-1 guide and the fitted order. `depth_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from riemexp.figures import FigurePool
-from riemexp.geometry import layer_coordinates
-from riemexp.networks import LayeredNetwork
 from riemexp.plotting.style import (
     SCALAR_CMAP,
     SINGULAR_COLOUR,
     class_colours,
     class_markers,
-    figure_files,
     new_figure,
-    save_figure,
     square_view,
 )
-
-if TYPE_CHECKING:
-    from riemexp.ode import OdeReport
-
-MAX_PER_CLASS = 15
-
-
-def choose_points(y: np.ndarray, per_class: int = MAX_PER_CLASS, seed: int = 0) -> np.ndarray:
-    """Indices of at most `per_class` points of each class, drawn without replacement (seeded)."""
-    rng = np.random.default_rng(seed)
-    picks = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        picks.append(np.sort(rng.choice(idx, size=min(per_class, len(idx)), replace=False)))
-    return np.concatenate(picks)
 
 
 def trajectory_figure(
@@ -124,7 +102,7 @@ def convergence_figure(rows: Sequence[dict], title: str) -> Figure:
     return fig
 
 
-def depth_limit_figure(rows: Sequence[dict]) -> Figure:
+def depth_limit_figure(rows: Sequence[dict], kind: str = "residual") -> Figure:
     """ode_limit.csv rows: test accuracy, ODE gap and the change of g_0 between consecutive depths vs L."""
     depth = np.array([r["depth"] for r in rows], dtype=float)
 
@@ -135,7 +113,7 @@ def depth_limit_figure(rows: Sequence[dict]) -> Figure:
     axes = fig.subplots(1, 3)
     T = rows[0].get("total_time") if rows else None
     fig.suptitle(
-        f"residual networks at fixed total time T = L h = {T:g}" if T else "residual networks", fontsize=11
+        f"{kind} networks at fixed total time T = L h = {T:g}" if T else f"{kind} networks", fontsize=11
     )
     ax = axes[0]
     ax.errorbar(
@@ -237,67 +215,9 @@ def log_volume_panels(
     return fig
 
 
-def save_trajectory_figures(
-    plots: Path,
-    model: LayeredNetwork,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    class_names: Sequence[str],
-    report: OdeReport | None,
-    formats: Sequence[str],
-    pool: FigurePool | None = None,
-) -> list[Path]:
-    """Write plots/trajectories.* (and plots/ode_convergence.* when `report` is given).
-
-    x (N, 2) input points, y (N,) labels; report: riemexp.ode.measure's result for all N points
-    (None for plain networks). pool: draws the figures (`riemexp.figures`: in parallel when it may,
-    the files written once `pool.wait()` has returned); without one they are drawn here. The arrays
-    are made here, so that drawing needs no torch.
-    """
-    own = pool is None
-    pool = FigurePool() if pool is None else pool
-    labels = y.cpu().numpy()
-    pick = choose_points(labels)
-    kind, L = model.kind.value, model.depth
-    coords = layer_coordinates(model, x[pick]).cpu().numpy()  # (L+1, n, w)
-    if report is None:
-        title = f"plain network, L = {L}: layer coordinates of {len(pick)} points (no ODE)"
-        flow = None
-    else:
-        flow = report.solution.path.cpu().numpy()[:, pick]  # (M, n, w)
-        order = "n/a" if report.order is None else f"{report.order:.2f}"
-        title = (
-            f"{kind} network, L = {L}, h = {model.h:g}, T = {L * model.h:g}: {len(pick)} points\n"
-            f"ODE gap {report.gap:.3g} of the data spread, refinement order {order}"
-        )
-
-    def trajectories() -> None:
-        fig = trajectory_figure(coords, labels[pick], class_names, title, flow=flow)
-        save_figure(fig, plots / "trajectories", formats)
-
-    written = pool.submit("figure:trajectories", figure_files(plots / "trajectories", formats), trajectories)
-    if report is not None:
-        rows = report.rows
-        caption = (
-            f"{kind} network, every layer in k sub-steps (L = {L}, h = {model.h:g})\nfitted order {order}"
-        )
-
-        def convergence() -> None:
-            save_figure(convergence_figure(rows, caption), plots / "ode_convergence", formats)
-
-        written += pool.submit(
-            "figure:ode_convergence", figure_files(plots / "ode_convergence", formats), convergence
-        )
-    if own:
-        pool.wait()
-    return written
-
-
 __all__ = [
-    "choose_points",
     "convergence_figure",
     "depth_limit_figure",
     "log_volume_panels",
-    "save_trajectory_figures",
     "trajectory_figure",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import SymLogNorm, TwoSlopeNorm
 
+from riemexp.nets.registry import uses_step_size
 from riemexp.plotting.style import MARKERS, OKABE_ITO, SCALAR_CMAP, new_figure, save_figure
 from riemexp.sweep.summary import SEED_KEY, Summary
 
@@ -45,7 +46,7 @@ class Point:
     panel: tuple[Any, ...]  # values of the other swept keys
     kind: str
     depth: int
-    step: float | None  # None for plain networks (no step size)
+    step: float | None  # None for kinds without a step size (plain)
     seed: Any
     completed: bool
     accuracy: float | None
@@ -61,7 +62,7 @@ def _points(summary: Summary) -> tuple[list[Point], list[str]]:
         depth = job.config.get(DEPTH)
         if not isinstance(depth, int):
             continue
-        step = job.config.get(STEP) if kind != "plain" else None
+        step = job.config.get(STEP) if uses_step_size(kind) else None
         acc = row.get("test_accuracy")
         points.append(
             Point(
@@ -123,7 +124,7 @@ def accuracy_vs_depth(points: Sequence[Point], panel_keys: Sequence[str]):  # ->
                 means.append(float(np.mean(acc)))
                 stds.append(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0)
             if xs:
-                dashed = "--" if line[0] == "plain" else "-"
+                dashed = "-" if uses_step_size(line[0]) else "--"  # a kind without h (plain): dashed
                 ax.errorbar(
                     xs,
                     means,
@@ -197,7 +198,7 @@ def accuracy_heatmap(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
                     ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
             ax.set_xticks(range(len(steps)), ["none" if s is None else f"{s:g}" for s in steps])
             ax.set_yticks(range(len(depths)), [str(d) for d in depths])
-            ax.set_xlabel("step size h" if kind != "plain" else "step size (plain: none)")
+            ax.set_xlabel("step size h" if uses_step_size(kind) else f"step size ({kind}: none)")
             ax.set_ylabel("depth L")
             title = kind if not panel_keys else f"{kind}\n{_panel_title(panel_keys, panel)}"
             ax.set_title(title, fontsize=9)
@@ -232,8 +233,9 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     ).is_file():  # said before loading torch, which a sweep without geometry never needs
         log.warning("%s is missing (run `riemexp train` with geometry.enabled=true)", path / GEOMETRY_FILE)
         return None
-    from riemexp.geometry import input_log_volume_from_metric, load_geometry
-    from riemexp.run import read_input_scale
+    from riemexp.analyses.geometry import load_geometry
+    from riemexp.geometry import input_log_volume_from_metric
+    from riemexp.runner import read_input_scale
 
     try:
         arrays = load_geometry(path)
@@ -247,7 +249,7 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), arrays["data_points"], seed)
 
 
-def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> Figure | None
+def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):  # -> Figure | None
     """1/2 log det g_0 (input units) on the input grid: one panel per configuration, by swept values."""
     rows = sorted({(p.panel, p.kind, p.step) for p in points}, key=lambda r: (repr(r[0]), r[1], r[2] or -1.0))
     depths = _order([p.depth for p in points])
@@ -309,7 +311,7 @@ def input_log_volume(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
     return fig
 
 
-def draw_figures(summary: Summary, formats: Sequence[str] = ("png",)) -> list[Path]:
+def draw_sweep_figures(summary: Summary, formats: Sequence[str] = ("png",)) -> list[Path]:
     """Write the sweep's figures into SWEEP_DIR/plots/; return the files (none without depth data)."""
     points, panel_keys = _points(summary)
     if not points:
@@ -319,7 +321,7 @@ def draw_figures(summary: Summary, formats: Sequence[str] = ("png",)) -> list[Pa
     for name, make in (
         ("accuracy_vs_depth", accuracy_vs_depth),
         ("accuracy_heatmap", accuracy_heatmap),
-        ("input_log_volume", input_log_volume),
+        ("input_log_volume", input_log_volume_figure),
     ):
         fig = make(points, panel_keys)
         if fig is not None:

@@ -147,7 +147,7 @@ def model_fields(path: Path) -> dict[str, Any]:
 
     Returns e.g. {"run_identity": ..., "dataset_sha256": ..., "config": {...}}; falls back to
     torch.load(weights_only=True) for a file in another layout. RunFolderError (from
-    `riemexp.run.read_model_file`) when the file is missing or unreadable.
+    `riemexp.runner.read_model_file`) when the file is missing or unreadable.
     """
     try:
         with zipfile.ZipFile(path) as archive:
@@ -158,7 +158,7 @@ def model_fields(path: Path) -> dict[str, Any]:
             return {k: v for k, v in payload.items() if k != "state_dict"}
     except Exception:  # not the zip layout torch.save writes today: let torch read it
         pass
-    from riemexp.run import read_model_file
+    from riemexp.runner import read_model_file
 
     return {k: v for k, v in read_model_file(path.parent).items() if k != "state_dict"}
 

@@ -86,7 +86,7 @@ def _add_to_record(path: Path | None, **values: Any) -> None:
 
 def _merge_metrics(out_dir: Path, **values: Any) -> None:
     """Add values to metrics.json (creating it when the run never started)."""
-    from riemexp.run import read_metrics, versions
+    from riemexp.runner import read_metrics, versions
 
     try:
         metrics = read_metrics(out_dir)
@@ -126,7 +126,7 @@ def sweep_job(
     is logged from its folder when a logger does not have it yet. KeyboardInterrupt still
     propagates (run() marks the folder "interrupted").
     """
-    from riemexp.run import recorded_in, run  # torch: only where a job runs, not where one is summarised
+    from riemexp.runner import recorded_in, run  # torch: only where a job runs, not where one is summarised
 
     watchdog.watch()
     watchdog.check_main_alive()  # a job handed to a worker after its sweep ended never starts

@@ -1,8 +1,9 @@
-"""The depth-limit study of `riemexp sweep grid=ode_limit`: residual networks at fixed T = L h as L grows.
+"""The depth-limit study of `riemexp sweep grid=ode_limit`: networks at fixed T = L h as L grows.
 
 `riemexp sweep` calls it after its own summary and figures (riemexp.commands.sweep.aggregate).
-`applies(summary)` recognises such a sweep from its jobs (all residual, two or more depths, one
-total time T = L h); `write_ode_limit(summary)` then writes into the sweep folder:
+`applies(summary)` recognises such a sweep from its jobs (all of one kind with an ODE, residual in
+the preset; two or more depths; one total time T = L h); `write_ode_limit(summary)` then writes
+into the sweep folder:
 
     ode_limit.csv|md          one row per depth L (columns below), mean and sample std over seeds
     plots/ode_limit.png       accuracy, ODE gap and the change of g_0 between consecutive depths vs L
@@ -68,14 +69,24 @@ def _total_time(job: Job) -> float | None:
 
 
 def applies(summary: Summary) -> bool:
-    """True for a sweep of residual networks with two or more depths at one total time T = L h."""
+    """True for a sweep of one network kind with an ODE (e.g. residual), two or more depths, at one
+    total time T = L h."""
     jobs = [j for j in summary.jobs if j.config]
-    if not jobs or any(j.config.get("network.kind") != "residual" for j in jobs):
+    if _kind(summary) is None:
         return False
     times = [_total_time(j) for j in jobs]
     if any(t is None for t in times) or len({_depth(j) for j in jobs}) < 2:
         return False
     return max(times) - min(times) <= 1e-9 * max(abs(t) for t in times)
+
+
+def _kind(summary: Summary) -> str | None:
+    """The one network kind of the sweep's jobs when it has an ODE, else None."""
+    from riemexp.nets.registry import KINDS
+
+    kinds = {j.config.get("network.kind") for j in summary.jobs if j.config}
+    kind = KINDS.get(str(kinds.pop())) if len(kinds) == 1 else None
+    return kind.name if kind is not None and kind.ode_order is not None else None
 
 
 def _finite(values: Sequence[Any]) -> list[float]:
@@ -97,8 +108,9 @@ def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
     g_0 in layer-0 coordinates; the log volume in input units (`input_log_volume_from_metric`).
     """
-    from riemexp.geometry import input_log_volume_from_metric, load_geometry  # torch: only when drawn
-    from riemexp.run import read_input_scale
+    from riemexp.analyses.geometry import load_geometry  # torch: only when drawn
+    from riemexp.geometry import input_log_volume_from_metric
+    from riemexp.runner import read_input_scale
 
     try:
         arrays = load_geometry(job.path)
@@ -179,7 +191,8 @@ def write_ode_limit(summary: Summary, formats: Sequence[str] = ("png",)) -> list
     rows, shown = depth_rows(summary)
     stem = summary.sweep_dir / STEM
     files = write_table(stem, rows, COLUMNS)
-    files += save_figure(depth_limit_figure(rows), summary.sweep_dir / "plots" / STEM, formats)
+    fig = depth_limit_figure(rows, _kind(summary) or "residual")
+    files += save_figure(fig, summary.sweep_dir / "plots" / STEM, formats)
     if shown:
         steps = {r["depth"]: r["step_size"] for r in rows}
         panels = {f"L = {d}, h = {steps[d]:g}": (g[0], g[1], g[3]) for d, g in shown.items()}

@@ -1,15 +1,17 @@
-"""The figures of a run folder: `plots_step` (the last analysis step of `riemexp train`) and `draw_figures`.
-
-A run's `plots/` folder holds
+"""The plots step of a run (`plots_step`, the last analysis step of `riemexp train`) and its re-draw
+(`redraw_run`, `riemexp plot-metric`): every figure in <run>/plots/, drawn from the run's files.
 
     layers.{png,pdf,svg}           the layer row (`riemexp.plotting.layers`)
     input_space.{png,pdf,svg}      decision regions, g_0 glyphs, log volume element
-    training_curves.{png,pdf,svg}  loss and accuracy per epoch (from history.csv)
+    training_curves.{png,pdf,svg}  loss and accuracy per epoch (history.csv)
+    trajectories.{png,pdf,svg}     chosen points through the layers, with the ODE flow of ode.npz
+                                   (with ode.enabled; kinds without an ODE: the layers only)
+    ode_convergence.{png,pdf,svg}  tables/ode.csv: error against sub-step (kinds with an ODE)
     layers.gif                     with plot.animation=true
 
-drawn from geometry.npz (recomputed from the model when it is missing or coarser than
-the figures ask for), the head's weights and history.csv. `riemexp plot-metric` calls the
-same functions, so it re-draws identical files from a saved run.
+drawn from geometry.npz (recomputed from the model when it is missing or coarser than the figures
+ask for), the head's weights, history.csv, ode.npz, tables/ode.csv and metrics.json. `riemexp
+plot-metric` calls the same functions, so it re-draws identical files from a saved run.
 """
 
 from __future__ import annotations
@@ -21,32 +23,55 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
 from riemexp import lock, phases, signals
+from riemexp.analyses import RunContext
+from riemexp.analyses.geometry import compute_geometry, load_geometry
+from riemexp.analyses.ode import ODE_TABLE, choose_points, load_flow
+from riemexp.budget import fitting_density, lattice_fits
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
 from riemexp.datasets import Dataset
-from riemexp.errors import ConfigError
+from riemexp.errors import ConfigError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
-from riemexp.geometry import compute_geometry, load_geometry
+from riemexp.geometry import input_log_volume, input_metric, layer_coordinates
 from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, STAGING_PREFIX
-from riemexp.networks import LayeredNetwork
+from riemexp.nets.network import LayeredNetwork
+from riemexp.nets.registry import get_kind
+from riemexp.notebook import read_records
 from riemexp.plotting.animation import write_animation
 from riemexp.plotting.curves import read_history, training_curves_figure
-from riemexp.plotting.data import FigureData, figure_data
-from riemexp.plotting.glyphs import fitting_density, lattice_fits
+from riemexp.plotting.data import FigureData
 from riemexp.plotting.input_space import input_space_figure
 from riemexp.plotting.layers import layer_row_figure
 from riemexp.plotting.style import choose_layers, figure_files, save_figure
+from riemexp.plotting.trajectories import convergence_figure, trajectory_figure
 from riemexp.threads import run_cpus, run_threads, using_threads
 
-if TYPE_CHECKING:
-    from riemexp.run import RunContext
-
 log = logging.getLogger("riemexp")
+
+
+@dataclass(frozen=True)
+class OdeFigureData:
+    """What the trajectories and ODE convergence figures are drawn from (numpy, float64).
+
+    coords (L+1, n, w): layer coordinates of the n chosen points; labels (n,); flow (M, n, w): their
+    ODE flow from ode.npz (None: no ODE, or not converged); rows: tables/ode.csv (None: none);
+    network, order, gap: what the titles say about the network and its ODE.
+    """
+
+    coords: np.ndarray
+    labels: np.ndarray
+    flow: np.ndarray | None
+    rows: list[dict[str, Any]] | None
+    network: str
+    order: str
+    gap: float | None
 
 
 def coarser_than_asked(
@@ -94,17 +119,76 @@ def geometry_for_plots(
     return compute_geometry(model, data, dataclasses.replace(geometry_cfg, grid_density=density))
 
 
-def draw_figures(
+def run_title(cfg: RunConfig) -> str:
+    """A one-line description of a run for figure titles."""
+    n = cfg.network
+    step = f", h = {n.step_size:g}" if get_kind(n.kind).uses_step_size else ""
+    return (
+        f"{cfg.dataset.name} · {n.kind} network, depth {n.depth}, width {n.width}{step}, "
+        f"{n.activation.value} · seed {cfg.seed}"
+    )
+
+
+def figure_data(
+    model: LayeredNetwork, cfg: RunConfig, class_names: tuple[str, ...], geometry: Mapping[str, np.ndarray]
+) -> FigureData:
+    """Collect the arrays the geometry figures need from a trained model and its geometry arrays."""
+    points = torch.as_tensor(np.asarray(geometry["grid_points"]), dtype=torch.float64)
+    g_input = input_metric(model, points)  # (G, 2, 2)
+    log_volume = input_log_volume(model, points).cpu().numpy()  # (G,)
+    return FigureData(
+        geometry={k: np.asarray(v) for k, v in geometry.items()},
+        grid_input_metric=g_input.cpu().numpy().astype(np.float64),
+        grid_input_log_volume=log_volume.astype(np.float64),
+        head_weight=model.head.weight.detach().double().cpu().numpy(),
+        head_bias=model.head.bias.detach().double().cpu().numpy(),
+        class_names=tuple(class_names),
+        title=run_title(cfg),
+        kind=model.kind.name,
+        two_step=model.kind.two_step,
+    )
+
+
+def ode_figure_data(
+    run_dir: Path, model: LayeredNetwork, data: Dataset, metrics: Mapping[str, Any]
+) -> OdeFigureData:
+    """The trajectories' and convergence figure's arrays: the chosen points' layer coordinates (from
+    the model), their flow (ode.npz), tables/ode.csv and the gap and order of metrics.json."""
+    labels = data.y.cpu().numpy()
+    flow_arrays = load_flow(run_dir)
+    pick = flow_arrays["point_index"] if flow_arrays is not None else choose_points(labels)
+    if len(pick) and (pick.min() < 0 or pick.max() >= len(labels)):
+        raise RunFolderError(f"{run_dir / 'ode.npz'} does not match the run's data: point_index out of range")
+    coords = layer_coordinates(model, data.x[torch.as_tensor(pick)]).cpu().numpy()  # (L+1, n, w)
+    table = run_dir / f"{ODE_TABLE}.csv"
+    rows = read_records(table) if table.is_file() and flow_arrays is not None else None
+    kind, L, h = model.kind, model.depth, model.h
+    network = f"{kind.name} network, L = {L}" + (f", h = {h:g}, T = {L * h:g}" if kind.uses_step_size else "")
+    order = metrics.get("ode_order")
+    return OdeFigureData(
+        coords=coords,
+        labels=labels[pick],
+        flow=None if flow_arrays is None else flow_arrays["flow"],
+        rows=rows,
+        network=network,
+        order="n/a" if order is None else f"{order:.2f}",
+        gap=metrics.get("ode_gap"),
+    )
+
+
+def draw_run_figures(
     fd: FigureData,
     plot_cfg: PlotConfig,
     out_dir: Path,
     history: Mapping[str, np.ndarray] | None,
+    ode: OdeFigureData | None = None,
     pool: FigurePool | None = None,
 ) -> list[Path]:
     """Draw every figure of a run into out_dir; return the files written.
 
-    pool: draws the figures (`riemexp.figures`; in parallel when it may); the files exist once
-    `pool.wait()` has returned. Without one they are drawn here, one after another.
+    fd: the geometry figures' arrays; ode: the trajectories' (None: none drawn). pool: draws the
+    figures (`riemexp.figures`; in parallel when it may); the files exist once `pool.wait()` has
+    returned. Without one they are drawn here, one after another.
     """
     own = pool is None
     pool = FigurePool() if pool is None else pool
@@ -136,8 +220,41 @@ def draw_figures(
         )
     if plot_cfg.animation:
         written += pool.submit("figure:layers_gif", [out_dir / "layers.gif"], animation)
+    if ode is not None:
+        written += _submit_ode_figures(ode, fd.class_names, formats, out_dir, pool)
     if own:
         pool.wait()
+    return written
+
+
+def _submit_ode_figures(
+    ode: OdeFigureData, class_names: tuple[str, ...], formats: Any, out_dir: Path, pool: FigurePool
+) -> list[Path]:
+    """Submit plots/trajectories.* and, with a convergence table, plots/ode_convergence.* to `pool`."""
+    n = ode.coords.shape[1]
+    if ode.flow is None:
+        title = f"{ode.network}: layer coordinates of {n} points (no ODE flow)"
+    else:
+        title = (
+            f"{ode.network}: {n} points\n"
+            f"ODE gap {ode.gap:.3g} of the data spread, refinement order {ode.order}"
+        )
+
+    def trajectories() -> None:
+        fig = trajectory_figure(ode.coords, ode.labels, class_names, title, flow=ode.flow)
+        save_figure(fig, out_dir / "trajectories", formats)
+
+    def convergence() -> None:
+        caption = f"{ode.network}, every layer in k sub-steps\nfitted order {ode.order}"
+        save_figure(convergence_figure(ode.rows or [], caption), out_dir / "ode_convergence", formats)
+
+    written = pool.submit(
+        "figure:trajectories", figure_files(out_dir / "trajectories", formats), trajectories
+    )
+    if ode.rows:
+        written += pool.submit(
+            "figure:ode_convergence", figure_files(out_dir / "ode_convergence", formats), convergence
+        )
     return written
 
 
@@ -163,7 +280,7 @@ def redraw_run(
     end, so an interrupted re-draw never leaves a mix of old and new figures. Raises
     RunFolderError naming a missing, incomplete or corrupt file, ConfigError for a bad option.
     """
-    from riemexp.run import load_run
+    from riemexp.runner.load import load_run
 
     if grid_density is not None and grid_density < 2:
         raise ConfigError(f"grid_density must be >= 2, got {grid_density}")
@@ -175,12 +292,17 @@ def redraw_run(
             loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
         )
         fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
+        ode = (
+            ode_figure_data(loaded.path, loaded.model, loaded.data, loaded.metrics)
+            if cfg.ode.enabled
+            else None
+        )
     workers = min(MAX_WORKERS, run_cpus(cfg))  # the figures are drawn in parallel where it may
     if out_dir is not None:
-        return _draw_staged(fd, cfg.plot, Path(out_dir), history, workers)
+        return _draw_staged(fd, cfg.plot, Path(out_dir), history, ode, workers)
     # into the run's own plots/: not while a run works in the folder (it would swap its own in)
     with lock.hold(loaded.path):
-        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history, workers)
+        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history, ode, workers)
 
 
 def _draw_staged(
@@ -188,15 +310,16 @@ def _draw_staged(
     plot_cfg: PlotConfig,
     out: Path,
     history: Mapping[str, np.ndarray] | None,
+    ode: OdeFigureData | None,
     workers: int = 1,
 ) -> list[Path]:
-    """draw_figures into a hidden folder inside `out`, then move every file into `out` at once,
+    """draw_run_figures into a hidden folder inside `out`, then move every file into `out` at once,
     so that an interrupted re-draw leaves the old figures, never a mix of old and new."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     pool = FigurePool(workers)
     try:
-        drawn = draw_figures(fd, plot_cfg, staging, history, pool)
+        drawn = draw_run_figures(fd, plot_cfg, staging, history, ode, pool)
         pool.wait()
         phases.reached("drawn")
         with signals.deferred():
@@ -209,17 +332,29 @@ def _draw_staged(
 
 
 def plots_step(ctx: RunContext) -> None:
-    """Analysis step of `riemexp train`: the figures in <run>/plots/.
+    """Analysis step of `riemexp train`: the figures in <run>/plots/, from the files the run saved.
 
-    Adds to ctx.metrics: plots (the files, relative to the run folder; the ODE step's figures, drawn
-    before, come after these) and plots_seconds.
+    Adds to ctx.metrics: plots (the files, relative to the run folder) and plots_seconds.
     """
     start = time.perf_counter()
     geometry = geometry_for_plots(ctx.out_dir, ctx.model, ctx.data, ctx.cfg.geometry, ctx.cfg.plot)
     fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry)
+    ode = ode_figure_data(ctx.out_dir, ctx.model, ctx.data, ctx.metrics) if ctx.cfg.ode.enabled else None
     history = read_history(ctx.out_dir / HISTORY_FILE)
-    written = draw_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history, ctx.figures)
-    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written] + ctx.metrics.get(
-        "plots", []
-    )
+    written = draw_run_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history, ode, ctx.figures)
+    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written]
     ctx.metrics["plots_seconds"] = round(time.perf_counter() - start, 4)
+
+
+__all__ = [
+    "OdeFigureData",
+    "coarser_than_asked",
+    "draw_run_figures",
+    "figure_data",
+    "geometry_for_plots",
+    "ode_figure_data",
+    "plots_step",
+    "redraw_run",
+    "run_title",
+    "with_plot_options",
+]

@@ -1,24 +1,18 @@
-"""The three kinds of layered network of paper.md §1, all of constant width w.
+"""`LayeredNetwork`: a network of any registered kind (riemexp.nets), of constant width w.
 
 Input points (N, 2) are standardised with the fixed buffers `input_shift` and `input_scale`
 (identity for the built-in toy sets) and padded with zeros to width w; that is layer 0.
-Hidden layers, l = 0 .. L-1:
+Hidden layers l = 0 .. L-1 follow the kind's update (riemexp.nets.kind)
 
-    plain    (C0):  x_{l+1} = sigma(W_l x_l + b_l)
-    residual (C1):  x_{l+1} = x_l + h sigma(W_l x_l + b_l)
-    c2       (C2):  x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W_l x_l + b_l),  x_{-1} = x_0
+    x_{l+1} = a x_l + c x_{l-1} + beta sigma(W_l x_l + b_l),   x_{-1} = x_0,
 
-followed by a linear softmax head: logits = V x_L + c, shape (N, C).
+e.g. plain x_{l+1} = sigma(W_l x_l + b_l), residual x_{l+1} = x_l + h sigma(W_l x_l + b_l), c2
+x_{l+1} = 2 x_l - x_{l-1} + h^2 sigma(W_l x_l + b_l); a linear softmax head follows:
+logits = V x_L + c, shape (N, C).
 
-Weights are stored stacked: `weight` (L, w, w) and `bias` (L, w), so that geometry code
-reads W_l and b_l without walking modules.
-
-Initialisation (seeded by the caller through torch's global generator):
-- plain: W_l = I + E with E_ij ~ N(0, 0.1^2), b_l = 0, so that each layer starts close to
-  sigma applied to the identity map.
-- residual and c2: W_l ~ N(0, 1 / w), b_l ~ N(0, 0.1^2); each layer moves points by
-  O(h) (residual) or O(h^2) (c2), so the network starts near the identity.
-- head: PyTorch's default nn.Linear initialisation.
+Weights are stored stacked: `weight` (L, w, w) and `bias` (L, w), so that geometry code reads
+W_l and b_l without walking modules. The kind initialises them (seeded by the caller through
+torch's global generator); the head has PyTorch's default nn.Linear initialisation.
 """
 
 from __future__ import annotations
@@ -27,30 +21,27 @@ import torch
 from torch import nn
 
 from riemexp.activations import get_activation
-from riemexp.config import INPUT_DIM, NetworkConfig, NetworkKind
+from riemexp.config import INPUT_DIM, NetworkConfig
+from riemexp.nets.kind import Coefficients, Kind, add, carry, scaled
+from riemexp.nets.registry import get_kind
 
 
 class LayeredNetwork(nn.Module):
-    """A plain, residual or c2 network of `depth` hidden layers of `width` units."""
+    """A network of `depth` hidden layers of `width` units, updated by the rule of its kind."""
 
     def __init__(self, cfg: NetworkConfig, n_classes: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.kind = NetworkKind(cfg.kind)
+        self.kind: Kind = get_kind(cfg.kind)
         self.width = cfg.width
         self.depth = cfg.depth
         self.h = float(cfg.step_size)
+        self.coefficients: Coefficients = self.kind.coefficients(self.h)
         self.sigma, self.dsigma = get_activation(cfg.activation.value)
-        w, L = cfg.width, cfg.depth
-        if self.kind is NetworkKind.PLAIN:
-            weight = torch.eye(w).repeat(L, 1, 1) + 0.1 * torch.randn(L, w, w)
-            bias = torch.zeros(L, w)
-        else:
-            weight = torch.randn(L, w, w) / w**0.5
-            bias = 0.1 * torch.randn(L, w)
+        weight, bias = self.kind.init(cfg.depth, cfg.width)
         self.weight = nn.Parameter(weight)  # (L, w, w)
         self.bias = nn.Parameter(bias)  # (L, w)
-        self.head = nn.Linear(w, n_classes)
+        self.head = nn.Linear(cfg.width, n_classes)
         # input standardisation x -> (x - input_shift) / input_scale, saved with the weights;
         # identity unless a dataset in its own units sets it (see riemexp.datasets)
         self.register_buffer("input_shift", torch.zeros(INPUT_DIM))
@@ -65,25 +56,14 @@ class LayeredNetwork(nn.Module):
 
     def _layers(self, x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run the hidden layers from input points x (N, 2); return x_L and, if keep, all x_l."""
-        x = self.pad(x)
+        x = prev = self.pad(x)
         coords = [x] if keep else []
-        weights, biases = self.weight.unbind(0), self.bias.unbind(0)
-        if self.kind is NetworkKind.PLAIN:
-            for W, b in zip(weights, biases):
-                x = self.sigma(torch.addmm(b, x, W.T))
-                if keep:
-                    coords.append(x)
-        elif self.kind is NetworkKind.RESIDUAL:
-            for W, b in zip(weights, biases):
-                x = x + self.h * self.sigma(torch.addmm(b, x, W.T))
-                if keep:
-                    coords.append(x)
-        else:
-            h2, prev = self.h**2, x
-            for W, b in zip(weights, biases):
-                x, prev = 2 * x - prev + h2 * self.sigma(torch.addmm(b, x, W.T)), x
-                if keep:
-                    coords.append(x)
+        a, c, beta = self.coefficients.a, self.coefficients.c, self.coefficients.beta
+        for W, b in zip(self.weight.unbind(0), self.bias.unbind(0)):
+            kept = carry(x, prev, a, c)  # before the branch: the order of autograd's sums
+            x, prev = add(kept, scaled(self.sigma(torch.addmm(b, x, W.T)), beta)), x
+            if keep:
+                coords.append(x)
         return x, coords
 
     def coordinates(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,3 +86,6 @@ class LayeredNetwork(nn.Module):
 
 def build_network(cfg: NetworkConfig, n_classes: int) -> LayeredNetwork:
     return LayeredNetwork(cfg, n_classes)
+
+
+__all__ = ["INPUT_DIM", "LayeredNetwork", "build_network"]

@@ -1,22 +1,23 @@
-"""The Lie group tables (paper.md §4): each layer Jacobian J_l as an element of GL(w), per layer.
+"""Layer Jacobians as elements of GL(w): determinants, distance from I, the matrix logarithm.
 
-A residual layer is near the identity, J_l = I + h A_l with A_l = D W_l, D = diag(sigma'(W_l x_l + b_l)),
-so log J_l = h A_l - (h A_l)^2 / 2 + ... and |log J_l - h A_l| = O(h^2): the layer is one step of
-size h along the one-parameter subgroup exp(t A_l), up to a second-order remainder.
+A layer near the identity, J_l = I + h A_l with A_l = D W_l, D = diag(sigma'(W_l x_l + b_l)) (a
+residual layer), has log J_l = h A_l - (h A_l)^2 / 2 + ..., so |log J_l - h A_l| = O(h^2): the layer
+is one step of size h along the one-parameter subgroup exp(t A_l), up to a second-order remainder.
 
-`lie_table(model, x)` evaluates, at the data points' own coordinates x_l (from
-`riemexp.geometry.layer_coordinates`, Jacobians from `riemexp.geometry.layer_jacobians`), one row per
-layer l = 0 .. L-1 (columns documented in LIE_COLUMNS and the README, "Residual networks as ODEs"):
+`lie_table(model, x)` evaluates, at the data points' own coordinates x_l (`layer_coordinates`,
+Jacobians from `layer_jacobians`), one row per layer l = 0 .. L-1:
 
     det_mean, det_min           mean and min over points of det J_l
     det_positive_fraction       fraction of points with det J_l > 0 (orientation kept, J_l in GL+)
-    identity_distance_mean      mean of |J_l - I|_F (Frobenius; for c2 the 2w x 2w state Jacobian)
-    log_error_mean              residual only: mean of |log J_l - h A_l|_F over the points where
-                                J_l has a real principal logarithm (no eigenvalue on (-inf, 0])
-    log_defined_fraction        residual only: the fraction of points where it has one
+    identity_distance_mean      mean of |J_l - I|_F (Frobenius; for two-step kinds the 2w x 2w
+                                state Jacobian)
+    log_error_mean              kinds near the identity (`Kind.near_identity`: residual) only: mean
+                                of |log J_l - (J_l - I)|_F over the points where J_l has a real
+                                principal logarithm (no eigenvalue on (-inf, 0])
+    log_defined_fraction        the same kinds only: the fraction of points where it has one
 
-Plain and c2 rows leave the two log columns empty: a plain J_l = D W_l is not near I, and the c2
-state Jacobian [[2I + h^2 A, -I], [I, 0]] (det = 1 always) is not of the form I + h A.
+Other kinds leave the two log columns empty: a plain J_l = D W_l is not near I, and the c2 state
+Jacobian [[2I + h^2 A, -I], [I, 0]] (det = 1 always) is not of the form I + h A.
 
 `matrix_log` computes the real principal logarithm of a batch of real matrices by inverse
 scaling and squaring: Denman-Beavers square roots until |J^(1/2^s) - I|_F <= 1/4, then the
@@ -32,22 +33,9 @@ from typing import Any
 
 import torch
 
-from riemexp.config import NetworkKind
-from riemexp.geometry import layer_coordinates, layer_jacobians
-from riemexp.layout import TABLES_DIR
-from riemexp.networks import LayeredNetwork
-from riemexp.tables import write_table
-from riemexp.timing import stage
+from riemexp.geometry.coordinates import layer_coordinates, layer_jacobians
+from riemexp.nets.network import LayeredNetwork
 
-LIE_COLUMNS = [
-    "layer",
-    "det_mean",
-    "det_min",
-    "det_positive_fraction",
-    "identity_distance_mean",
-    "log_error_mean",
-    "log_defined_fraction",
-]
 _SERIES_TERMS = 30
 _MAX_SQRTS = 60
 
@@ -101,14 +89,15 @@ def matrix_log(a: torch.Tensor) -> torch.Tensor:
 def lie_rows(model: LayeredNetwork, jac: torch.Tensor) -> list[dict[str, Any]]:
     """Rows of lie.csv from the layer Jacobians jac (L, N, m, m) of `model` at the data points.
 
-    For residual networks A_l = (J_l - I) / h = D W_l, so log J_l - h A_l = log J_l - (J_l - I).
+    For kinds near the identity (residual: J_l = I + h D W_l), h A_l = J_l - I, so the log
+    columns report log J_l - (J_l - I).
     """
     L, _, m, _ = jac.shape
     eye = torch.eye(m, dtype=jac.dtype, device=jac.device)
     det = torch.linalg.det(jac)  # (L, N)
     dist = torch.linalg.matrix_norm(jac - eye)  # (L, N)
     log_err = None
-    if model.kind is NetworkKind.RESIDUAL:
+    if model.kind.near_identity:
         h_a = jac - eye  # h A_l = h D W_l, (L, N, w, w)
         log_err = torch.linalg.matrix_norm(matrix_log(jac) - h_a)  # (L, N), NaN where no log
     rows = []
@@ -136,14 +125,4 @@ def lie_table(model: LayeredNetwork, x: torch.Tensor) -> list[dict[str, Any]]:
     return lie_rows(model, layer_jacobians(model, coords))
 
 
-def lie_step(ctx: Any) -> None:
-    """Write tables/lie.csv|md for the run's data points (train and test). ctx: a RunContext."""
-    rows = lie_table(ctx.model, ctx.data.x)
-    with stage("writing"):
-        write_table(ctx.out_dir / TABLES_DIR / "lie", rows, LIE_COLUMNS)
-    if ctx.model.kind is NetworkKind.RESIDUAL:
-        fractions = [r["log_defined_fraction"] for r in rows]
-        ctx.metrics["lie_log_defined_fraction_min"] = min(fractions)
-
-
-__all__ = ["LIE_COLUMNS", "has_real_log", "lie_rows", "lie_step", "lie_table", "matrix_log"]
+__all__ = ["has_real_log", "lie_rows", "lie_table", "matrix_log"]

@@ -1,0 +1,191 @@
+"""The geometry step of a run: geometry.npz (grid and data through every layer) and tables/layers.csv|md.
+
+geometry.npz holds the arrays of `riemexp.geometry.geometry_arrays` (names and shapes in
+`GEOMETRY_ARRAYS`); `load_geometry` reads and checks them for the figures, `riemexp plot-metric`,
+sweeps and notebooks. tables/layers.csv|md has one row per layer of
+`riemexp.geometry.layer_statistics` over the run's data (columns `LAYER_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riemexp import console
+from riemexp.analyses import RunContext
+from riemexp.budget import check_memory
+from riemexp.config import INPUT_DIM, GeometryConfig
+from riemexp.datasets import Dataset
+from riemexp.errors import RunFolderError, safe_reason
+from riemexp.geometry import anisotropy, geometry_arrays, input_log_volume, input_metric, layer_statistics
+from riemexp.io import atomic_save
+from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
+from riemexp.nets.network import LayeredNetwork
+from riemexp.tables import write_table
+from riemexp.timing import stage
+
+LAYERS_TABLE = f"{TABLES_DIR}/layers"
+
+#: geometry.npz: name -> shape with symbolic sizes (G grid points, N data points, L depth,
+#: w width, C classes)
+GEOMETRY_ARRAYS: dict[str, tuple[str, ...]] = {
+    "grid_points": ("G", "2"),
+    "grid_shape": ("2",),
+    "grid_coords": ("L+1", "G", "w"),
+    "grid_metric": ("L+1", "G", "w", "w"),
+    "data_points": ("N", "2"),
+    "data_labels": ("N",),
+    "data_coords": ("L+1", "N", "w"),
+    "data_metric": ("L+1", "N", "w", "w"),
+    "grid_proba": ("G", "C"),
+}
+
+#: columns of tables/layers.csv|md; row l describes layer l (the metric g_l at x_l) and, in the
+#: last three columns, the map l -> l+1 (empty in the last row, l = L, where g_L = I)
+LAYER_COLUMNS = (
+    "layer",
+    "log_volume_mean",
+    "log_volume_median",
+    "log_volume_max",
+    "anisotropy_median",
+    "anisotropy_max",
+    "step_length_mean",
+    "det_positive_fraction",
+    "identity_distance_mean",
+)
+#: earlier names of table columns, read as today's names (`LoadedRun.tables`)
+RENAMED_COLUMNS = {"jacobian_minus_identity_mean": "identity_distance_mean"}
+
+
+def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) -> dict[str, np.ndarray]:
+    """The geometry.npz arrays of a model on its data (train then test), on a grid of cfg.grid_density.
+
+    Raises GeometryError before any work when the arrays would need more than cfg.max_memory_gb
+    (or the memory free), and when coordinates or metrics overflow float64.
+    """
+    check_memory(cfg, len(data.x), model.depth, model.width, model.head.out_features, model.kind.name)
+    return geometry_arrays(model, data.x, data.y, cfg.grid_density, cfg.margin)
+
+
+def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arrays") -> None:
+    """Check the names and consistent shapes of geometry arrays; raise RunFolderError naming the problem."""
+    missing = [name for name in GEOMETRY_ARRAYS if name not in arrays]
+    if missing:
+        raise RunFolderError(f"{where} is incomplete: missing {', '.join(missing)}")
+    sizes: dict[str, int] = {"2": INPUT_DIM}
+    for name, dims in GEOMETRY_ARRAYS.items():
+        shape = tuple(arrays[name].shape)
+        ok = len(shape) == len(dims)
+        for dim, size in zip(dims, shape) if ok else ():
+            if sizes.setdefault(dim, size) != size:
+                ok = False
+        if not ok:
+            expected = "(" + ", ".join(f"{d}={sizes[d]}" if d in sizes else d for d in dims) + ")"
+            raise RunFolderError(f"{where} is corrupt: {name} has shape {shape}, expected {expected}")
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    if ny * nx != sizes["G"]:
+        raise RunFolderError(
+            f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
+        )
+    for name in GEOMETRY_ARRAYS:  # geometry_arrays never returns inf or NaN (GeometryError instead)
+        values = np.asarray(arrays[name])
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise RunFolderError(f"{where} is corrupt: {name} holds inf or NaN")
+
+
+def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write geometry arrays (names of `GEOMETRY_ARRAYS`) to an .npz file atomically."""
+    check_geometry(arrays)
+
+    def saver(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{name: np.asarray(arrays[name]) for name in GEOMETRY_ARRAYS})
+
+    atomic_save(path, saver)
+
+
+def load_geometry(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a geometry.npz (a file, or a run folder holding one); check its arrays.
+
+    Raises RunFolderError naming the missing file, the missing arrays or the corrupt ones.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / GEOMETRY_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing (run `riemexp train` with geometry.enabled=true)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except Exception as err:  # zip, zlib and format errors come in many types
+        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None
+    check_geometry(arrays, str(path))
+    return arrays
+
+
+def _shown_layers(n_layers: int, at_most: int = 9) -> list[int]:
+    if n_layers <= at_most:
+        return list(range(n_layers))
+    return sorted({round(i * (n_layers - 1) / (at_most - 1)) for i in range(at_most)})
+
+
+def _median(values: Any) -> float:
+    return float(values.median()) if values.numel() else float("nan")
+
+
+def geometry_step(ctx: RunContext) -> None:
+    """Analysis step of `riemexp train`: geometry.npz, tables/layers.csv|md and two metrics.
+
+    Adds to ctx.metrics: input_log_volume_median and input_anisotropy_median (medians over the
+    dataset of `input_log_volume` and of the anisotropy of `input_metric`, the metric of the
+    data plane in the user's input units) and geometry_seconds. The layers table's row 0 is
+    instead g_0 itself, in layer-0 (standardised, padded) coordinates, like every other row.
+    """
+    start = time.perf_counter()
+    arrays = compute_geometry(ctx.model, ctx.data, ctx.cfg.geometry)
+    with stage("writing"):
+        save_geometry(ctx.out_dir / GEOMETRY_FILE, arrays)
+    rows = layer_statistics(ctx.model, ctx.data.x)  # the rows of tables/layers.csv
+    with stage("writing"):
+        write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
+    ctx.metrics["input_log_volume_median"] = _median(input_log_volume(ctx.model, ctx.data.x))
+    ctx.metrics["input_anisotropy_median"] = _median(anisotropy(input_metric(ctx.model, ctx.data.x)))
+    ctx.metrics["geometry_seconds"] = round(time.perf_counter() - start, 4)
+    show_layer_table(rows)
+
+
+def show_layer_table(rows: list[dict[str, Any]]) -> None:
+    """The layers table in the terminal (about 9 evenly spaced rows; the CSV has all)."""
+
+    def cell(value: Any) -> Any:
+        return "" if value is None else value
+
+    console.show_table(
+        f"geometry per layer over the data (all layers: {LAYERS_TABLE}.md)",
+        ["layer", "log vol (median)", "anisotropy (median)", "det J > 0", "|J - I| (mean)"],
+        [
+            [
+                rows[i]["layer"],
+                rows[i]["log_volume_median"],
+                rows[i]["anisotropy_median"],
+                cell(rows[i]["det_positive_fraction"]),
+                cell(rows[i]["identity_distance_mean"]),
+            ]
+            for i in _shown_layers(len(rows))
+        ],
+    )
+
+
+__all__ = [
+    "GEOMETRY_ARRAYS",
+    "LAYER_COLUMNS",
+    "check_geometry",
+    "compute_geometry",
+    "geometry_step",
+    "load_geometry",
+    "save_geometry",
+]

@@ -1,0 +1,297 @@
+"""One experiment, start to finish, in a run folder: train, then analyse.
+
+`run(cfg, out_dir)` is the core of `riemexp train`; it needs no Hydra. The run folder:
+
+    model.pt        weights, resolved config, class names (torch.save of a dict)
+    metrics.json    status ("running", "completed", "diverged", "failed", "interrupted"),
+                    accuracies, losses, epochs, train_seconds, seed, versions, analysis figures;
+                    pid, host, started, heartbeat (refreshed while running), finished
+    history.csv     per-epoch train and test loss and accuracy
+    config.yaml     the resolved config (Hydra also keeps its own copy in .hydra/)
+
+plus whatever the analysis steps in `riemexp.analyses.ANALYSES` write (geometry, tables, plots);
+names in `riemexp.layout`. One run at a time writes into a folder (`riemexp.lock`); how an earlier
+run in the folder is kept or replaced is `riemexp.runner.folder`'s job, what the run records about
+itself `riemexp.runner.record`'s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from riemexp import console, lock, memory, phases, signals, timing
+from riemexp.analyses import ANALYSES, RunContext
+from riemexp.config import RunConfig, config_to_dict
+from riemexp.datasets import make_dataset, source_fingerprint
+from riemexp.errors import OutputError
+from riemexp.figures import MAX_WORKERS, FigurePool
+from riemexp.identity import IDENTITY_KEY, run_identity
+from riemexp.io import atomic_write_text
+from riemexp.layout import CONFIG_FILE, METRICS_FILE, UNFINISHED_RERUN_DIR
+from riemexp.lock import Heartbeat
+from riemexp.loggers import RunLoggers
+from riemexp.report import write_run_report
+from riemexp.runner import folder
+from riemexp.runner.load import save_model
+from riemexp.runner.record import (
+    final_scores,
+    record_stop,
+    report_stopped,
+    show_summary,
+    versions,
+    write_history,
+)
+from riemexp.threads import run_cpus, run_threads, using_threads
+from riemexp.train import TrainResult, train
+
+log = logging.getLogger("riemexp")
+
+
+def run(
+    cfg: RunConfig, out_dir: str | Path, cpus: int | None = None, loggers: RunLoggers | None = None
+) -> dict[str, Any]:
+    """Train the network of `cfg`, save it, run the analyses; return the final metrics.
+
+    Torch runs on `cfg.threads` threads (`riemexp.threads`: `auto` on `cpus` CPUs, default all
+    this process may use). metrics.json's `timings` give the seconds of every stage
+    (`riemexp.timing`; the command's stopwatch when one is recording, else the run's own).
+
+    Raises DivergedError (metrics.json says "diverged"), re-raises KeyboardInterrupt and
+    `riemexp.signals.Interrupted` (metrics.json says "interrupted", with the signal), raises
+    OutputError naming a file that could not be written (status "failed"); a run folder is
+    "completed" only when every file has been written.
+
+    The folder is locked for the run (`riemexp.lock`; FolderBusyError when another live run
+    holds it). A folder that already holds a completed run keeps it until the new run has
+    completed: the new run is built in a hidden staging folder inside it and swapped in at the
+    end; a new run that does not complete leaves the earlier run as it was and its own record
+    in unfinished-rerun/.
+
+    `loggers` (`riemexp.loggers`: TensorBoard, MLflow) get each epoch as it comes and the run
+    once it has stopped, completed or not; a failing logger is dropped with a warning and
+    never fails the run.
+    """
+    out_dir = Path(out_dir)
+    stopwatch = timing.current() or timing.Stopwatch()
+    with timing.recording(stopwatch):
+        threads = run_threads(cfg, share=cpus)
+        with timing.stage("writing"):
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OutputError.from_os_error(err) from None
+        with lock.hold(out_dir), using_threads(threads):
+            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]), cpus)
+
+
+def _make_way(out_dir: Path) -> bool:
+    """Clear out_dir for a new run; True when a completed earlier run stays until this one completes.
+
+    An earlier run that did not complete (failed, diverged, interrupted, killed) has no results
+    to keep and makes way now.
+    """
+    with timing.stage("writing"):
+        earlier = folder.earlier_status(out_dir, folder.remove_leftovers(out_dir))
+    staged = earlier == "completed"
+    if earlier is not None and not staged:
+        try:
+            with signals.deferred(), timing.stage("writing"):
+                folder.replace(out_dir, None)
+        except OSError as err:
+            raise OutputError.from_os_error(err) from None
+    return staged
+
+
+def _first_record(cfg: RunConfig, threads: int) -> dict[str, Any]:
+    """metrics.json as it stands when the run starts: status "running" and who runs it."""
+    started = lock.now_iso()
+    return {
+        "status": "running",
+        "dataset": cfg.dataset.name,
+        "network": cfg.network.kind,
+        "seed": cfg.seed,
+        IDENTITY_KEY: run_identity(cfg, source_fingerprint(cfg.dataset)),
+        **versions(),
+        "pid": os.getpid(),
+        "host": lock.host_name(),
+        "started": started,
+        "heartbeat": started,
+        "threads": threads,
+    }
+
+
+class _Attempt:
+    """One run in a locked folder: where it writes (`work`: the folder, or a staging folder inside
+    it when a completed earlier run stays until this one completes), its record and result."""
+
+    def __init__(self, out_dir: Path, staged: bool, metrics: dict[str, Any], loggers: RunLoggers) -> None:
+        self.out_dir, self.staged, self.loggers = out_dir, staged, loggers
+        self.work = out_dir
+        self.record = Heartbeat(out_dir / METRICS_FILE, metrics)
+        self.result = TrainResult(model=None)  # type: ignore[arg-type]
+        self.reserve: Path | None = None
+        self.done = False
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.record.metrics
+
+    def begin(self, cfg: RunConfig) -> None:
+        """Keep room on the disk, make the staging folder, say "running", write config.yaml."""
+        with timing.stage("writing"):
+            self.reserve = folder.reserve(self.out_dir)
+            if self.staged:  # an earlier run stays in place until this one has completed
+                self.work = folder.staging_folder(self.out_dir)
+                self.record.path = self.work / METRICS_FILE
+            self.record.write()  # first: the folder says "running" before anything else
+            atomic_write_text(self.work / CONFIG_FILE, OmegaConf.to_yaml(config_to_dict(cfg)))
+        self.record.start()
+        info = self.loggers.run_info(
+            self.work, config_to_dict(cfg), self.metrics[IDENTITY_KEY], folder=self.out_dir
+        )
+        self.loggers.start(info)
+
+    def complete(self, stopwatch: timing.Stopwatch) -> None:
+        """Every file is written: report.md, the final record, and (staged) the swap into the folder."""
+        with timing.stage("writing"):
+            write_run_report(self.work, {**self.metrics, "status": "completed"})
+        # complete: a signal from here on waits until the run is in its folder
+        with signals.deferred(), timing.stage("writing"):
+            self.record.stop()
+            self.metrics.pop("phase", None)
+            # the timings cover the command up to this write
+            self.record.write(status="completed", finished=lock.now_iso(), timings=stopwatch.report())
+            if self.staged:
+                self.loggers.pause()  # their files in the staging folder are about to move
+                folder.replace(self.out_dir, self.work)
+            self.done = True
+
+    def stopped(self, err: BaseException) -> BaseException:
+        """The run did not complete: record why where its record stays; return the error to raise."""
+        folder.release(self.reserve)  # room for the record of what stopped the run
+        # (a re-run whose staging folder could not even be made records nothing: the folder's
+        # metrics.json is the earlier run's)
+        recorded = not (self.staged and self.work == self.out_dir)
+        error = record_stop(err, self.record, self.result, self.work, write=recorded)
+        # a report where the run's record stays (a re-run that did not complete keeps only its
+        # metrics.json, history.csv and config.yaml in unfinished-rerun/: no report there)
+        where = self.work if recorded and not self.staged else None
+        report_stopped(where, self.record.metrics, self.loggers, self.result.history)
+        if self.staged and self.work != self.out_dir:
+            with signals.deferred():
+                folder.keep_attempt(self.work, self.out_dir)
+            log.warning(
+                "the earlier run in %s is kept as it was; this run's record is in %s/",
+                self.out_dir,
+                self.out_dir / UNFINISHED_RERUN_DIR,
+            )
+        return error
+
+    def close(self) -> None:
+        self.record.stop()
+        folder.release(self.reserve)
+
+
+def _run_locked(
+    cfg: RunConfig,
+    out_dir: Path,
+    threads: int,
+    stopwatch: timing.Stopwatch,
+    loggers: RunLoggers,
+    cpus: int | None = None,
+) -> dict[str, Any]:
+    staged = _make_way(out_dir)
+    attempt = _Attempt(out_dir, staged, _first_record(cfg, threads), loggers)
+    metrics = attempt.metrics
+    try:
+        attempt.begin(cfg)
+        _train_and_analyse(cfg, attempt.work, attempt.record, attempt.result, loggers, cpus)
+        attempt.complete(stopwatch)
+    except BaseException as err:
+        if attempt.done:  # a signal that waited for the completed run: it stays completed
+            loggers.finish(metrics, attempt.result.history, out_dir)
+            raise
+        error = attempt.stopped(err)
+        if error is err:
+            raise
+        raise error from None
+    finally:
+        attempt.close()
+    loggers.finish(metrics, attempt.result.history, out_dir)
+    title = f"{cfg.dataset.name} / {cfg.network.kind} (depth {cfg.network.depth}) -> {out_dir}"
+    show_summary(metrics, title, out_dir)
+    return metrics
+
+
+def _phase(record: Heartbeat, name: str) -> None:
+    record.write(phase=name)
+    phases.reached(name)
+
+
+def _train_and_analyse(
+    cfg: RunConfig,
+    work: Path,
+    record: Heartbeat,
+    result: TrainResult,
+    loggers: RunLoggers,
+    cpus: int | None = None,
+) -> None:
+    """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
+    stage = timing.stage
+    metrics = record.metrics
+    _phase(record, "setup")
+    with stage("data"):
+        data = make_dataset(cfg.dataset, cfg.data_seed)
+        # every stage, with the real number of points (a CSV's is known only now)
+        memory.check_stages(cfg, len(data.x), data.n_classes)
+    with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
+        import torch._dynamo  # noqa: F401
+    # training, with a progress bar on a terminal
+    _phase(record, "training")
+    with stage("training"), console.progress_bar("training", cfg.optim.epochs) as bar:
+
+        def on_epoch(row: dict[str, float]) -> None:
+            metrics["epochs"] = int(row["epoch"])  # progress, for the heartbeat
+            loggers.epoch(row)
+            if row["epoch"] == 1:
+                phases.reached("epoch")
+            if bar is not None:
+                status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
+                bar.update(bar.task_ids[0], advance=1, status=status)
+
+        train(cfg, data, on_epoch=on_epoch, result=result)
+    metrics.update(final_scores(result), device=str(next(result.model.parameters()).device))
+    _phase(record, "saving")
+    with stage("writing"):
+        write_history(work, result.history)
+        model = result.model.cpu().eval()
+        save_model(work, model, cfg, data)
+
+    # analyses: geometry, ODE, Lie table, figures; each a stage (which may hold stages of its own)
+    figures = FigurePool(min(MAX_WORKERS, run_cpus(cfg, cpus)))
+    ctx = RunContext(cfg, work, model, data, metrics, figures)
+    try:
+        for name, target, enabled in ANALYSES:
+            if enabled(cfg):
+                module, function = target.split(":")
+                log.info("analysis: %s", name)
+                _phase(record, name)
+                with stage("imports"):
+                    step = getattr(importlib.import_module(module), function)
+                with stage(name):
+                    step(ctx)
+        figures.wait()  # figures drawn in parallel: every file is written before the run completes
+    except BaseException:
+        figures.close()
+        raise
+    if figures.parallel and figures.seconds:
+        metrics["figure_seconds"] = dict(figures.seconds)
+
+
+__all__ = ["run"]
