@@ -84,19 +84,12 @@ class Summary:
     keys: list[str]  # swept keys, seed last
     rows: list[dict[str, Any]]
     grouped: list[dict[str, Any]]
-    files: list[Path] = field(default_factory=list)
     outside: list[tuple[JobFolder, str]] = field(default_factory=list)  # folders not counted, and why
     planned: bool = False  # the rows are a sweep's planned jobs (else: every folder found)
 
     @property
     def group_keys(self) -> list[str]:
         return [k for k in self.keys if k != SEED_KEY]
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for job in self.jobs:
-            out[job.status] = out.get(job.status, 0) + 1
-        return out
 
 
 def _job_sort_key(name: str) -> tuple[int, int, str]:
@@ -309,7 +302,6 @@ def write_summary(summary: Summary) -> list[Path]:
         grouped_columns(summary.group_keys),
         formats=("csv", "md", "tex"),
     )
-    summary.files = files
     return files
 
 
