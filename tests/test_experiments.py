@@ -19,7 +19,7 @@ from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import compose_config, to_run_config
 from riemexp.commands.train import help_text
 from riemexp.errors import ConfigError
-from riemexp.run import run
+from riemexp.runner import run
 from tests.conftest import REPO, run_cli
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
@@ -58,7 +58,7 @@ def test_preset_composes_into_a_checked_config(name: str) -> None:
             override[f"override /{group}"]
             == {
                 "dataset": cfg.dataset.name,
-                "network": cfg.network.kind.value,
+                "network": cfg.network.kind,
                 "optim": cfg.optim.name.value,
             }[group]
         )
