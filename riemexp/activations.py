@@ -1,4 +1,4 @@
-"""Activation functions sigma and their derivatives sigma' (paper.md §3).
+"""Activation functions sigma and their derivatives sigma' (docs/science.md §3).
 
 Looked up by name in `ACTIVATIONS`: name -> (sigma, sigma'). Both act elementwise on
 tensors of any shape and dtype; sigma' is written in closed form so that the geometry

@@ -289,7 +289,12 @@ def convergence_table(
     rows: list[dict[str, Any]] = []
     for k in refinements(max_refinement):
         err = (refine(model, x0, k, corrected=corrected) - reference).norm(dim=1)  # (N,)
-        row = {"k": k, "substep": model.h / k, "error_mean": float(err.mean()), "error_max": float(err.max())}
+        row: dict[str, Any] = {
+            "k": k,
+            "substep": model.h / k,
+            "error_mean": float(err.mean()),
+            "error_max": float(err.max()),
+        }
         prev = rows[-1]["error_mean"] if rows else None
         row["observed_order"] = (
             math.log2(prev / row["error_mean"]) if prev and row["error_mean"] > 0 else None

@@ -103,7 +103,8 @@ def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     def saver(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, **{name: np.asarray(arrays[name]) for name in GEOMETRY_ARRAYS})
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in GEOMETRY_ARRAYS}
+            np.savez(f, **payload)
 
     atomic_save(path, saver)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def save_flow(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     def saver(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, **{name: np.asarray(arrays[name]) for name in ODE_ARRAYS})
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in ODE_ARRAYS}
+            np.savez(f, **payload)
 
     atomic_save(path, saver)
 

@@ -28,7 +28,7 @@ with MKL: a plain left-to-right sum; wider products use blocked kernels whose or
 the layout). `exact` defaults to on when width and classes are both <= EXACT_MAX_CONTRACTION.
 Off, the sums are planar (a little faster): each step agrees with a single run's to float32
 rounding, but training amplifies the difference, so after hundreds of epochs a member is a
-valid training of its config that can end far from the single run (see the README).
+valid training of its config that can end far from the single run (docs/ensembles.md).
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ def input_log_volume(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> tor
     if model.width == INPUT_DIM and not model.kind.two_step:
         return factor_log_volumes(model, coords, None)[0] - log_scale
     _, q = pullback(model, coords, keep_q=True)
+    assert q is not None  # keep_q=True
     r = torch.linalg.qr(q[0][..., :INPUT_DIM], mode="r").R  # (N, 2, 2)
     return torch.linalg.slogdet(r).logabsdet - log_scale
 

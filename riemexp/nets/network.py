@@ -29,6 +29,10 @@ from riemexp.nets.registry import get_kind
 class LayeredNetwork(nn.Module):
     """A network of `depth` hidden layers of `width` units, updated by the rule of its kind."""
 
+    # buffers (register_buffer in __init__), declared for type checkers
+    input_shift: torch.Tensor
+    input_scale: torch.Tensor
+
     def __init__(self, cfg: NetworkConfig, n_classes: int) -> None:
         super().__init__()
         self.cfg = cfg

@@ -34,7 +34,7 @@ def render_frame(fig: Figure, dpi: float = DPI) -> Image.Image:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="rgba", dpi=dpi)
     width, height = (int(v * dpi) for v in fig.get_size_inches())
-    return Image.frombuffer("RGBA", (width, height), buffer.getbuffer(), "raw", "RGBA", 0, 1)
+    return Image.frombuffer("RGBA", (width, height), buffer.getvalue(), "raw", "RGBA", 0, 1)
 
 
 def write_gif(path: str | Path, frames: Sequence[Image.Image], fps: float = FPS) -> None:

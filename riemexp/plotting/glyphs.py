@@ -1,6 +1,6 @@
-"""Metric-tensor glyphs: ellipses drawn from 2 x 2 metrics, sized per panel (paper.md §3).
+"""Metric-tensor glyphs: ellipses drawn from 2 x 2 metrics, sized per panel (docs/science.md §3).
 
-Convention (stated in every figure's caption and in the README, "Glyph convention"):
+Convention (stated in every figure's caption and in docs/figures.md, "Glyph convention"):
 eigen-decompose each metric with a symmetric solver, g = Q diag(lambda) Q^T (`numpy.linalg.eigh`),
 draw an ellipse whose axes lie along the eigenvectors (orientation arctan2(q_y, q_x)) with
 semi-axes proportional to

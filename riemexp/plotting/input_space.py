@@ -2,7 +2,7 @@
 
 Left: the class of highest probability at each grid point (colour), faded to white where
 the classes tie, the decision boundary, the data, and glyphs of the input metric g_0
-(paper.md §3) in the dataset's own units. Right: the log volume element
+(docs/science.md §3) in the dataset's own units. Right: the log volume element
 1/2 log det g_0 (how much the network magnifies area around each point) as a heat map,
 with the decision boundary drawn over it. Expected picture: space is stretched (large
 volume element) near the decision boundary and compressed inside each class.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 from matplotlib import patheffects
+from matplotlib.artist import Artist
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -133,7 +134,7 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
         ax.tick_params(labelsize=8)
 
     markers = class_markers(fd.n_classes)
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], linestyle="", marker=m, color=c, markersize=6, label=name)
         for name, c, m in zip(fd.class_names, colours, markers)
     ]

@@ -1,7 +1,7 @@
 """The layer row: each chosen layer in its own coordinates, with data, deformed grid and metric glyphs.
 
-Panel l shows x_l (paper.md §1): the data coloured by class, the lines of the input grid
-as the network has moved them, and glyphs of the metric g_l (paper.md §3) at a subsample
+Panel l shows x_l (docs/science.md §1): the data coloured by class, the lines of the input grid
+as the network has moved them, and glyphs of the metric g_l (docs/science.md §3) at a subsample
 of the grid points. The last hidden layer's panel adds the head's linear decision
 boundary (where two logits of V x_L + c tie). For width w > 2 a panel shows the first two
 of the w coordinates and glyphs of the top-left 2 x 2 block of g_l (the metric restricted
@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -48,10 +49,10 @@ GRID_LINES = 21  # grid lines drawn along each axis (every point of each line is
 HEAD_MESH = 300  # mesh points per axis for the head's decision regions
 
 
-def grid_lines(coords: np.ndarray, grid_shape: tuple[int, int], count: int = GRID_LINES) -> np.ndarray:
+def grid_lines(coords: np.ndarray, grid_shape: tuple[int, int], count: int = GRID_LINES) -> list[np.ndarray]:
     """Polylines of the grid in one layer: coords (G, 2) on a (ny, nx) grid, x fastest.
 
-    Returns the rows and columns, about `count` of each, as a list-like of (P, 2) arrays.
+    Returns the rows and columns, about `count` of each, as a list of (P, 2) arrays.
     """
     ny, nx = grid_shape
     mesh = coords.reshape(ny, nx, 2)
@@ -154,7 +155,7 @@ def figure_legend(
 ) -> None:
     """Classes, glyph kinds and (if drawn) the decision boundary, below the panels."""
     colours, markers = class_colours(fd.n_classes), class_markers(fd.n_classes)
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], linestyle="", marker=m, color=c, markersize=6, label=name)
         for name, c, m in zip(fd.class_names, colours, markers)
     ]

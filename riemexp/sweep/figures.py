@@ -114,9 +114,12 @@ def accuracy_vs_depth(points: Sequence[Point], panel_keys: Sequence[str]):  # ->
                 acc = [
                     p.accuracy
                     for p in points
-                    if p.panel == panel and (p.kind, p.step) == line and p.depth == depth and p.completed
+                    if p.panel == panel
+                    and (p.kind, p.step) == line
+                    and p.depth == depth
+                    and p.completed
+                    and p.accuracy is not None
                 ]
-                acc = [a for a in acc if a is not None]
                 if not acc:
                     continue
                 ax.scatter([depth] * len(acc), acc, s=12, color=colour, alpha=0.35, linewidths=0)
@@ -180,9 +183,10 @@ def accuracy_heatmap(points: Sequence[Point], panel_keys: Sequence[str]):  # -> 
                     acc = [
                         p.accuracy
                         for p in points
-                        if (p.panel, p.kind, p.depth, p.step) == (panel, kind, depth, step) and p.completed
+                        if (p.panel, p.kind, p.depth, p.step) == (panel, kind, depth, step)
+                        and p.completed
+                        and p.accuracy is not None
                     ]
-                    acc = [a for a in acc if a is not None]
                     if acc:
                         grid[i, j] = np.mean(acc)
                         spread[i, j] = np.std(acc, ddof=1) if len(acc) > 1 else 0.0

@@ -74,8 +74,8 @@ def applies(summary: Summary) -> bool:
     jobs = [j for j in summary.jobs if j.config]
     if _kind(summary) is None:
         return False
-    times = [_total_time(j) for j in jobs]
-    if any(t is None for t in times) or len({_depth(j) for j in jobs}) < 2:
+    times = [t for t in (_total_time(j) for j in jobs) if t is not None]
+    if len(times) < len(jobs) or len({_depth(j) for j in jobs}) < 2:
         return False
     return max(times) - min(times) <= 1e-9 * max(abs(t) for t in times)
 
@@ -134,11 +134,12 @@ def _changes(new: tuple, old: tuple) -> tuple[float, float] | None:
 
 def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]]:
     """Rows of ode_limit.csv (sorted by depth) and {depth: grid metric of the first completed seed}."""
-    done = [j for j in summary.jobs if j.status == "completed" and _depth(j) is not None]
-    depths = sorted({_depth(j) for j in summary.jobs if _depth(j) is not None})
+    depths = sorted({d for d in map(_depth, summary.jobs) if d is not None})
     by_seed: dict[Any, dict[int, Job]] = {}
-    for job in done:
-        by_seed.setdefault(job.config.get("seed"), {})[_depth(job)] = job
+    for job in summary.jobs:
+        depth = _depth(job)
+        if job.status == "completed" and depth is not None:
+            by_seed.setdefault(job.config.get("seed"), {})[depth] = job
     metrics_cache: dict[str, tuple | None] = {}
 
     def metric_of(job: Job) -> tuple | None:
@@ -146,7 +147,8 @@ def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]
             metrics_cache[str(job.path)] = _grid_metric(job)
         return metrics_cache[str(job.path)]
 
-    rows, shown = [], {}
+    rows: list[dict[str, Any]] = []
+    shown: dict[int, tuple] = {}
     for i, depth in enumerate(depths):
         members = [j for j in summary.jobs if _depth(j) == depth]
         ok = [j for j in members if j.status == "completed"]
@@ -171,9 +173,11 @@ def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]
         if i > 0:
             for seed_jobs in by_seed.values():
                 new, old = seed_jobs.get(depth), seed_jobs.get(depths[i - 1])
-                if new is None or old is None or metric_of(new) is None or metric_of(old) is None:
+                new_metric = None if new is None else metric_of(new)
+                old_metric = None if old is None else metric_of(old)
+                if new_metric is None or old_metric is None:
                     continue
-                change = _changes(metric_of(new), metric_of(old))
+                change = _changes(new_metric, old_metric)
                 if change is not None:
                     changes.append(change)
         row["g0_relative_change_mean"] = _mean([c[0] for c in changes])
