@@ -149,7 +149,7 @@ class GeometryConfig:
     """Where the metric is evaluated after training (`riemexp.geometry`)."""
 
     enabled: bool = True
-    grid_density: int = 40  # grid points along each axis of the data's bounding box
+    grid_density: int = 80  # grid points along each axis of the data's bounding box
     margin: float = 0.1  # bounding box grown by this fraction of its size on every side
     max_memory_gb: float = 4.0  # refuse a grid whose arrays would need more
 

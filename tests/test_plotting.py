@@ -38,7 +38,7 @@ from riemexp.plotting import (
     training_curves_figure,
     write_animation,
 )
-from riemexp.plotting.glyphs import FILL, MIN_FRACTION, grid_glyph_indices
+from riemexp.plotting.glyphs import FILL, MIN_FRACTION, ZERO_MARK, grid_glyph_indices, line_segments
 from riemexp.runner import run
 from tests.conftest import run_cli, tiny_config
 
@@ -108,7 +108,7 @@ def test_glyph_axes_follow_eigh_and_the_convention():
     assert not degenerate[0]
 
 
-def test_degenerate_metrics_are_flagged_and_kept():
+def test_degenerate_metrics_are_drawn_as_what_they_are():
     # exactly singular, zero, and singular to float64 precision (a saturated tanh: 1e-20 is noise)
     metrics = np.stack(
         [np.diag([1.0, 2.0]), np.diag([0.0, 3.0]), np.zeros((2, 2)), rotated((1e-20, 1.0), 20.0)]
@@ -117,9 +117,25 @@ def test_degenerate_metrics_are_flagged_and_kept():
     for convention in GlyphConvention:
         glyphs = make_glyphs(centres, metrics, convention, spacing=1.0)
         assert glyphs.degenerate.tolist() == [False, True, True, True]
+        assert glyphs.rank.tolist() == [2, 1, 0, 1]
         sizes = np.stack([glyphs.widths, glyphs.heights], axis=1)
-        assert np.all(np.isfinite(sizes)) and np.all(sizes > 0)  # drawn, with a visible size
-        assert np.all(sizes <= FILL + 1e-12), sizes  # and never bigger than the fill size
+        assert np.all(np.isfinite(sizes)) and np.all(sizes <= FILL + 1e-12), sizes  # never beyond the fill
+        # rank 1: a line (one drawn axis, the other exactly 0), never an ellipse that looks isotropic
+        for k in (1, 3):
+            assert sorted(sizes[k] > 0) == [False, True], sizes[k]
+            assert sizes[k].max() >= MIN_FRACTION - 1e-12  # visible
+        # g = 0: a cross of fixed size, not a circle
+        assert glyphs.widths[2] == glyphs.heights[2] == ZERO_MARK
+    # the line lies along the direction that survives (stretch) or is unbounded (unit ball)
+    glyphs = make_glyphs(centres[3:], metrics[3:], GlyphConvention.STRETCH, spacing=1.0)
+    (segment,) = line_segments(glyphs, np.array([True]))
+    direction = (segment[1] - segment[0]) / np.linalg.norm(segment[1] - segment[0])
+    surviving = np.array([math.cos(math.radians(110.0)), math.sin(math.radians(110.0))])
+    assert abs(abs(direction @ surviving) - 1.0) < 1e-9
+    glyphs = make_glyphs(centres[3:], metrics[3:], GlyphConvention.UNIT_BALL, spacing=1.0)
+    (segment,) = line_segments(glyphs, np.array([True]))
+    direction = (segment[1] - segment[0]) / np.linalg.norm(segment[1] - segment[0])
+    assert abs(direction @ surviving) < 1e-9
 
 
 def test_glyph_sizes_are_normalised_per_panel():
@@ -145,10 +161,20 @@ def test_neighbouring_glyphs_do_not_overlap_on_a_squeezed_grid():
     assert np.all((glyphs.widths[i] + glyphs.widths[j]) / 2 <= dist + 1e-12)
 
 
-def test_choose_layers_always_has_first_and_last():
-    assert choose_layers(50, None, 8)[0] == 0 and choose_layers(50, None, 8)[-1] == 50
-    assert len(choose_layers(50, None, 8)) == 8
+def test_choose_layers_evenly_spaced_with_first_and_last():
+    assert choose_layers(10, None, 8) == [0, 2, 4, 6, 8, 10]  # not 0, 1, 3, 4, 6, 7, 9, 10
+    assert choose_layers(50, None, 8) == [0, 10, 20, 30, 40, 50]
+    assert choose_layers(20, None, 8) == [0, 4, 8, 12, 16, 20]
     assert choose_layers(3, None, 8) == [0, 1, 2, 3]
+    assert choose_layers(13, None, 8) == [0, 2, 4, 6, 8, 10, 12, 13]  # prime: even steps, then the last
+    for depth in range(1, 80):
+        for asked in (2, 5, 8, 12):
+            layers = choose_layers(depth, None, asked)
+            assert layers[0] == 0 and layers[-1] == depth and len(layers) <= max(asked, 2)
+            steps = np.diff(layers)
+            assert (
+                len(set(steps[:-1].tolist())) <= 1 and steps[-1] <= steps[0]
+            )  # one step (the last may be short)
     assert choose_layers(10, [5, 0, 5], 8) == [0, 5]
 
 

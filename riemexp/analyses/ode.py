@@ -45,6 +45,16 @@ ODE_ARRAYS: dict[str, tuple[str, ...]] = {
 }
 #: at most this many points of each class are drawn (and their flow saved)
 MAX_PER_CLASS = 15
+MIN_PER_CLASS = 4
+#: about this many layer points per class in the trajectories figure: fewer trajectories for
+#: deeper networks, so that a depth-50 network's paths stay apart
+LAYER_POINTS_PER_CLASS = 160
+
+
+def points_per_class(depth: int) -> int:
+    """Trajectories drawn per class for a network of `depth` layers: 15 up to depth 10, fewer
+    beyond (LAYER_POINTS_PER_CLASS / depth, at least MIN_PER_CLASS): depth 50 draws 4."""
+    return int(np.clip(LAYER_POINTS_PER_CLASS // max(depth, 1), MIN_PER_CLASS, MAX_PER_CLASS))
 
 
 def choose_points(y: np.ndarray, per_class: int = MAX_PER_CLASS, seed: int = 0) -> np.ndarray:
@@ -123,7 +133,7 @@ def ode_step(ctx: RunContext) -> None:
             write_table(out / ODE_TABLE, [{"note": note}], UNCONVERGED_COLUMNS)
         ctx.metrics.update(ode_gap=None, ode_order=None, ode_spread=None, ode_error_k1=None, ode_note=note)
         return
-    pick = choose_points(ctx.data.y.cpu().numpy())
+    pick = choose_points(ctx.data.y.cpu().numpy(), points_per_class(ctx.model.depth))
     solution = report.solution
     with stage("writing"):
         write_table(out / ODE_TABLE, report.rows, ODE_COLUMNS)

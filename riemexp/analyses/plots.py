@@ -33,11 +33,11 @@ import torch
 from riemexp import lock, phases, signals
 from riemexp.analyses import RunContext
 from riemexp.analyses.geometry import compute_geometry, load_geometry
-from riemexp.analyses.ode import ODE_TABLE, choose_points, load_flow
+from riemexp.analyses.ode import ODE_TABLE, choose_points, load_flow, points_per_class
 from riemexp.budget import fitting_density, lattice_fits
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
-from riemexp.datasets import Dataset
-from riemexp.errors import ConfigError, RunFolderError
+from riemexp.datasets import Dataset, read_csv
+from riemexp.errors import ConfigError, RiemexpError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.geometry import input_log_volume, input_metric, layer_coordinates
 from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, STAGING_PREFIX
@@ -52,6 +52,7 @@ from riemexp.plotting.layers import layer_row_figure
 from riemexp.plotting.style import choose_layers, figure_files, save_figure
 from riemexp.plotting.trajectories import convergence_figure, trajectory_figure
 from riemexp.threads import run_cpus, run_threads, using_threads
+from riemexp.verdict import title_line
 
 log = logging.getLogger("riemexp")
 
@@ -119,20 +120,47 @@ def geometry_for_plots(
     return compute_geometry(model, data, dataclasses.replace(geometry_cfg, grid_density=density))
 
 
+def dataset_title(cfg: RunConfig) -> str:
+    """The dataset as figure titles name it: its name, or a CSV's file name."""
+    if cfg.dataset.name == "csv" and cfg.dataset.path:
+        return Path(cfg.dataset.path).name
+    return cfg.dataset.name
+
+
 def run_title(cfg: RunConfig) -> str:
     """A one-line description of a run for figure titles."""
     n = cfg.network
     step = f", h = {n.step_size:g}" if get_kind(n.kind).uses_step_size else ""
     return (
-        f"{cfg.dataset.name} · {n.kind} network, depth {n.depth}, width {n.width}{step}, "
+        f"{dataset_title(cfg)} · {n.kind} network, depth {n.depth}, width {n.width}{step}, "
         f"{n.activation.value} · seed {cfg.seed}"
     )
 
 
+def coordinate_names(cfg: RunConfig) -> tuple[str, str]:
+    """Axis labels of the input plane: a CSV's coordinate column names, else input x_1, x_2."""
+    if cfg.dataset.name == "csv" and cfg.dataset.path:
+        try:
+            first, second = read_csv(cfg.dataset).coordinate_names
+            return str(first), str(second)
+        except (RiemexpError, OSError):  # the file has gone: its columns as configured
+            columns = cfg.dataset.coordinate_columns
+            return f"column {columns[0]}", f"column {columns[1]}"
+    return "input $x_1$", "input $x_2$"
+
+
 def figure_data(
-    model: LayeredNetwork, cfg: RunConfig, class_names: tuple[str, ...], geometry: Mapping[str, np.ndarray]
+    model: LayeredNetwork,
+    cfg: RunConfig,
+    class_names: tuple[str, ...],
+    geometry: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Any] | None = None,
 ) -> FigureData:
-    """Collect the arrays the geometry figures need from a trained model and its geometry arrays."""
+    """Collect the arrays the geometry figures need from a trained model and its geometry arrays.
+
+    metrics: the run's metrics.json contents (test_accuracy, chance_accuracy, near_chance), for
+    the titles; None: titles without an accuracy.
+    """
     points = torch.as_tensor(np.asarray(geometry["grid_points"]), dtype=torch.float64)
     g_input = input_metric(model, points)  # (G, 2, 2)
     log_volume = input_log_volume(model, points).cpu().numpy()  # (G,)
@@ -146,6 +174,9 @@ def figure_data(
         title=run_title(cfg),
         kind=model.kind.name,
         two_step=model.kind.two_step,
+        accuracy_line=title_line(metrics),
+        near_chance=bool(metrics and metrics.get("near_chance")),
+        coordinate_names=coordinate_names(cfg),
     )
 
 
@@ -156,7 +187,11 @@ def ode_figure_data(
     the model), their flow (ode.npz), tables/ode.csv and the gap and order of metrics.json."""
     labels = data.y.cpu().numpy()
     flow_arrays = load_flow(run_dir)
-    pick = flow_arrays["point_index"] if flow_arrays is not None else choose_points(labels)
+    pick = (
+        flow_arrays["point_index"]
+        if flow_arrays is not None
+        else choose_points(labels, points_per_class(model.depth))
+    )
     if len(pick) and (pick.min() < 0 or pick.max() >= len(labels)):
         raise RunFolderError(f"{run_dir / 'ode.npz'} does not match the run's data: point_index out of range")
     coords = layer_coordinates(model, data.x[torch.as_tensor(pick)]).cpu().numpy()  # (L+1, n, w)
@@ -207,7 +242,11 @@ def draw_run_figures(
 
     def curves() -> None:
         assert history is not None
-        save_figure(training_curves_figure(dict(history), fd.title), out_dir / "training_curves", formats)
+        save_figure(
+            training_curves_figure(dict(history), fd.title, fd.accuracy_line if fd.near_chance else ""),
+            out_dir / "training_curves",
+            formats,
+        )
 
     def animation() -> None:
         write_animation(fd, out_dir / "layers.gif")
@@ -221,16 +260,18 @@ def draw_run_figures(
     if plot_cfg.animation:
         written += pool.submit("figure:layers_gif", [out_dir / "layers.gif"], animation)
     if ode is not None:
-        written += _submit_ode_figures(ode, fd.class_names, formats, out_dir, pool)
+        written += _submit_ode_figures(ode, fd, formats, out_dir, pool)
     if own:
         pool.wait()
     return written
 
 
 def _submit_ode_figures(
-    ode: OdeFigureData, class_names: tuple[str, ...], formats: Any, out_dir: Path, pool: FigurePool
+    ode: OdeFigureData, fd: FigureData, formats: Any, out_dir: Path, pool: FigurePool
 ) -> list[Path]:
-    """Submit plots/trajectories.* and, with a convergence table, plots/ode_convergence.* to `pool`."""
+    """Submit plots/trajectories.* and, with a convergence table, plots/ode_convergence.* to `pool`
+    (fd: the run's class names, and its test accuracy for the titles)."""
+    class_names, headline = fd.class_names, (f"\n{fd.accuracy_line}" if fd.accuracy_line else "")
     n = ode.coords.shape[1]
     if ode.flow is None:
         title = f"{ode.network}: layer coordinates of {n} points (no ODE flow)"
@@ -240,12 +281,16 @@ def _submit_ode_figures(
             f"ODE gap {ode.gap:.3g} of the data spread, refinement order {ode.order}"
         )
 
+    title += headline
+
     def trajectories() -> None:
-        fig = trajectory_figure(ode.coords, ode.labels, class_names, title, flow=ode.flow)
+        fig = trajectory_figure(
+            ode.coords, ode.labels, class_names, title, flow=ode.flow, warning=fd.near_chance
+        )
         save_figure(fig, out_dir / "trajectories", formats)
 
     def convergence() -> None:
-        caption = f"{ode.network}, every layer in k sub-steps\nfitted order {ode.order}"
+        caption = f"{ode.network}, every layer in k sub-steps\nfitted order {ode.order}{headline}"
         save_figure(convergence_figure(ode.rows or [], caption), out_dir / "ode_convergence", formats)
 
     written = pool.submit(
@@ -291,7 +336,7 @@ def redraw_run(
         geometry = geometry_for_plots(
             loaded.path, loaded.model, loaded.data, cfg.geometry, cfg.plot, grid_density
         )
-        fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry)
+        fd = figure_data(loaded.model, cfg, loaded.data.class_names, geometry, loaded.metrics)
         ode = (
             ode_figure_data(loaded.path, loaded.model, loaded.data, loaded.metrics)
             if cfg.ode.enabled
@@ -338,7 +383,7 @@ def plots_step(ctx: RunContext) -> None:
     """
     start = time.perf_counter()
     geometry = geometry_for_plots(ctx.out_dir, ctx.model, ctx.data, ctx.cfg.geometry, ctx.cfg.plot)
-    fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry)
+    fd = figure_data(ctx.model, ctx.cfg, ctx.data.class_names, geometry, ctx.metrics)
     ode = ode_figure_data(ctx.out_dir, ctx.model, ctx.data, ctx.metrics) if ctx.cfg.ode.enabled else None
     history = read_history(ctx.out_dir / HISTORY_FILE)
     written = draw_run_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history, ode, ctx.figures)

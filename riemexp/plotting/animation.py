@@ -91,7 +91,7 @@ def write_animation(fd: FigureData, path: Path, moving_frames: int = MOVING_FRAM
     note = f" (first 2 of {fd.width} coordinates)" if fd.width > 2 else ""
     ax.set_xlabel("coordinate 1" + note)
     ax.set_ylabel("coordinate 2")
-    fig.suptitle(fd.title, fontsize=8)
+    fig.suptitle(fd.title + (f"\n{fd.accuracy_line}" if fd.accuracy_line else ""), fontsize=8)
 
     def draw(s: float) -> None:
         lines.set_segments(grid_lines(interpolate(grid, s), fd.grid_shape))

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from riemexp.errors import RunFolderError
-from riemexp.plotting.style import OKABE_ITO, new_figure
+from riemexp.plotting.style import OKABE_ITO, WARNING_COLOUR, new_figure
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -31,8 +31,11 @@ def read_history(path: Path) -> dict[str, np.ndarray]:
         raise RunFolderError(f"{path} is corrupt: {err}") from None
 
 
-def training_curves_figure(history: dict[str, np.ndarray], title: str) -> Figure:
-    """Two panels: cross-entropy loss (log scale) and accuracy, train and test, against epoch."""
+def training_curves_figure(history: dict[str, np.ndarray], title: str, warning: str = "") -> Figure:
+    """Two panels: cross-entropy loss (log scale) and accuracy, train and test, against epoch.
+
+    warning: a line added to the title, in the warning colour (a model near chance).
+    """
     fig = new_figure(9.0, 3.6)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epoch = history["epoch"]
@@ -56,7 +59,9 @@ def training_curves_figure(history: dict[str, np.ndarray], title: str) -> Figure
     last = {k: v[-1] for k, v in history.items()}
     fig.suptitle(
         f"{title}\nfinal: train loss {last['train_loss']:.3g}, acc {last['train_accuracy']:.3f} · "
-        f"test loss {last['test_loss']:.3g}, acc {last['test_accuracy']:.3f}",
+        f"test loss {last['test_loss']:.3g}, acc {last['test_accuracy']:.3f}"
+        + (f"\n{warning}" if warning else ""),
         fontsize=10,
+        color=WARNING_COLOUR if warning else "black",
     )
     return fig

@@ -37,6 +37,11 @@ class FigureData:
     title: str
     kind: str
     two_step: bool = False
+    #: "test accuracy 0.996" (with the warning when near chance); "" when unknown
+    accuracy_line: str = ""
+    near_chance: bool = False
+    #: names of the two input coordinates, for input-space axes (a CSV's column names)
+    coordinate_names: tuple[str, str] = ("input $x_1$", "input $x_2$")
 
     @property
     def depth(self) -> int:

@@ -19,21 +19,30 @@ is "degenerate": drawn hatched and hollow, never dropped; its vanishing
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.collections import EllipseCollection
+from matplotlib.collections import EllipseCollection, LineCollection
+from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 from riemexp.config import GlyphConvention
 from riemexp.numerics import SINGULAR_RTOL
 
 FILL = 0.9  # the largest glyph's long axis, as a fraction of the glyph spacing
-MIN_FRACTION = 0.45  # smallest long axis drawn, as a fraction of the spacing
-CLUSTER = MIN_FRACTION / FILL  # closer neighbours (x spacing) overlap even at the minimum size
+SIZE_POWER = 0.5  # drawn length = (true length)^SIZE_POWER, one scale per panel: a square-root scale
+MIN_FRACTION = 0.12  # smallest long axis drawn, as a fraction of the spacing
+#: true lengths below this fraction of the panel's largest are drawn at MIN_FRACTION (hollow)
+SMALLEST_SHOWN = (MIN_FRACTION / FILL) ** (1 / SIZE_POWER)
+CLUSTER = 0.5  # neighbours closer than this (x spacing) are exempt from the no-overlap rule
 DEGENERATE_RTOL = SINGULAR_RTOL  # lambda_min / lambda_max at or below this: degenerate (rank lost)
-DEGENERATE_AXIS = 0.25  # the collapsed axis of a degenerate glyph, as a fraction of its long axis
+ZERO_MARK = 0.3  # the cross of a zero metric, as a fraction of the spacing
+#: the size key: true lengths relative to the panel's largest glyph, drawn on the panel's scale
+KEY_LENGTHS = (1.0, 1 / 4, 1 / 16)
 FACE = "#4d4d4d"
 EDGE = "#1a1a1a"
 DEGENERATE_EDGE = "#000000"
@@ -41,11 +50,15 @@ DEGENERATE_EDGE = "#000000"
 
 @dataclass(frozen=True)
 class Glyphs:
-    """Ellipses ready to draw, in the panel's data units.
+    """Glyphs ready to draw, in the panel's data units.
 
-    centres (M, 2); widths, heights (M,) full axis lengths along the first and second
-    eigenvector; angles (M,) degrees counter-clockwise of the first eigenvector;
-    enlarged (M,) drawn bigger than their true relative size; degenerate (M,) rank lost.
+    centres (M, 2); widths, heights (M,) full drawn lengths along the first and second
+    eigenvector (0 along a collapsed direction); angles (M,) degrees counter-clockwise of
+    the first eigenvector; enlarged (M,) truly smaller than drawn (below SMALLEST_SHOWN of the
+    panel's largest); degenerate (M,) rank lost; rank (M,) 2, 1 (drawn as a line) or 0 (g = 0,
+    drawn as a cross); true_long (M,) the unscaled long axis (sqrt(lambda_max) or
+    1/sqrt(lambda_min); inf where unbounded), which the drawn long axis follows on a
+    square-root scale.
     """
 
     centres: np.ndarray
@@ -54,6 +67,13 @@ class Glyphs:
     angles: np.ndarray
     enlarged: np.ndarray
     degenerate: np.ndarray
+    rank: np.ndarray
+    true_long: np.ndarray
+
+    @property
+    def long_axis(self) -> np.ndarray:
+        """The drawn long axis (M,) in data units."""
+        return np.maximum(self.widths, self.heights)
 
 
 def glyph_axes(metric: np.ndarray, convention: GlyphConvention) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,6 +84,14 @@ def glyph_axes(metric: np.ndarray, convention: GlyphConvention) -> tuple[np.ndar
     (inf where lambda_i = 0), angles (M,) in degrees of eigenvector 0 = atan2(q_y, q_x),
     and degenerate (M,) where lambda_min <= DEGENERATE_RTOL * lambda_max.
     """
+    axes, angles, degenerate, _ = _eigen_axes(metric, convention)
+    return axes, angles, degenerate
+
+
+def _eigen_axes(
+    metric: np.ndarray, convention: GlyphConvention
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """glyph_axes, and the rank (M,) of each metric (eigenvalues at the rounding level count as 0)."""
     metric = np.asarray(metric, dtype=np.float64)
     sym = (metric + np.swapaxes(metric, -1, -2)) / 2
     lam, vec = np.linalg.eigh(sym)  # ascending eigenvalues (M, 2), eigenvectors in columns
@@ -74,13 +102,14 @@ def glyph_axes(metric: np.ndarray, convention: GlyphConvention) -> tuple[np.ndar
     # below the rounding level an eigenvalue is zero: its stretch axis vanishes and its
     # unit-ball axis is infinite (drawn at a fixed visible size), never 1/sqrt(noise)
     lam = np.where(lam <= DEGENERATE_RTOL * lam_max[:, None], 0.0, lam)
+    rank = np.count_nonzero(lam > 0, axis=1)
     if GlyphConvention(convention) is GlyphConvention.STRETCH:
         axes = np.sqrt(lam)
     else:
         with np.errstate(divide="ignore"):
             axes = 1.0 / np.sqrt(lam)
     angles = np.degrees(np.arctan2(vec[:, 1, 0], vec[:, 0, 0]))
-    return axes, angles, degenerate
+    return axes, angles, degenerate, rank
 
 
 def make_glyphs(
@@ -93,46 +122,55 @@ def make_glyphs(
 ) -> Glyphs:
     """Glyphs for metrics (M, 2, 2) at centres (M, 2), normalised to a glyph spacing (data units).
 
-    One scale per panel (so relative sizes are kept): the largest visible glyph's long axis
-    is FILL x spacing, and, where glyph centres have moved (a deformed grid), no two
-    neighbouring glyphs i, j of `pairs` (P, 2) overlap: long_i + long_j <= 2 FILL d_ij.
-    Neighbours closer than CLUSTER x spacing (which would overlap even at the minimum size)
-    are left out of that rule (a grid squeezed to a
-    point would otherwise shrink every glyph). visible (M,) bool: the glyphs inside the panel,
-    which alone set the scale (None: all).
+    Size on a square-root scale, one scale per panel: a glyph's long axis is drawn at
+    A * a^SIZE_POWER for a true long axis a (shape kept: both axes get the same factor), with A
+    such that the largest visible glyph's long axis is FILL x spacing and, where glyph centres
+    have moved (a deformed grid), no two neighbouring glyphs i, j of `pairs` (P, 2) overlap:
+    long_i + long_j <= 2 FILL d_ij. Neighbours closer than CLUSTER x spacing (which would overlap
+    even at the minimum size) are left out of that rule (a grid squeezed to a point would
+    otherwise shrink every glyph). Glyphs whose long axis would be drawn below MIN_FRACTION x
+    spacing (true length under SMALLEST_SHOWN of the largest) are drawn at that size, flagged
+    `enlarged`. Degenerate metrics are drawn as what they are: rank 1 as a line (stretch: along
+    the surviving direction, on the same scale; unit ball: along the unbounded direction, FILL x
+    spacing long), g = 0 as a cross. visible (M,) bool: the glyphs inside the panel, which alone
+    set the scale (None: all).
     """
-    axes, angles, degenerate = glyph_axes(metric, convention)
+    axes, angles, degenerate, rank = _eigen_axes(metric, convention)
     finite = np.where(np.isfinite(axes), axes, 0.0)
+    true_long = np.where(np.isinf(axes).any(axis=1), np.inf, finite.max(axis=1))
     long_axis = finite.max(axis=1)
+    compressed = long_axis**SIZE_POWER
     visible = np.ones(len(long_axis), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
     pool = ~degenerate & visible
     if not np.any(pool):
         pool = visible if np.any(visible) else np.ones(len(long_axis), dtype=bool)
-    reference = long_axis[pool].max() if len(long_axis) else 0.0
+    reference = compressed[pool].max() if len(compressed) else 0.0
     scale = FILL * spacing / reference if reference > 0 else 0.0
     if pairs is not None and len(pairs) and scale > 0:
         i, j = np.asarray(pairs).T
         dist = np.linalg.norm(centres[i] - centres[j], axis=1)
-        both = long_axis[i] + long_axis[j]
+        both = compressed[i] + compressed[j]
         keep = pool[i] & pool[j] & (dist >= CLUSTER * spacing) & (both > 0)
         if np.any(keep):
             scale = min(scale, float(np.min(2 * FILL * dist[keep] / both[keep])))
-    drawn = axes * scale  # (M, 2), inf where an axis is infinite (degenerate unit ball)
-    # degenerate: infinite axes capped at the fill size, vanishing ones at a visible width
-    drawn = np.where(np.isinf(drawn), FILL * spacing, drawn)
-    # degenerate glyphs do not set the scale, so cap them too: none is drawn beyond the fill
-    drawn = np.where(degenerate[:, None], np.minimum(drawn, FILL * spacing), drawn)
-    # too small to see: enlarge, keeping the shape
-    long_drawn = drawn.max(axis=1)
+    # each glyph's axes times one factor: its compressed long axis over its true one
+    long_drawn = np.minimum(scale * compressed, FILL * spacing)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(long_axis > 0, long_drawn / long_axis, 0.0)
+    with np.errstate(invalid="ignore"):  # inf x 0 where an axis is unbounded: replaced here
+        drawn = np.where(np.isinf(axes), FILL * spacing, axes * factor[:, None])  # unbounded: at the fill
+    # too small to see: enlarged to the minimum, shape kept (rank-2 glyphs only)
     minimum = MIN_FRACTION * spacing
-    enlarged = long_drawn < minimum
-    factor = np.where(enlarged, minimum / np.maximum(long_drawn, 1e-300), 1.0)
-    drawn = np.where(long_drawn[:, None] > 0, drawn * factor[:, None], minimum)
-    # degenerate: the vanishing axis drawn as a flat (not zero) width, so the hatch shows
-    long_drawn = drawn.max(axis=1, keepdims=True)
-    collapsed = degenerate[:, None] & (drawn < DEGENERATE_AXIS * long_drawn)
-    drawn = np.where(collapsed, DEGENERATE_AXIS * long_drawn, drawn)
-    # diameters = 2 x semi-axes; a long axis of FILL * spacing is the diameter here
+    long_now = drawn.max(axis=1)
+    enlarged = (rank == 2) & (long_now < minimum)
+    drawn = np.where(enlarged[:, None], drawn * (minimum / np.maximum(long_now, 1e-300))[:, None], drawn)
+    # rank 1 drawn as a line: stretch along the surviving axis (at least the minimum, so it shows)
+    line = rank == 1
+    drawn = np.where(line[:, None] & np.isfinite(axes) & (axes > 0), np.maximum(drawn, minimum), drawn)
+    drawn = np.where(line[:, None] & (axes == 0), 0.0, drawn)  # the collapsed direction: no width
+    if GlyphConvention(convention) is GlyphConvention.UNIT_BALL:
+        drawn = np.where(line[:, None] & np.isfinite(axes), 0.0, drawn)  # the unbounded line alone
+    drawn = np.where((rank == 0)[:, None], ZERO_MARK * spacing, drawn)
     return Glyphs(
         centres=np.asarray(centres, dtype=np.float64),
         widths=drawn[:, 0],
@@ -140,18 +178,17 @@ def make_glyphs(
         angles=angles,
         enlarged=enlarged & ~degenerate,
         degenerate=degenerate,
+        rank=rank,
+        true_long=true_long,
     )
 
 
 def draw_glyphs(ax: Axes, glyphs: Glyphs, zorder: float = 3) -> None:
-    """Add the glyphs to ax as three EllipseCollections: true size, enlarged, degenerate."""
+    """Add the glyphs to ax: ellipses (true size filled, enlarged hollow), lines (rank 1), crosses (g = 0)."""
+    full = glyphs.rank == 2
     kinds = (
-        (~glyphs.enlarged & ~glyphs.degenerate, dict(facecolors=FACE, edgecolors=EDGE, alpha=0.55)),
-        (glyphs.enlarged, dict(facecolors="none", edgecolors=EDGE, alpha=0.8)),
-        (
-            glyphs.degenerate,
-            dict(facecolors="none", edgecolors=DEGENERATE_EDGE, hatch="/////", alpha=0.9),
-        ),
+        (full & ~glyphs.enlarged, dict(facecolors=FACE, edgecolors=EDGE, alpha=0.55)),
+        (full & glyphs.enlarged, dict(facecolors="none", edgecolors=EDGE, alpha=0.8)),
     )
     for mask, style in kinds:
         if not np.any(mask):
@@ -169,12 +206,63 @@ def draw_glyphs(ax: Axes, glyphs: Glyphs, zorder: float = 3) -> None:
                 **style,
             )
         )
+    line = glyphs.rank == 1
+    if np.any(line):
+        ax.add_collection(
+            LineCollection(line_segments(glyphs, line), colors=DEGENERATE_EDGE, linewidths=1.4, zorder=zorder)
+        )
+    zero = glyphs.rank == 0
+    if np.any(zero):
+        ax.add_collection(
+            LineCollection(
+                cross_segments(glyphs, zero), colors=DEGENERATE_EDGE, linewidths=1.0, zorder=zorder
+            )
+        )
 
 
-def legend_handles(enlarged: bool, degenerate: bool) -> list[Ellipse]:
-    """Legend entries for the glyph kinds present in a figure."""
-    handles = [Ellipse((0, 0), 1, 0.6, facecolor=FACE, edgecolor=EDGE, alpha=0.55, label="metric glyph")]
-    if enlarged:
+def line_segments(glyphs: Glyphs, mask: np.ndarray) -> np.ndarray:
+    """The rank-1 glyphs of `mask` as segments (K, 2, 2): centre -/+ half the drawn length along its axis."""
+    theta = np.radians(glyphs.angles[mask])
+    first = np.stack([np.cos(theta), np.sin(theta)], axis=1)  # eigenvector 0
+    second = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
+    half = (glyphs.widths[mask, None] * first + glyphs.heights[mask, None] * second) / 2
+    centres = glyphs.centres[mask]
+    return np.stack([centres - half, centres + half], axis=1)
+
+
+def cross_segments(glyphs: Glyphs, mask: np.ndarray) -> np.ndarray:
+    """The g = 0 glyphs of `mask` as the two strokes of a cross each: (2K, 2, 2)."""
+    centres = glyphs.centres[mask]
+    half = glyphs.widths[mask, None] / 2 / np.sqrt(2)
+    d1 = np.concatenate([half, half], axis=1)
+    d2 = np.concatenate([half, -half], axis=1)
+    return np.concatenate(
+        [np.stack([centres - d1, centres + d1], 1), np.stack([centres - d2, centres + d2], 1)]
+    )
+
+
+def legend_handles(glyphs: Sequence[Glyphs], convention: GlyphConvention) -> list[Artist]:
+    """Legend entries for the glyphs in a figure: the size key, and each kind of glyph present."""
+    stretch = GlyphConvention(convention) is GlyphConvention.STRETCH
+    what = "stretch" if stretch else "radius"
+    handles: list[Artist] = []
+    biggest = 15.0  # points: the key's largest disc; the others on the figures' square-root scale
+    for length in KEY_LENGTHS:
+        label = f"{what} ×1 (the panel's largest)" if length == 1 else f"{what} ×1/{round(1 / length)}"
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="",
+                marker="o",
+                markersize=biggest * length**SIZE_POWER,
+                markerfacecolor=FACE,
+                markeredgecolor=EDGE,
+                alpha=0.7,
+                label=label,
+            )
+        )
+    if any(g.enlarged.any() for g in glyphs):
         handles.append(
             Ellipse(
                 (0, 0),
@@ -182,19 +270,25 @@ def legend_handles(enlarged: bool, degenerate: bool) -> list[Ellipse]:
                 0.6,
                 facecolor="none",
                 edgecolor=EDGE,
-                label=f"hollow: enlarged to {MIN_FRACTION:.0%} of spacing (truly smaller)",
+                label=f"hollow: {what} under ×1/{round(1 / SMALLEST_SHOWN)}, drawn at that size",
             )
         )
-    if degenerate:
+    if any((g.rank == 1).any() for g in glyphs):
+        text = "" if stretch else ", the unit ball unbounded along it"
         handles.append(
-            Ellipse(
-                (0, 0),
-                1,
-                0.6,
-                facecolor="none",
-                edgecolor=DEGENERATE_EDGE,
-                hatch="/////",
-                label="degenerate (lambda_min ~ 0)",
+            Line2D(
+                [],
+                [],
+                color=DEGENERATE_EDGE,
+                linewidth=1.4,
+                label=f"line: one axis under {math.sqrt(DEGENERATE_RTOL):.0e} of the other{text}",
+            )
+        )
+    if any((g.rank == 0).any() for g in glyphs):
+        text = "every direction collapses" if stretch else "the unit ball is the whole plane"
+        handles.append(
+            Line2D(
+                [], [], linestyle="", marker="x", color=DEGENERATE_EDGE, markersize=6, label=f"g = 0: {text}"
             )
         )
     return handles
@@ -203,13 +297,15 @@ def legend_handles(enlarged: bool, degenerate: bool) -> list[Ellipse]:
 def caption(convention: GlyphConvention) -> str:
     """Two lines stating the glyph convention, for figure captions."""
     if GlyphConvention(convention) is GlyphConvention.STRETCH:
-        what = "semi-axes ∝ √λ (the stretch of a unit displacement)"
+        what = (
+            "semi-axes along g's eigenvectors, ∝ √λ: how far a unit step here is stretched by the last layer"
+        )
     else:
-        what = "semi-axes ∝ 1/√λ (the unit ball {v : vᵀgv ≤ 1})"
+        what = "the unit ball {v : vᵀgv ≤ 1}: semi-axes along g's eigenvectors, ∝ 1/√λ"
     return (
-        f"Glyphs: g = Q diag(λ) Qᵀ (eigh), ellipse axes along the eigenvectors (angle atan2), {what};\n"
-        f"one size scale per panel: the largest glyph spans at most {FILL:.0%} of the glyph spacing "
-        "and neighbouring glyphs do not overlap."
+        f"Glyphs: {what}.\n"
+        "Sizes on a square-root scale, one per panel (a glyph half as long stands for a quarter of the "
+        "length; key below); shapes true; neighbours do not overlap."
     )
 
 

@@ -10,11 +10,7 @@ volume element) near the decision boundary and compressed inside each class.
 
 from __future__ import annotations
 
-import matplotlib
 import numpy as np
-from matplotlib import patheffects
-from matplotlib.artist import Artist
-from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -22,6 +18,7 @@ from matplotlib.patches import Patch
 from riemexp.config import GlyphConvention
 from riemexp.plotting.data import FigureData
 from riemexp.plotting.glyphs import (
+    Glyphs,
     caption,
     draw_glyphs,
     grid_glyph_indices,
@@ -30,14 +27,16 @@ from riemexp.plotting.glyphs import (
     typical_spacing,
 )
 from riemexp.plotting.layers import draw_data
-from riemexp.plotting.regions import draw_boundaries, probability_confidence, region_image
+from riemexp.plotting.regions import REGION_TINT, draw_boundaries, probability_confidence, region_image
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
-    SCALAR_CMAP,
+    DATA_EDGE,
     SINGULAR_COLOUR,
     add_legend,
+    add_title,
     class_colours,
     class_markers,
+    log_volume_scale,
     new_figure,
 )
 
@@ -61,6 +60,16 @@ def log_volume_image(fd: FigureData) -> np.ndarray:
 MAX_ASPECT = 3.0
 
 
+def input_glyphs(
+    fd: FigureData, glyph_density: int, convention: GlyphConvention
+) -> tuple[Glyphs, np.ndarray]:
+    """The g_0 glyphs of the input-space figure and the grid indices (M,) they sit at."""
+    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
+    centres = fd.geometry["grid_points"][idx]
+    spacing = typical_spacing(centres, pairs) or 1.0
+    return make_glyphs(centres, fd.grid_input_metric[idx], convention, spacing, pairs=pairs), idx
+
+
 def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConvention) -> Figure:
     """Two panels over the input grid: decision regions with g_0 glyphs; the log volume element."""
     geometry = fd.geometry
@@ -80,24 +89,20 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     to_scale = 1 / MAX_ASPECT <= ratio <= MAX_ASPECT
     shape = ratio**0.5 if to_scale else 1.2
     panel_w, panel_h = 4.4 * shape, 4.4 / shape
-    fig = new_figure(2 * panel_w + 1.6, panel_h + 1.5)
+    fig = new_figure(2 * panel_w + 1.6, panel_h + 2.0)
     ax_regions, ax_volume = fig.subplots(1, 2)
 
     # left: decision regions (faded where the classes tie), boundary, data, g_0 glyphs
     ax_regions.imshow(
-        region_image(proba, colours, probability_confidence(proba) * 0.6),
+        region_image(proba, colours, probability_confidence(proba) * REGION_TINT),
         extent=extent,
         origin="lower",
         interpolation="bilinear",
         zorder=0,
     )
     draw_boundaries(ax_regions, xs, ys, log_proba)
-    draw_data(ax_regions, points, labels, colours, size=5)
-    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
-    centres = geometry["grid_points"][idx]
-    glyphs = make_glyphs(
-        centres, fd.grid_input_metric[idx], convention, typical_spacing(centres, pairs) or 1.0, pairs=pairs
-    )
+    draw_data(ax_regions, points, labels, colours, size=6, rim=True)
+    glyphs, _ = input_glyphs(fd, glyph_density, convention)
     draw_glyphs(ax_regions, glyphs, zorder=6)
     ax_regions.set_title("decision regions and the input metric $g_0$", fontsize=10)
     ax_regions.set_label("input regions")
@@ -105,44 +110,58 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     # right: log volume element with the decision boundary over it
     lv = log_volume_image(fd)
     singular = ~np.isfinite(lv)
-    cmap: Colormap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
-    image = ax_volume.imshow(
-        np.ma.masked_where(singular, lv),
-        extent=extent,
-        origin="lower",
-        interpolation="nearest",
-        cmap=cmap,
-        zorder=0,
-    )
-    fig.colorbar(
-        image, ax=ax_volume, shrink=0.85, label=r"$\frac{1}{2}\log\det g_0$ (input units, natural log)"
-    )
-    white_edge = [patheffects.withStroke(linewidth=3.2, foreground="white")]
-    draw_boundaries(ax_volume, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=1.4)
-    for artist in ax_volume.collections:
-        artist.set_path_effects(white_edge)
-    ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="white", linewidths=0, alpha=0.5, zorder=3)
-    ax_volume.set_title("log volume element of $g_0$ in input units", fontsize=10)
+    cmap, norm, scale_note = log_volume_scale(lv)
+    if singular.all():  # nothing to colour: say what it is, no colour bar that means nothing
+        ax_volume.set_facecolor(SINGULAR_COLOUR)
+        ax_volume.text(
+            0.5,
+            0.5,
+            "$g_0$ singular everywhere:\nlog volume element $-\\infty$",
+            transform=ax_volume.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
+    else:
+        image = ax_volume.imshow(
+            np.ma.masked_where(singular, lv),
+            extent=extent,
+            origin="lower",
+            interpolation="nearest",
+            cmap=cmap,
+            norm=norm,
+            zorder=0,
+        )
+        fig.colorbar(
+            image,
+            ax=ax_volume,
+            shrink=0.85,
+            label=r"$\frac{1}{2}\log\det g_0$ (input units)" + scale_note.replace(" (", "\n("),
+        )
+    draw_boundaries(ax_volume, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=1.2)
+    ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="black", linewidths=0, alpha=0.35, zorder=3)
+    ax_volume.set_title("log volume element: red stretched, blue shrunk", fontsize=10)
     ax_volume.set_label("input log volume")
 
     for ax in (ax_regions, ax_volume):
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.set_aspect("equal" if to_scale else "auto")
-        ax.set_xlabel("input $x_1$" if to_scale else "input $x_1$ (axes not to scale)")
-        ax.set_ylabel("input $x_2$")
+        first, second = fd.coordinate_names
+        ax.set_xlabel(first if to_scale else f"{first} (axes not to scale)")
+        ax.set_ylabel(second)
         ax.tick_params(labelsize=8)
 
     markers = class_markers(fd.n_classes)
-    handles: list[Artist] = [
-        Line2D([], [], linestyle="", marker=m, color=c, markersize=6, label=name)
+    handles = [
+        Line2D([], [], linestyle="", marker=m, color=c, markeredgecolor=DATA_EDGE, markersize=6, label=name)
         for name, c, m in zip(fd.class_names, colours, markers)
     ]
     handles.append(Line2D([], [], color=BOUNDARY_COLOUR, label="decision boundary"))
-    handles += legend_handles(bool(glyphs.enlarged.any()), bool(glyphs.degenerate.any()))
+    handles += legend_handles([glyphs], convention)
     if singular.any():
-        handles.append(Patch(facecolor=SINGULAR_COLOUR, label="g_0 singular (log volume -inf)"))
+        handles.append(Patch(facecolor=SINGULAR_COLOUR, label="$g_0$ singular (log volume $-\\infty$)"))
     tie = "Region colour fades to white where the class probabilities tie."
-    add_legend(fig, handles, caption(convention) + "\n" + tie, ncol=6)
-    fig.suptitle(fd.title, fontsize=11)
+    add_legend(fig, handles, caption(convention) + "\n" + tie, ncol=5)
+    add_title(fig, fd)
     return fig

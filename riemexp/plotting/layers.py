@@ -35,8 +35,10 @@ from riemexp.plotting.glyphs import (
 from riemexp.plotting.regions import draw_boundaries, region_image
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
+    DATA_EDGE,
     GRID_COLOUR,
     add_legend,
+    add_title,
     class_colours,
     class_markers,
     layer_title,
@@ -49,20 +51,37 @@ GRID_LINES = 21  # grid lines drawn along each axis (every point of each line is
 HEAD_MESH = 300  # mesh points per axis for the head's decision regions
 
 
-def grid_lines(coords: np.ndarray, grid_shape: tuple[int, int], count: int = GRID_LINES) -> list[np.ndarray]:
+#: a grid segment longer than this fraction of the panel's side is not drawn: its two ends are
+#: neighbouring grid points whose images landed far apart, and the curve between them is unknown
+#: (a straight line there would be an artefact, e.g. across a saturated plain network's square)
+MAX_SEGMENT = 0.1
+
+
+def grid_lines(
+    coords: np.ndarray, grid_shape: tuple[int, int], count: int = GRID_LINES, max_length: float = np.inf
+) -> list[np.ndarray]:
     """Polylines of the grid in one layer: coords (G, 2) on a (ny, nx) grid, x fastest.
 
-    Returns the rows and columns, about `count` of each, as a list of (P, 2) arrays.
+    Returns the rows and columns, about `count` of each, as (P, 2) arrays, each split where a
+    segment between neighbouring grid points is longer than max_length (data units) or not finite.
     """
     ny, nx = grid_shape
     mesh = coords.reshape(ny, nx, 2)
     rows = np.unique(np.rint(np.linspace(0, ny - 1, min(count, ny))).astype(int))
     cols = np.unique(np.rint(np.linspace(0, nx - 1, min(count, nx))).astype(int))
-    return [mesh[i] for i in rows] + [mesh[:, j] for j in cols]
+    lines = []
+    for line in [mesh[i] for i in rows] + [mesh[:, j] for j in cols]:
+        length = np.linalg.norm(np.diff(line, axis=0), axis=1)
+        cut = np.flatnonzero(~(length <= max_length)) + 1  # NaN lengths cut too
+        lines += [piece for piece in np.split(line, cut) if len(piece) >= 2]
+    return lines
 
 
-def draw_data(ax: Axes, points: np.ndarray, labels: np.ndarray, colours: list[str], size: float = 7) -> None:
-    """Scatter points (N, 2) coloured and shaped by class."""
+def draw_data(
+    ax: Axes, points: np.ndarray, labels: np.ndarray, colours: list[str], size: float = 7, rim: bool = False
+) -> None:
+    """Scatter points (N, 2) coloured and shaped by class; rim: with a thin dark edge, so that they
+    stand out on a decision region of their own colour."""
     markers = class_markers(len(colours))
     for c, colour in enumerate(colours):
         sel = labels == c
@@ -73,7 +92,8 @@ def draw_data(ax: Axes, points: np.ndarray, labels: np.ndarray, colours: list[st
                 s=size,
                 c=colour,
                 marker=markers[c],
-                linewidths=0,
+                edgecolors=DATA_EDGE if rim else "none",
+                linewidths=0.3 if rim else 0,
                 zorder=5,
                 alpha=0.9,
             )
@@ -95,10 +115,38 @@ def head_scores(
     return xs, ys, logits
 
 
+def layer_glyphs(
+    fd: FigureData,
+    layer: int,
+    glyph_density: int,
+    convention: GlyphConvention,
+    view: tuple[float, float, float, float] | None = None,
+) -> Glyphs:
+    """The glyphs of g_l at a subsample of the grid, sized to the panel's glyph spacing (view: the
+    panel's window; default the data's square view)."""
+    grid = fd.geometry["grid_coords"][layer][:, :2]  # (G, 2)
+    view = view or square_view(fd.geometry["data_coords"][layer][:, :2])
+    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
+    centres = grid[idx]
+    inside = (
+        (centres[:, 0] >= view[0])
+        & (centres[:, 0] <= view[1])
+        & (centres[:, 1] >= view[2])
+        & (centres[:, 1] <= view[3])
+    )
+    # the spacing follows the deformed grid, but not below half the panel's even spacing (a grid
+    # squeezed onto a saturated edge would otherwise shrink every glyph to a dot)
+    even = (view[1] - view[0]) / glyph_density
+    spacing = max(typical_spacing(centres, pairs, inside), 0.5 * even)
+    metric = fd.geometry["grid_metric"][layer][idx][:, :2, :2]
+    return make_glyphs(centres, metric, convention, spacing, inside, pairs)
+
+
 def draw_layer_panel(
     ax: Axes, fd: FigureData, layer: int, glyph_density: int, convention: GlyphConvention
-) -> Glyphs:
-    """Draw layer `layer` of a run on ax; return the glyphs drawn."""
+) -> Glyphs | None:
+    """Draw layer `layer` of a run on ax; return the glyphs drawn (None in the last hidden layer,
+    where g_L = I)."""
     geometry = fd.geometry
     colours = class_colours(fd.n_classes)
     grid = geometry["grid_coords"][layer][:, :2]  # (G, 2)
@@ -116,29 +164,32 @@ def draw_layer_panel(
         )
         draw_boundaries(ax, xs, ys, logits, linestyle="--")
     # grid lines as the network moved them
+    side = view[1] - view[0]
     ax.add_collection(
         LineCollection(
-            grid_lines(grid, fd.grid_shape), colors=GRID_COLOUR, linewidths=0.5, alpha=0.8, zorder=1
+            grid_lines(grid, fd.grid_shape, max_length=MAX_SEGMENT * side),
+            colors=GRID_COLOUR,
+            linewidths=0.5,
+            alpha=0.8,
+            zorder=1,
         )
     )
-    # metric glyphs at a subsample of the grid, sized to this panel's glyph spacing
-    idx, pairs = grid_glyph_indices(fd.grid_shape, glyph_density)
-    centres = grid[idx]
-    inside = (
-        (centres[:, 0] >= view[0])
-        & (centres[:, 0] <= view[1])
-        & (centres[:, 1] >= view[2])
-        & (centres[:, 1] <= view[3])
-    )
-    # the spacing follows the deformed grid, but not below half the panel's even spacing (a grid
-    # squeezed onto a saturated edge would otherwise shrink every glyph to a dot)
-    even = (view[1] - view[0]) / glyph_density
-    spacing = max(typical_spacing(centres, pairs, inside), 0.5 * even)
-    glyphs = make_glyphs(
-        centres, geometry["grid_metric"][layer][idx][:, :2, :2], convention, spacing, inside, pairs
-    )
-    draw_glyphs(ax, glyphs)
-    draw_data(ax, data[:, :2], geometry["data_labels"], colours)
+    if layer == fd.depth:
+        # g_L = I by definition: every glyph would be the same disc, covering the data
+        ax.text(
+            0.02,
+            0.98,
+            f"$g_{{{layer}}} = I$ (no glyphs)",
+            transform=ax.transAxes,
+            fontsize=7,
+            va="top",
+            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5),
+        )
+        glyphs = None
+    else:
+        glyphs = layer_glyphs(fd, layer, glyph_density, convention, view)
+        draw_glyphs(ax, glyphs)
+    draw_data(ax, data[:, :2], geometry["data_labels"], colours, rim=layer == fd.depth)
     ax.set_xlim(view[0], view[1])
     ax.set_ylim(view[2], view[3])
     ax.set_aspect("equal")
@@ -151,7 +202,13 @@ def draw_layer_panel(
 
 
 def figure_legend(
-    fig: Figure, fd: FigureData, glyphs: Sequence[Glyphs], boundary: bool, ncol: int, caption: str
+    fig: Figure,
+    fd: FigureData,
+    glyphs: Sequence[Glyphs],
+    boundary: bool,
+    ncol: int,
+    caption: str,
+    convention: GlyphConvention,
 ) -> None:
     """Classes, glyph kinds and (if drawn) the decision boundary, below the panels."""
     colours, markers = class_colours(fd.n_classes), class_markers(fd.n_classes)
@@ -164,7 +221,8 @@ def figure_legend(
         handles.append(
             Line2D([], [], color=BOUNDARY_COLOUR, linestyle="--", label="head's decision boundary")
         )
-    handles += legend_handles(any(g.enlarged.any() for g in glyphs), any(g.degenerate.any() for g in glyphs))
+    if glyphs:
+        handles += legend_handles(glyphs, convention)
     add_legend(fig, handles, caption, ncol)
 
 
@@ -192,10 +250,12 @@ def layer_row_figure(
     nrows = 1 if n <= 5 else math.ceil(n / max(4, math.ceil(math.sqrt(n))))
     ncols = math.ceil(n / nrows)
     fig = new_figure(max(PANEL_INCHES * ncols, 7.5), PANEL_INCHES * nrows + 1.3)
+    fig.get_layout_engine().set(h_pad=0.12)  # a row's axis labels clear of the next row's titles
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    glyphs = [draw_layer_panel(ax, fd, layer, glyph_density, convention) for ax, layer in zip(axes, layers)]
+    drawn = [draw_layer_panel(ax, fd, layer, glyph_density, convention) for ax, layer in zip(axes, layers)]
+    glyphs = [g for g in drawn if g is not None]
     for ax in axes[n:]:
         ax.remove()
-    fig.suptitle(fd.title, fontsize=11)
-    figure_legend(fig, fd, glyphs, fd.depth in layers, max(ncols, 4) + 2, notes(fd, convention))
+    add_title(fig, fd)
+    figure_legend(fig, fd, glyphs, fd.depth in layers, max(ncols, 4) + 2, notes(fd, convention), convention)
     return fig

@@ -1,8 +1,9 @@
 """Decision regions and decision boundaries of any number of classes, from scores on a mesh.
 
-Scores are class probabilities or logits on a regular (ny, nx) mesh. The boundary between
-classes i and j is the zero set of s_i - s_j where i and j are the two best classes; it is
-drawn with one masked contour per pair, so three or more classes get clean boundaries too.
+Scores are class probabilities, log-probabilities or logits on a regular (ny, nx) mesh. The
+decision boundary is where the predicted class changes: the zero set of each class's margin
+s_c - max_{k != c} s_k, a continuous function, so boundaries of three or more classes meet at
+their junctions instead of stopping short of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 
 from riemexp.plotting.style import BOUNDARY_COLOUR
+
+#: the strongest mix of a class colour into the white background of a region: light enough that
+#: points of the same colour (with their dark rim) stand out on their own region
+REGION_TINT = 0.35
 
 
 def region_image(scores: np.ndarray, colours: list[str], confidence: np.ndarray | None = None) -> np.ndarray:
@@ -33,6 +38,21 @@ def probability_confidence(proba: np.ndarray) -> np.ndarray:
     return (proba.max(axis=-1) - 1.0 / n_classes) / (1.0 - 1.0 / n_classes)
 
 
+def class_margins(scores: np.ndarray) -> np.ndarray:
+    """s_c - max_{k != c} s_k for every class c: (ny, nx, C) from scores (ny, nx, C).
+
+    Positive exactly where c is the predicted class; its zero set is the boundary of class c's
+    region. It is continuous (a difference of continuous functions), also where three or more
+    classes meet, so contouring it draws the boundary without gaps at junctions.
+    """
+    n_classes = scores.shape[-1]
+    margins = np.empty_like(scores, dtype=np.float64)
+    for c in range(n_classes):
+        others = np.delete(scores, c, axis=-1)
+        margins[..., c] = scores[..., c] - others.max(axis=-1)
+    return margins
+
+
 def draw_boundaries(
     ax: Axes,
     xs: np.ndarray,
@@ -43,31 +63,29 @@ def draw_boundaries(
     linestyle: str = "-",
     zorder: float = 4,
 ) -> bool:
-    """Draw the decision boundary of scores (ny, nx, C) on the mesh xs (nx,), ys (ny,).
+    """Draw the decision boundary of scores (ny, nx, C) on the mesh xs (nx,), ys (ny,): the curves
+    where the predicted class changes (the zero set of each class's margin, `class_margins`).
 
-    Returns True when some boundary lies inside the mesh.
+    Two classes: the zero set of s_0 - s_1. Three or more: the edge of every class's region,
+    so boundaries meet at junctions (each boundary curve is the edge of two regions and is drawn
+    for both, on the same line). Returns True when some boundary lies inside the mesh.
     """
-    n_classes = scores.shape[-1]
-    top2 = np.argsort(scores, axis=-1)[..., -2:] if n_classes > 2 else None
+    margins = class_margins(scores)
+    classes = [0] if scores.shape[-1] == 2 else range(scores.shape[-1])
     drawn = False
-    for i in range(n_classes):
-        for j in range(i + 1, n_classes):
-            diff = scores[..., i] - scores[..., j]
-            if top2 is not None:
-                pair = np.sort(top2, axis=-1)
-                diff = np.ma.masked_where(~((pair[..., 0] == i) & (pair[..., 1] == j)), diff)
-            lo, hi = np.ma.min(diff), np.ma.max(diff)
-            if np.ma.is_masked(lo) or not (lo < 0 < hi):
-                continue
-            ax.contour(
-                xs,
-                ys,
-                diff,
-                levels=[0.0],
-                colors=colour,
-                linewidths=linewidth,
-                linestyles=linestyle,
-                zorder=zorder,
-            )
-            drawn = True
+    for c in classes:
+        margin = margins[..., c]
+        if not (margin.min() < 0 < margin.max()):
+            continue
+        ax.contour(
+            xs,
+            ys,
+            margin,
+            levels=[0.0],
+            colors=colour,
+            linewidths=linewidth,
+            linestyles=linestyle,
+            zorder=zorder,
+        )
+        drawn = True
     return drawn

@@ -20,10 +20,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from riemexp.plotting.style import (
-    SCALAR_CMAP,
     SINGULAR_COLOUR,
+    WARNING_COLOUR,
     class_colours,
     class_markers,
+    log_volume_scale,
     new_figure,
     square_view,
 )
@@ -35,32 +36,36 @@ def trajectory_figure(
     class_names: Sequence[str],
     title: str,
     flow: np.ndarray | None = None,
+    warning: bool = False,
 ) -> Figure:
     """Trajectories through the layers in the plane of the first two coordinates.
 
     coords: (L+1, n, w) layer coordinates of the n chosen points; labels (n,) class indices;
     flow: (M, n, w) the continuous ODE path at M times from t = 0 to T (None: plain network).
+    warning: the title in the warning colour (a model near chance).
     """
     colours, markers = class_colours(len(class_names)), class_markers(len(class_names))
     fig = new_figure(7.0, 6.4)
     ax = fig.add_subplot()
     path = flow if flow is not None else coords
+    depth = coords.shape[0] - 1
+    dot = 4.0 if depth <= 20 else 2.5  # intermediate layers: smaller dots for deep networks
     for i in range(coords.shape[1]):
         c, m = colours[labels[i]], markers[labels[i]]
         if flow is not None:
             ax.plot(flow[:, i, 0], flow[:, i, 1], "-", color=c, lw=1.0, alpha=0.6, zorder=1)
             ax.plot(flow[-1, i, 0], flow[-1, i, 1], "x", color=c, ms=6, mew=1.5, zorder=4)
         ax.plot(coords[:, i, 0], coords[:, i, 1], ":", color=c, lw=0.8, alpha=0.8, zorder=2)
-        ax.plot(coords[1:-1, i, 0], coords[1:-1, i, 1], ".", color=c, ms=4, zorder=3)
+        ax.plot(coords[1:-1, i, 0], coords[1:-1, i, 1], ".", color=c, ms=dot, zorder=3)
         ax.plot(coords[0, i, 0], coords[0, i, 1], m, mfc="white", mec=c, ms=5, zorder=3)
         ax.plot(coords[-1, i, 0], coords[-1, i, 1], m, color=c, mec="black", ms=6.5, zorder=4)
     x0, x1, y0, y1 = square_view(np.concatenate([path, coords]).reshape(-1, coords.shape[2])[:, :2])
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
-    ax.set_xlabel("coordinate 1 (layer-0 units: standardised input)")
-    ax.set_ylabel("coordinate 2")
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("first coordinate of $x_l$ (each point in every layer l)")
+    ax.set_ylabel("second coordinate of $x_l$")
+    ax.set_title(title, fontsize=10, color=WARNING_COLOUR if warning else "black")
     handles = [Line2D([], [], color=colours[j], lw=1.5, label=name) for j, name in enumerate(class_names)]
     handles += [
         Line2D([], [], ls=":", marker=".", color="grey", lw=0.8, label="network layers x_0 .. x_L, in order"),
@@ -69,7 +74,7 @@ def trajectory_figure(
     ]
     if flow is not None:
         handles += [
-            Line2D([], [], ls="-", color="grey", lw=1.0, label="ODE flow from x_0 (dopri5 dense output)"),
+            Line2D([], [], ls="-", color="grey", lw=1.0, label="the network's ODE, solved from x_0"),
             Line2D([], [], ls="", marker="x", color="grey", mew=1.5, label="ODE end point x(T)"),
         ]
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
@@ -83,6 +88,8 @@ def convergence_figure(rows: Sequence[dict], title: str) -> Figure:
     worst = np.array([r["error_max"] for r in rows])
     fig = new_figure(5.6, 4.4)
     ax = fig.add_subplot()
+    # room for the k labels beside the points at both ends (k = 1 is the rightmost)
+    ax.set_xlim(substep.min() / 1.5, substep.max() * 2.2)
     ax.loglog(substep, worst, "s--", color="#D55E00", label="max over points")
     ax.loglog(substep, mean, "o-", color="#0072B2", label="mean over points")
     ax.loglog(substep, mean[-1] * substep / substep[-1], ":", color="black", label="slope 1 (order 1)")
@@ -97,7 +104,7 @@ def convergence_figure(rows: Sequence[dict], title: str) -> Figure:
     ax.set_xlabel("sub-step size h / k")
     ax.set_ylabel("|x_L^(k) - x(T)| (last-layer coordinates)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
@@ -179,7 +186,8 @@ def log_volume_panels(
     """
     depths = list(panels)
     values = np.concatenate([panels[d][2][np.isfinite(panels[d][2])] for d in depths])
-    lo, hi = np.percentile(values, [2, 98]) if len(values) else (0.0, 1.0)
+    # the run's input-space heat map and the sweep's map use the same scale
+    cmap, norm, scale = log_volume_scale(values)
     fig = new_figure(2.3 * len(depths) + 1.0, 3.0)
     axes = np.atleast_1d(fig.subplots(1, len(depths), sharex=True, sharey=True))
     image = None
@@ -192,9 +200,8 @@ def log_volume_panels(
             np.ma.masked_invalid(logvol.reshape(ny, nx)),
             origin="lower",
             extent=extent,
-            cmap=SCALAR_CMAP,
-            vmin=lo,
-            vmax=hi,
+            cmap=cmap,
+            norm=norm,
             interpolation="nearest",
         )
         ax.set_aspect("equal")
@@ -207,10 +214,9 @@ def log_volume_panels(
         fig.colorbar(
             image,
             ax=list(axes),
-            label="½ log det g₀, input units\n(2-98 % range; grey: −inf)",
+            label=f"½ log det g₀, input units{scale}\n(red stretched, blue shrunk; grey: −inf)",
             fraction=0.02,
             pad=0.01,
-            extend="both",
         )
     return fig
 

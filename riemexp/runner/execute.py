@@ -25,7 +25,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from riemexp import console, lock, memory, phases, signals, timing
+from riemexp import console, lock, memory, phases, signals, timing, verdict
 from riemexp.analyses import ANALYSES, RunContext
 from riemexp.config import RunConfig, config_to_dict
 from riemexp.datasets import make_dataset, source_fingerprint
@@ -267,6 +267,9 @@ def _train_and_analyse(
 
         train(cfg, data, on_epoch=on_epoch, result=result)
     metrics.update(final_scores(result), device=str(next(result.model.parameters()).device))
+    metrics.update(verdict.assess(metrics["test_accuracy"], data.y_test.numpy()))
+    if metrics.get("near_chance"):
+        log.warning("%s", metrics["warning"])
     _phase(record, "saving")
     with stage("writing"):
         write_history(work, result.history)

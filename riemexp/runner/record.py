@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import riemexp
-from riemexp import console, lock, signals, timing
+from riemexp import console, lock, signals, timing, verdict
 from riemexp.errors import DivergedError, OutputError, RiemexpError
 from riemexp.io import atomic_write_csv
 from riemexp.layout import HISTORY_FILE, METRICS_FILE
@@ -134,6 +134,9 @@ def show_summary(metrics: dict[str, Any], title: str, out_dir: Path) -> None:
         ["summary", "value"],
         [[label, metrics[key]] for key, label in SUMMARY_ROWS if metrics.get(key) is not None],
     )
+    log.info("%s", verdict.figures_line(metrics, out_dir))
+    if metrics.get("near_chance"):
+        log.warning("%s", metrics["warning"])
 
 
 __all__ = [

@@ -23,10 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.colors import SymLogNorm, TwoSlopeNorm
 
 from riemexp.nets.registry import uses_step_size
-from riemexp.plotting.style import MARKERS, OKABE_ITO, SCALAR_CMAP, new_figure, save_figure
+from riemexp.plotting.style import (
+    MARKERS,
+    OKABE_ITO,
+    SCALAR_CMAP,
+    SINGULAR_COLOUR,
+    log_volume_scale,
+    new_figure,
+    save_figure,
+)
 from riemexp.sweep.summary import SEED_KEY, Summary
 
 log = logging.getLogger("riemexp")
@@ -34,7 +41,6 @@ log = logging.getLogger("riemexp")
 PLOTS = "plots"
 KIND, DEPTH, STEP = "network.kind", "network.depth", "network.step_size"
 OWN_AXES = (KIND, DEPTH, STEP, SEED_KEY)
-DIVERGING_CMAP = "RdBu_r"  # colour-blind safe; red = area stretched, blue = shrunk, white = kept
 
 
 @dataclass(frozen=True)
@@ -267,11 +273,8 @@ def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):
     if not maps:
         return None
     values = np.concatenate([m.logvol[np.isfinite(m.logvol)] for m in maps.values()])
-    limit = max(float(np.percentile(np.abs(values), 98)) if values.size else 1.0, 1e-6)
-    # runs differ by orders of magnitude (deep plain networks shrink area by e^-50): past |v| = 1
-    # the colour scale turns logarithmic, so that small residual networks' structure stays visible
-    symlog = limit > 4.0
-    norm = SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit) if symlog else TwoSlopeNorm(0.0, -limit, limit)
+    # the run's own input-space heat map uses the same scale (riemexp.plotting.style.log_volume_scale)
+    cmap, norm, scale = log_volume_scale(values)
     first = next(iter(maps.values()))
     aspect = float(np.ptp(first.y)) / max(float(np.ptp(first.x)), 1e-12)  # panel height / width
     side = 2.2
@@ -285,14 +288,12 @@ def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):
             entry = maps.get((panel, kind, step, depth))
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_facecolor("#bdbdbd")  # grid points with a singular metric (-inf) show this grey
+            ax.set_facecolor(SINGULAR_COLOUR)  # grid points with a singular metric (-inf) show this grey
             if entry is None:
                 ax.text(0.5, 0.5, "no geometry", ha="center", va="center", transform=ax.transAxes, fontsize=8)
             else:
                 shown = np.ma.masked_invalid(entry.logvol)
-                mesh = ax.pcolormesh(
-                    entry.x, entry.y, shown, cmap=DIVERGING_CMAP, norm=norm, shading="nearest"
-                )
+                mesh = ax.pcolormesh(entry.x, entry.y, shown, cmap=cmap, norm=norm, shading="nearest")
                 ax.scatter(entry.data[:, 0], entry.data[:, 1], s=0.6, color="black", alpha=0.35, linewidths=0)
                 ax.set_aspect("equal")
                 ax.text(0.02, 0.02, f"seed {entry.seed}", transform=ax.transAxes, fontsize=6, color="#404040")
@@ -304,7 +305,6 @@ def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):
                     label += "\n" + _panel_title(panel_keys, panel)
                 ax.set_ylabel(label, fontsize=8)
     if mesh is not None:
-        scale = " (symmetric log scale, linear in [-1, 1])" if symlog else ""
         fig.colorbar(mesh, ax=axes, label=f"½ log det g₀ (input units){scale}", shrink=0.8)
     fig.suptitle(
         "input-space log-volume element ½ log det g₀ (input units)\n"

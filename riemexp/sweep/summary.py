@@ -206,12 +206,25 @@ def _sort_value(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
+#: config keys a network kind does not have: empty in its rows (a plain network has no step size)
+NOT_OF_KIND = {"plain": ("network.step_size",)}
+
+
+def config_value(job: Job, key: str) -> Any:
+    """The job's value of a config key as its tables show it: None for a key its network kind
+    does not have (a plain network's network.step_size is in its config but never used)."""
+    if key in NOT_OF_KIND.get(str(job.config.get("network.kind")), ()):
+        return None
+    return job.config.get(key)
+
+
 def summary_rows(jobs: Sequence[Job], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per job (see the module docstring), sorted by the swept values."""
+    """One row per job (see the module docstring), sorted by the swept values; a key the job's
+    network kind does not have (`NOT_OF_KIND`) is empty."""
     rows = []
     for job in jobs:
         row: dict[str, Any] = {"job": job.name}
-        row.update({k: job.config.get(k) for k in keys})
+        row.update({k: config_value(job, k) for k in keys})
         row["status"] = job.status
         row.update({m: job.metrics.get(m) for m in METRIC_COLUMNS})
         row["error"] = job.error or None
