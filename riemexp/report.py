@@ -225,6 +225,8 @@ def run_report(folder: Path, metrics: Mapping[str, Any] | None = None) -> str:
     lines = [title, "", f"Run folder `{folder.name}`: " + ", ".join(facts) + ".", ""]
     if metrics.get("error"):
         lines += [f"> **{status}**: {metrics['error']}", ""]
+    if metrics.get("near_chance") and metrics.get("warning"):
+        lines += [f"> **near chance**: {metrics['warning']}", ""]
     results = [
         {"result": label, "value": _cell(metrics[key])}
         for key, label in HEADLINE

@@ -336,6 +336,7 @@ def test_a_run_near_chance_says_so_in_terminal_metrics_and_titles(tmp_path: Path
     assert "near chance" in metrics["warning"] and f"{metrics['test_accuracy']:.3f}" in metrics["warning"]
     output = proc.stdout + proc.stderr
     assert "near chance" in output
+    assert "**near chance**" in (out / "report.md").read_text()
     # the closing lines name the main figures
     assert str(out / "plots" / "input_space.png") in output and str(out / "plots" / "layers.png") in output
     from riemexp.runner import load_run

@@ -30,7 +30,7 @@ NO_ANALYSIS = ["geometry.enabled=false", "plot.enabled=false", "ode.enabled=fals
 
 
 def test_auto_is_one_thread_for_riemexps_sizes_and_more_only_for_large_work() -> None:
-    assert run_threads(RunConfig()) == 1  # the default run: 1000 points, a 40 x 40 grid, width 2
+    assert run_threads(RunConfig()) == 1  # the default run: 1000 points, an 80 x 80 grid, width 2
     assert auto_threads(points=200 * 200, width=2, cpus=64) == 1  # bench geometry's grid
     points = -(-5 * PAYING_WORK // 64**2)  # five times the work where a second thread pays
     assert auto_threads(points=points, width=64, cpus=64) == 6

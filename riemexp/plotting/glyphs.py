@@ -8,13 +8,16 @@ semi-axes proportional to
     sqrt(lambda)      "stretch" (default): the image of a unit displacement, |v|_g = sqrt(v^T g v)
     1 / sqrt(lambda)  "unit_ball": the set {v : v^T g v <= 1}
 
-Sizes are normalised per panel with one scale (relative sizes kept): the largest glyph's
-long axis fills `FILL` of the glyph spacing and neighbouring glyphs do not overlap (see
-`make_glyphs`); glyphs whose long axis would be drawn shorter than `MIN_FRACTION` of the
-spacing are enlarged (shape kept) and drawn hollow. A metric with
-lambda_min <= DEGENERATE_RTOL * lambda_max (rank lost: a relu dead zone, a saturated tanh)
-is "degenerate": drawn hatched and hollow, never dropped; its vanishing
-(stretch) or infinite (unit_ball) axis is drawn at a fixed visible size.
+Sizes on a square-root scale, one scale per panel: a glyph whose true long axis is a is drawn
+with long axis A a^SIZE_POWER (SIZE_POWER = 1/2), both axes scaled alike so the shape (the
+anisotropy) is true; A puts the panel's largest glyph at `FILL` of the glyph spacing and keeps
+neighbouring glyphs apart (see `make_glyphs`). So a glyph half as long as another stands for a
+quarter of its length, and the legend's key (KEY_LENGTHS: x1, x1/4, x1/16 of the largest)
+says so. Glyphs truly smaller than SMALLEST_SHOWN (1/56) of the largest are drawn at
+`MIN_FRACTION` of the spacing, hollow. A metric with lambda_min <= DEGENERATE_RTOL * lambda_max
+(one axis under 1e-6 of the other: a saturated tanh, a relu dead zone) is drawn as what it is:
+a line (stretch: along the surviving direction, on the panel's scale; unit ball: along the
+unbounded direction), and g = 0 as a cross; never dropped.
 """
 
 from __future__ import annotations
@@ -304,8 +307,8 @@ def caption(convention: GlyphConvention) -> str:
         what = "the unit ball {v : vᵀgv ≤ 1}: semi-axes along g's eigenvectors, ∝ 1/√λ"
     return (
         f"Glyphs: {what}.\n"
-        "Sizes on a square-root scale, one per panel (a glyph half as long stands for a quarter of the "
-        "length; key below); shapes true; neighbours do not overlap."
+        "Sizes on a square-root scale, one per panel: a glyph half as long stands for a quarter of the "
+        "length (key below); shapes are true."
     )
 
 
