@@ -190,7 +190,7 @@ def draw_glyphs(ax: Axes, glyphs: Glyphs, zorder: float = 3) -> None:
     """Add the glyphs to ax: ellipses (true size filled, enlarged hollow), lines (rank 1), crosses (g = 0)."""
     full = glyphs.rank == 2
     kinds = (
-        (full & ~glyphs.enlarged, dict(facecolors=FACE, edgecolors=EDGE, alpha=0.55)),
+        (full & ~glyphs.enlarged, dict(facecolors=FACE, edgecolors=EDGE, alpha=0.7)),
         (full & glyphs.enlarged, dict(facecolors="none", edgecolors=EDGE, alpha=0.8)),
     )
     for mask, style in kinds:
