@@ -39,7 +39,7 @@ from riemexp.plotting import input_space_figure, layer_row_figure
 from riemexp.plotting.glyphs import KEY_LENGTHS, SIZE_POWER, grid_glyph_indices, legend_handles, make_glyphs
 from riemexp.plotting.input_space import input_glyphs
 from riemexp.plotting.layers import grid_lines, layer_glyphs
-from riemexp.plotting.regions import REGION_TINT, class_margins, draw_boundaries, region_image
+from riemexp.plotting.regions import REGION_TINT, boundary_lines, class_margins, draw_boundaries, region_image
 from riemexp.plotting.style import WARNING_COLOUR, class_colours, log_volume_scale
 from riemexp.plotting.trajectories import convergence_figure, trajectory_figure
 from riemexp.train import train
@@ -151,6 +151,13 @@ def test_boundaries_of_three_classes_meet_where_the_predicted_class_changes():
     s = np.sort(np.stack([np.cos(theta - 2 * np.pi * c / 3) for c in range(3)], axis=1), axis=1)
     far = np.hypot(*vertices.T) > 2 * cell
     assert np.max(s[far, 2] - s[far, 1]) < 0.1
+
+    # dashed boundaries are drawn once (dashes of two copies would not line up): half the length
+    def length(lines):
+        return sum(np.linalg.norm(np.diff(line, axis=0), axis=1).sum() for line in lines)
+
+    twice, once = boundary_lines(xs, ys, scores), boundary_lines(xs, ys, scores, once=True)
+    assert length(once) == pytest.approx(length(twice) / 2, rel=0.05)
     # the margins are continuous across the junction (what makes the contour complete)
     margins = class_margins(scores)
     assert np.max(np.abs(np.diff(margins, axis=0))) < 4 * cell

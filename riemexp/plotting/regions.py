@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
 
 from riemexp.plotting.style import BOUNDARY_COLOUR
@@ -53,6 +54,47 @@ def class_margins(scores: np.ndarray) -> np.ndarray:
     return margins
 
 
+def boundary_lines(
+    xs: np.ndarray, ys: np.ndarray, scores: np.ndarray, once: bool = False
+) -> list[np.ndarray]:
+    """The decision boundary of scores (ny, nx, C) on the mesh xs (nx,), ys (ny,) as polylines (P, 2).
+
+    The zero set of each class's margin (`class_margins`): with two classes, of s_0 - s_1; with
+    three or more, the edge of every class's region, so that boundaries meet at junctions. Each
+    boundary between classes i and j is then the edge of both regions; once=True keeps it once
+    (the part of class c's edge whose other side is a class above c), for dashed lines whose
+    dashes would otherwise not line up.
+    """
+    import contourpy
+
+    margins = class_margins(scores)
+    n_classes = scores.shape[-1]
+    lines: list[np.ndarray] = []
+    for c in [0] if n_classes == 2 else range(n_classes):
+        margin = margins[..., c]
+        if not (margin.min() < 0 < margin.max()):
+            continue
+        found = contourpy.contour_generator(xs, ys, margin, line_type="Separate").lines(0.0)
+        if not once or n_classes == 2:
+            lines += [np.asarray(line) for line in found]
+            continue
+        others = np.delete(np.arange(n_classes), c)
+        runner_up = others[np.argmax(np.delete(scores, c, axis=-1), axis=-1)]  # (ny, nx)
+        for line in found:
+            line = np.asarray(line)
+            mid = (line[1:] + line[:-1]) / 2
+            ix = np.clip(np.searchsorted(xs, mid[:, 0]), 0, len(xs) - 1)
+            iy = np.clip(np.searchsorted(ys, mid[:, 1]), 0, len(ys) - 1)
+            keep = runner_up[iy, ix] > c  # (P - 1,) segments to keep
+            cuts = np.flatnonzero(np.diff(keep.astype(int))) + 1
+            start = 0
+            for stop in [*cuts, len(keep)]:
+                if keep[start]:
+                    lines.append(line[start : stop + 1])
+                start = stop
+    return lines
+
+
 def draw_boundaries(
     ax: Axes,
     xs: np.ndarray,
@@ -64,28 +106,14 @@ def draw_boundaries(
     zorder: float = 4,
 ) -> bool:
     """Draw the decision boundary of scores (ny, nx, C) on the mesh xs (nx,), ys (ny,): the curves
-    where the predicted class changes (the zero set of each class's margin, `class_margins`).
+    where the predicted class changes (`boundary_lines`; each drawn once when dashed).
 
-    Two classes: the zero set of s_0 - s_1. Three or more: the edge of every class's region,
-    so boundaries meet at junctions (each boundary curve is the edge of two regions and is drawn
-    for both, on the same line). Returns True when some boundary lies inside the mesh.
+    Returns True when some boundary lies inside the mesh.
     """
-    margins = class_margins(scores)
-    classes = [0] if scores.shape[-1] == 2 else range(scores.shape[-1])
-    drawn = False
-    for c in classes:
-        margin = margins[..., c]
-        if not (margin.min() < 0 < margin.max()):
-            continue
-        ax.contour(
-            xs,
-            ys,
-            margin,
-            levels=[0.0],
-            colors=colour,
-            linewidths=linewidth,
-            linestyles=linestyle,
-            zorder=zorder,
-        )
-        drawn = True
-    return drawn
+    lines = boundary_lines(xs, ys, scores, once=linestyle != "-")
+    if not lines:
+        return False
+    ax.add_collection(
+        LineCollection(lines, colors=colour, linewidths=linewidth, linestyles=linestyle, zorder=zorder)
+    )
+    return True
