@@ -20,7 +20,7 @@ from PIL import Image
 
 from riemexp.io import atomic_save
 from riemexp.plotting.data import FigureData
-from riemexp.plotting.layers import grid_lines
+from riemexp.plotting.layers import MAX_SEGMENT, grid_lines
 from riemexp.plotting.style import GRID_COLOUR, class_colours, class_markers, new_figure, square_view
 
 MOVING_FRAMES = 72  # frames moving through the whole depth (more when depth is larger)
@@ -94,11 +94,13 @@ def write_animation(fd: FigureData, path: Path, moving_frames: int = MOVING_FRAM
     fig.suptitle(fd.title + (f"\n{fd.accuracy_line}" if fd.accuracy_line else ""), fontsize=8)
 
     def draw(s: float) -> None:
-        lines.set_segments(grid_lines(interpolate(grid, s), fd.grid_shape))
+        view = interpolate(views[:, None, :], s)[0]
+        # broken where neighbouring grid points land far apart, as in the layer row
+        side = MAX_SEGMENT * (view[1] - view[0])
+        lines.set_segments(grid_lines(interpolate(grid, s), fd.grid_shape, max_length=side))
         pts = interpolate(data, s)
         for c, scatter in enumerate(scatters):
             scatter.set_offsets(pts[labels == c])
-        view = interpolate(views[:, None, :], s)[0]
         ax.set_xlim(view[0], view[1])
         ax.set_ylim(view[2], view[3])
         layer = int(math.floor(s))
