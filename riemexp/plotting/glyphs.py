@@ -212,13 +212,15 @@ def draw_glyphs(ax: Axes, glyphs: Glyphs, zorder: float = 3) -> None:
     line = glyphs.rank == 1
     if np.any(line):
         ax.add_collection(
-            LineCollection(line_segments(glyphs, line), colors=DEGENERATE_EDGE, linewidths=1.4, zorder=zorder)
+            LineCollection(
+                list(line_segments(glyphs, line)), colors=DEGENERATE_EDGE, linewidths=1.4, zorder=zorder
+            )
         )
     zero = glyphs.rank == 0
     if np.any(zero):
         ax.add_collection(
             LineCollection(
-                cross_segments(glyphs, zero), colors=DEGENERATE_EDGE, linewidths=1.0, zorder=zorder
+                list(cross_segments(glyphs, zero)), colors=DEGENERATE_EDGE, linewidths=1.0, zorder=zorder
             )
         )
 

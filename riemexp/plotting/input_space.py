@@ -11,6 +11,7 @@ volume element) near the decision boundary and compressed inside each class.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -153,7 +154,7 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
         ax.tick_params(labelsize=8)
 
     markers = class_markers(fd.n_classes)
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], linestyle="", marker=m, color=c, markeredgecolor=DATA_EDGE, markersize=6, label=name)
         for name, c, m in zip(fd.class_names, colours, markers)
     ]

@@ -19,6 +19,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 
 from riemexp.config import GlyphConvention
@@ -250,7 +251,9 @@ def layer_row_figure(
     nrows = 1 if n <= 5 else math.ceil(n / max(4, math.ceil(math.sqrt(n))))
     ncols = math.ceil(n / nrows)
     fig = new_figure(max(PANEL_INCHES * ncols, 7.5), PANEL_INCHES * nrows + 1.3)
-    fig.get_layout_engine().set(h_pad=0.12)  # a row's axis labels clear of the next row's titles
+    layout = fig.get_layout_engine()
+    assert isinstance(layout, ConstrainedLayoutEngine)  # new_figure's
+    layout.set(h_pad=0.12)  # a row's axis labels clear of the next row's titles
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     drawn = [draw_layer_panel(ax, fd, layer, glyph_density, convention) for ax, layer in zip(axes, layers)]
     glyphs = [g for g in drawn if g is not None]
