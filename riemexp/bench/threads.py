@@ -62,7 +62,9 @@ def main(args: list[str]) -> int:
     parser.add_argument("--blocks", type=int, default=5, help="alternating blocks per thread count")
     parser.add_argument("--quick", action="store_true", help="three sizes, 3 blocks")
     opts = parse_options(parser, args, {"blocks": 1})
-    from riemexp.threads import PAYING_WORK, auto_threads, available_cpus
+    import torch
+
+    from riemexp.threads import PAYING_WORK, auto_threads, available_cpus, using_threads
 
     cpus = available_cpus()
     counts = list(range(1, min(cpus, 4) + 1))
@@ -75,18 +77,21 @@ def main(args: list[str]) -> int:
     )
     header = "".join(f"{f'{n} thr ms':>11}" for n in counts)
     print(f"{'width':>6}{'points':>9}{'work/layer':>16}{header}{'best':>7}{'speed-up':>10}{'auto':>6}")
-    for width, points in sizes:
-        steps = max(2, min(50, int(2e7 / (points * width * width + 1e5))))
-        times: dict[int, list[float]] = {n: [] for n in counts}
-        with progress(f"width {width}, {points} points", blocks * len(counts)) as advance:
-            for _ in range(blocks):
-                for n in counts:
-                    times[n].append(step_seconds(width, points, n, steps))
-                    advance(f"{n} threads: {times[n][-1] * 1e3:.2f} ms")
-        medians = {n: statistics.median(t) for n, t in times.items()}
-        best = min(medians, key=medians.get)  # type: ignore[arg-type]
-        cells = "".join(f"{medians[n] * 1e3:>11.2f}" for n in counts)
-        work = points * width * width
-        auto = auto_threads(points, width, cpus)
-        print(f"{width:>6}{points:>9}{work:>16,}{cells}{best:>7}{medians[1] / medians[best]:>9.2f}x{auto:>6}")
+    # the comparisons set torch's thread count: the caller's is restored afterwards
+    with using_threads(torch.get_num_threads()):
+        for width, points in sizes:
+            steps = max(2, min(50, int(2e7 / (points * width * width + 1e5))))
+            times: dict[int, list[float]] = {n: [] for n in counts}
+            with progress(f"width {width}, {points} points", blocks * len(counts)) as advance:
+                for _ in range(blocks):
+                    for n in counts:
+                        times[n].append(step_seconds(width, points, n, steps))
+                        advance(f"{n} threads: {times[n][-1] * 1e3:.2f} ms")
+            medians = {n: statistics.median(t) for n, t in times.items()}
+            best = min(medians, key=medians.get)  # type: ignore[arg-type]
+            cells = "".join(f"{medians[n] * 1e3:>11.2f}" for n in counts)
+            work = points * width * width
+            auto = auto_threads(points, width, cpus)
+            ratio = medians[1] / medians[best]
+            print(f"{width:>6}{points:>9}{work:>16,}{cells}{best:>7}{ratio:>9.2f}x{auto:>6}")
     return 0
