@@ -206,21 +206,23 @@ def _sort_value(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
-#: config keys a network kind does not have: empty in its rows (a plain network has no step size)
-NOT_OF_KIND = {"plain": ("network.step_size",)}
+STEP_KEY = "network.step_size"
 
 
 def config_value(job: Job, key: str) -> Any:
     """The job's value of a config key as its tables show it: None for a key its network kind
     does not have (a plain network's network.step_size is in its config but never used)."""
-    if key in NOT_OF_KIND.get(str(job.config.get("network.kind")), ()):
-        return None
+    if key == STEP_KEY and "network.kind" in job.config:
+        from riemexp.nets.registry import uses_step_size
+
+        if not uses_step_size(str(job.config["network.kind"])):
+            return None
     return job.config.get(key)
 
 
 def summary_rows(jobs: Sequence[Job], keys: Sequence[str]) -> list[dict[str, Any]]:
     """One row per job (see the module docstring), sorted by the swept values; a key the job's
-    network kind does not have (`NOT_OF_KIND`) is empty."""
+    network kind does not have (a plain network's step size) is empty."""
     rows = []
     for job in jobs:
         row: dict[str, Any] = {"job": job.name}
