@@ -27,6 +27,7 @@ grid, 2 blocks, 50 points for (b), and the scaling at depths 25 and 50 only.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import subprocess
@@ -223,7 +224,7 @@ def main(args: list[str]) -> int:
         sizes += [(100, opts.grid), (200, opts.grid)] + [(opts.depth, d) for d in (100, 400)]
     for depth, density in sizes:
         m, pts = network(depth), grid_points(density)
-        t = min(_seconds(lambda m=m, pts=pts: ours(m, pts)) for _ in range(5))
+        t = min(_seconds(functools.partial(ours, m, pts)) for _ in range(5))
         unit = t / (depth * len(pts) / 1000) * 1e6
         base = base or unit
         print(f"{depth:>8}{len(pts):>10}{t:>10.4f}{unit:>22.2f} ({unit / base:.2f}x)", flush=True)

@@ -77,6 +77,7 @@ def main(args: list[str]) -> int:
     theirs = HandWritten(opts.depth, 2, 0.5, data.n_classes)
     with torch.no_grad():  # same starting point
         for i, layer in enumerate(theirs.layers):
+            assert isinstance(layer, nn.Linear)
             layer.weight.copy_(ours.weight[i])
             layer.bias.copy_(ours.bias[i])
         theirs.head.load_state_dict(ours.head.state_dict())
