@@ -123,6 +123,9 @@ class NetworkConfig:
     depth: int = 10
     step_size: float = 0.5  # h; used by residual and c2, ignored by plain
     activation: Activation = Activation.TANH
+    #: residual (kinds with a `contraction_factor`): keep c_l = h ||W_l||_2 max|sigma'| <= lipschitz
+    #: (0 < c < 1) in training, so that every layer is a certified homeomorphism (riemexp.certify)
+    lipschitz: float | None = None
 
     def __post_init__(self) -> None:
         _coerce_enums(self)
@@ -347,6 +350,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
     _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
     _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
+    if n.lipschitz is not None:
+        _check(
+            0 < n.lipschitz < 1,
+            f"network.lipschitz must lie in (0, 1) (the bound on h ||W_l||_2 max|sigma'|) or be null, "
+            f"got {n.lipschitz}",
+        )
+        from riemexp.nets.registry import get_kind  # torch-free
+
+        _check(
+            get_kind(n.kind).contraction_factor(n.step_size) is not None,
+            f"network.lipschitz constrains residual layers; got network.kind={n.kind} "
+            "(use network=residual or network.lipschitz=null)",
+        )
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
     _check(

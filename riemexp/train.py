@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from riemexp.certify import constrain
 from riemexp.config import Device, OptimConfig, OptimizerName, RunConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import ConfigError, DivergedError
@@ -74,6 +75,8 @@ def train_step(
     loss = nn.functional.cross_entropy(logits, y)
     loss.backward()
     optimizer.step()
+    if getattr(getattr(model, "cfg", None), "lipschitz", None) is not None:
+        constrain(model)  # network.lipschitz: back onto c_l <= c (riemexp.certify)
     return loss.detach(), logits.detach()
 
 
@@ -143,6 +146,8 @@ def train(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_network(cfg.network, data.n_classes)
+    if cfg.network.lipschitz is not None:
+        constrain(model)  # network.lipschitz: the initial weights satisfy the bound too
     # the network standardises its input with the dataset's statistics (identity for toy sets)
     model.input_shift.copy_(data.input_shift)
     model.input_scale.copy_(data.input_scale)

@@ -91,6 +91,7 @@ def test_same_config_gives_identical_files(tmp_path: Path) -> None:
         ("network.depth=0", "network.depth must be >= 1, got 0"),
         ("network.width=1", "network.width must be >= 2"),
         ("network.step_size=0", "network.step_size must be > 0"),
+        ("network.lipschitz=1", "network.lipschitz must lie in (0, 1)"),
         ("dataset.n_samples=2", "dataset.n_samples must be >= 10"),
         ("dataset.test_fraction=1", "dataset.test_fraction must lie in (0, 1)"),
         ("optim.lr=-1", "optim.lr must be > 0, got -1.0"),

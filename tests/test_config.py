@@ -63,6 +63,8 @@ def test_python_callers_may_pass_strings_for_choices() -> None:
         ("network.width=1", "network.width must be >= 2"),
         ("network.step_size=0", "network.step_size must be > 0, got 0.0"),
         ("network.step_size=-1", "network.step_size must be > 0, got -1.0"),
+        ("network.lipschitz=1.5", "network.lipschitz must lie in (0, 1) (the bound on h ||W_l||_2"),
+        ("network.lipschitz=0", "network.lipschitz must lie in (0, 1)"),
         ("dataset.n_samples=3", "dataset.n_samples must be >= 10"),
         ("dataset.test_fraction=0", "dataset.test_fraction must lie in (0, 1), got 0.0"),
         ("dataset.test_fraction=1.5", "dataset.test_fraction must lie in (0, 1), got 1.5"),

@@ -50,6 +50,7 @@ class RunContext:
 
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
 ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
+    ("certificate", "riemexp.analyses.certificate:certificate_step", lambda cfg: True),
     ("geometry", "riemexp.analyses.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
     ("ode", "riemexp.analyses.ode:ode_step", lambda cfg: cfg.ode.enabled),
     ("plots", "riemexp.analyses.plots:plots_step", lambda cfg: cfg.plot.enabled),

@@ -18,6 +18,7 @@ import numpy as np
 from riemexp import console
 from riemexp.analyses import RunContext
 from riemexp.budget import check_memory
+from riemexp.certify import CERTIFICATE_COLUMNS, with_certificate
 from riemexp.config import INPUT_DIM, GeometryConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import RunFolderError, safe_reason
@@ -56,6 +57,7 @@ LAYER_COLUMNS = (
     "step_length_mean",
     "det_positive_fraction",
     "identity_distance_mean",
+    *CERTIFICATE_COLUMNS,  # invertibility of the map l -> l+1 from the weights (riemexp.certify)
 )
 #: earlier names of table columns, read as today's names (`LoadedRun.tables`)
 RENAMED_COLUMNS = {"jacobian_minus_identity_mean": "identity_distance_mean"}
@@ -150,7 +152,7 @@ def geometry_step(ctx: RunContext) -> None:
     arrays = compute_geometry(ctx.model, ctx.data, ctx.cfg.geometry)
     with stage("writing"):
         save_geometry(ctx.out_dir / GEOMETRY_FILE, arrays)
-    rows = layer_statistics(ctx.model, ctx.data.x)  # the rows of tables/layers.csv
+    rows = with_certificate(layer_statistics(ctx.model, ctx.data.x), ctx.model)  # tables/layers.csv
     with stage("writing"):
         write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
     ctx.metrics["input_log_volume_median"] = _median(input_log_volume(ctx.model, ctx.data.x))

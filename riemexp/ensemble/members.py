@@ -85,6 +85,12 @@ def check_members(cfgs: Sequence[RunConfig], datasets: Sequence[Dataset]) -> Ens
         raise ConfigError("an ensemble needs at least one member; got none")
     if len(datasets) != len(cfgs):
         raise ConfigError(f"expected one dataset per member ({len(cfgs)}), got {len(datasets)}")
+    for i, cfg in enumerate(cfgs):
+        if cfg.network.lipschitz is not None:
+            raise ConfigError(
+                f"ensembles train free networks; member {i} has network.lipschitz={cfg.network.lipschitz} "
+                "(train it alone: riemexp train)"
+            )
     keys = [ensemble_key(cfg, data) for cfg, data in zip(cfgs, datasets)]
     for i, key in enumerate(keys[1:], start=1):
         for name, first, value in zip(EnsembleKey._fields, keys[0], key):

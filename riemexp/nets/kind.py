@@ -30,6 +30,7 @@ take tensors and use their methods; `init` imports torch when it runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -122,8 +123,77 @@ class Kind:
                 x, prev = add(kept, scaled(sigma(torch.addmm(bl, x, Wl.T)), co.beta)), x
         return x
 
+    # ------------------------------------------------------------------ invertibility (riemexp.certify)
+
+    def contraction_factor(self, h: float) -> float | None:
+        """f such that c_l = f ||W_l||_2 max|sigma'| bounds the Lipschitz constant of the layer's
+        branch, for a kind whose layer is x + branch: c_l < 1 then proves the layer a bi-Lipschitz
+        homeomorphism of R^w, and network.lipschitz = c keeps c_l <= c. None: no such bound (and
+        network.lipschitz is refused)."""
+        return None
+
+    def certify_layers(
+        self,
+        norms: list[float],
+        smallest: list[float],
+        h: float,
+        slope: float,
+        min_slope: float,
+        monotone: bool,
+    ) -> list[dict[str, Any]]:
+        """What the weights prove about each layer's invertibility: one `certificate_row` per layer.
+
+        norms ||W_l||_2 and smallest sigma_min(W_l), l = 0 .. L-1; slope = max|sigma'|, min_slope =
+        inf sigma' over R, monotone: sigma strictly increasing. Default: nothing proven (a kind says
+        what its update allows; riemexp.certify and the built-in kinds' modules give the maths).
+        """
+        return [certificate_row(n, s, None, False, None, None) for n, s in zip(norms, smallest)]
+
+    def certify_network(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The map x_0 -> x_L from `certify_layers` rows: certified when every layer is, its Lipschitz
+        bounds the products of the layers' (inverse: None unless every layer has one)."""
+        ok = all(r["certified_invertible"] for r in rows)
+        lips, invs = [r["lipschitz_bound"] for r in rows], [r["inverse_lipschitz_bound"] for r in rows]
+        contractions = [r["contraction"] for r in rows if r["contraction"] is not None]
+        worst = max(contractions) if contractions else None
+        bad = sum(not r["certified_invertible"] for r in rows)
+        if ok and worst is not None:
+            text = f"every layer is a bi-Lipschitz homeomorphism of R^w (max c_l = {worst:.4g} < 1)"
+        elif ok:
+            text = "every layer is injective: a homeomorphism onto its image"
+        else:
+            text = f"not certified: {bad} of {len(rows)} layers are not proven invertible" + (
+                f" (max c_l = {worst:.4g})" if worst is not None else ""
+            )
+        return {
+            "certified_invertible": ok,
+            "lipschitz_bound": math.prod(lips) if all(v is not None for v in lips) else None,
+            "inverse_lipschitz_bound": math.prod(invs) if ok and all(v is not None for v in invs) else None,
+            "max_contraction": worst,
+            "certificate": text,
+        }
+
     def __repr__(self) -> str:
         return f"<network kind '{self.name}': {self.equation}>"
+
+
+def certificate_row(
+    norm: float,
+    smallest: float,
+    contraction: float | None,
+    ok: bool,
+    lip: float | None,
+    inverse: float | None,
+) -> dict[str, Any]:
+    """One layer's row of the invertibility certificate (the columns riemexp.certify adds to layers.csv)."""
+    return {
+        "spectral_norm": norm,
+        "min_singular_value": smallest,
+        "contraction": contraction,
+        "certified_invertible": bool(ok),
+        "lipschitz_bound": lip,
+        "inverse_lipschitz_bound": inverse,
+    }
 
 
 def scaled(act: torch.Tensor, beta: Scale) -> torch.Tensor:
@@ -175,4 +245,4 @@ def _is(value: Scale, number: float) -> bool:
     return isinstance(value, (int, float)) and value == number
 
 
-__all__ = ["Coefficients", "Kind", "Scale", "add", "carry", "scaled", "step_grad"]
+__all__ = ["Coefficients", "Kind", "Scale", "add", "carry", "certificate_row", "scaled", "step_grad"]

@@ -5,13 +5,15 @@ an element of GL(w) near the identity (the Lie table reports |log J_l - (J_l - I
 ODE (order 1): dx/dt = sigma(W(t) x + b(t)) on [0, L h], W(t) = W_l on [l h, (l+1) h); refining a
 layer into k sub-steps of h/k is forward Euler with step h/k, of global order 1.
 Initialisation: W_l ~ N(0, 1 / w), b_l ~ N(0, 0.1^2); each layer moves points by O(h).
+Invertibility: c_l = h ||W_l||_2 max|sigma'| < 1 proves the layer a bi-Lipschitz homeomorphism of R^w
+(`certify_layers`; network.lipschitz keeps c_l <= c in training).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from riemexp.nets.kind import Coefficients, Kind
+from riemexp.nets.kind import Coefficients, Kind, certificate_row
 
 if TYPE_CHECKING:
     import torch
@@ -28,3 +30,24 @@ class Residual(Kind):
 
     def ode_field(self, x: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return act
+
+    def contraction_factor(self, h: float) -> float | None:
+        return h
+
+    def certify_layers(
+        self,
+        norms: list[float],
+        smallest: list[float],
+        h: float,
+        slope: float,
+        min_slope: float,
+        monotone: bool,
+    ) -> list[dict[str, Any]]:
+        """c_l = h ||W_l||_2 max|sigma'| bounds the Lipschitz constant of the branch h sigma(W_l x + b_l);
+        c_l < 1 proves the layer a bi-Lipschitz homeomorphism of R^w (x = y - h sigma(W_l x + b_l) is a
+        contraction): Lip <= 1 + c_l, inverse Lip <= 1 / (1 - c_l), det J_l > 0 everywhere."""
+        rows = []
+        for norm, low in zip(norms, smallest):
+            c = h * norm * slope
+            rows.append(certificate_row(norm, low, c, c < 1, 1 + c, 1 / (1 - c) if c < 1 else None))
+        return rows
