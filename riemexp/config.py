@@ -185,6 +185,21 @@ class OdeConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """The refinement path of the depth limit (`riemexp.refine`): grow a network from a shallower one.
+
+    from_depth None: train network.depth from scratch. D: train depth D first (optim.epochs, step
+    network.step_size * network.depth / D, the same total time T = L h), then repeatedly split every
+    layer into two layers of half the step with the same weights (the same piecewise-constant ODE)
+    and train `epochs` more epochs (0: no training), until network.depth. network.depth / D must be
+    a power of two >= 2.
+    """
+
+    from_depth: int | None = None
+    epochs: int = 100
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one `riemexp train` run needs. One seed fixes data, init and training."""
 
@@ -198,6 +213,7 @@ class RunConfig:
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     plot: PlotConfig = field(default_factory=PlotConfig)
     ode: OdeConfig = field(default_factory=OdeConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     @property
     def data_seed(self) -> int:
@@ -297,7 +313,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     from riemexp.threads import check_setting
 
     d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
-    for section in ("dataset", "network", "optim", "geometry", "plot", "ode"):
+    for section in ("dataset", "network", "optim", "geometry", "plot", "ode", "refine"):
         for f in dataclasses.fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), f.name)
             _check(
@@ -363,6 +379,22 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"network.lipschitz constrains residual layers; got network.kind={n.kind} "
             "(use network=residual or network.lipschitz=null)",
         )
+    r = cfg.refine
+    if r.from_depth is not None:
+        ratio = n.depth // r.from_depth if r.from_depth >= 1 else 0
+        _check(
+            r.from_depth >= 1 and ratio >= 2 and ratio * r.from_depth == n.depth and ratio & (ratio - 1) == 0,
+            f"refine.from_depth must divide network.depth={n.depth} by a power of two >= 2 (e.g. "
+            f"{max(n.depth // 2, 1)}), or be null (train from scratch); got {r.from_depth}",
+        )
+        from riemexp.nets.registry import get_kind  # torch-free
+
+        _check(
+            get_kind(n.kind).ode_order is not None,
+            "refine.from_depth splits layers into steps of h/2 of the same ODE: kinds with an ODE only "
+            f"(residual, c2); got network.kind={n.kind}",
+        )
+    _check(r.epochs >= 0, f"refine.epochs must be >= 0, got {r.epochs}")
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
     _check(

@@ -135,17 +135,28 @@ def train(
     data: Dataset,
     on_epoch: EpochCallback | None = None,
     result: TrainResult | None = None,
+    init: dict[str, torch.Tensor] | None = None,
+    epochs: int | None = None,
 ) -> TrainResult:
     """Fit a fresh network (seeded by cfg.seed) to data.train; evaluate on data.test.
 
     `result`, if given, is filled in as training goes, so a caller still holds the
-    history when training stops early (divergence, Ctrl-C).
+    history when training stops early (divergence, Ctrl-C); its history continues (epochs
+    numbered on from its last row). `init`: a state dict to start from instead of the seeded
+    initialisation; `epochs`: instead of cfg.optim.epochs (0: evaluate only). A config with
+    refine.from_depth set trains its refinement path (`riemexp.refine.train_refined`).
     Raises DivergedError when a loss turns NaN or infinite, or when the train loss explodes
     beyond `explosion_threshold` of the first epoch's.
     """
+    if cfg.refine.from_depth is not None and init is None:
+        from riemexp.refine import train_refined
+
+        return train_refined(cfg, data, on_epoch, result)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_network(cfg.network, data.n_classes)
+    if init is not None:
+        model.load_state_dict(init)
     if cfg.network.lipschitz is not None:
         constrain(model)  # network.lipschitz: the initial weights satisfy the bound too
     # the network standardises its input with the dataset's statistics (identity for toy sets)
@@ -163,15 +174,16 @@ def train(
     result = result if result is not None else TrainResult(model)
     result.model = model
 
-    start = time.perf_counter()
+    start = time.perf_counter() - result.seconds
     threshold = math.inf
-    for epoch in range(1, cfg.optim.epochs + 1):
+    first = len(result.history) + 1
+    for epoch in range(first, first + (cfg.optim.epochs if epochs is None else epochs)):
         # one pass over the training set (a single step when full batch)
         model.train()
         if batch == n:
             loss, logits = train_step(model, optimizer, x_train, y_train)
             train_loss = loss.item()
-            if epoch == 1:
+            if epoch == first:
                 threshold = explosion_threshold(train_loss, data.n_classes)
             train_acc = (logits.argmax(1) == y_train).double().mean().item()
         else:
@@ -180,7 +192,7 @@ def train(
             for i in range(0, n, batch):
                 idx = order[i : i + batch]
                 loss, logits = train_step(model, optimizer, x_train[idx], y_train[idx])
-                if epoch == 1 and i == 0:
+                if epoch == first and i == 0:
                     threshold = explosion_threshold(loss.item(), data.n_classes)
                 total_loss += loss.item() * len(idx)
                 correct += int((logits.argmax(1) == y_train[idx]).sum())
@@ -204,10 +216,14 @@ def train(
             on_epoch(row)
     model.eval()
     train_loss, train_acc = evaluate(model, x_train, y_train)
+    if len(result.history) >= first:  # the last epoch's evaluation is the trained model's
+        test_loss, test_acc = result.history[-1]["test_loss"], result.history[-1]["test_accuracy"]
+    else:
+        test_loss, test_acc = evaluate(model, x_test, y_test)
     result.final = {
         "train_loss": train_loss,
         "train_accuracy": train_acc,
-        "test_loss": result.history[-1]["test_loss"],
-        "test_accuracy": result.history[-1]["test_accuracy"],
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
     }
     return result

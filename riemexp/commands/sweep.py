@@ -277,6 +277,10 @@ def build_outputs(summary: Summary, redraw: bool = True) -> None:
         files = draw_sweep_figures(summary)
         if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
             files += ode_limit.write_ode_limit(summary) or []
+            from riemexp.sweep import refine
+
+            if refine.applies(summary):  # with a refinement path: both paths side by side
+                files += refine.write_depth_limit(summary)
         names = [str(f.relative_to(summary.sweep_dir)) for f in files if summary.sweep_dir in f.parents]
         atomic_write_json(summary.sweep_dir / FIGURES_STAMP, {"inputs": digest, "files": names})
     write_sweep_report(summary, _read_record(summary.sweep_dir))

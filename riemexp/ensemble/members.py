@@ -86,9 +86,14 @@ def check_members(cfgs: Sequence[RunConfig], datasets: Sequence[Dataset]) -> Ens
     if len(datasets) != len(cfgs):
         raise ConfigError(f"expected one dataset per member ({len(cfgs)}), got {len(datasets)}")
     for i, cfg in enumerate(cfgs):
-        if cfg.network.lipschitz is not None:
+        if cfg.network.lipschitz is not None or cfg.refine.from_depth is not None:
+            setting = (
+                f"network.lipschitz={cfg.network.lipschitz}"
+                if cfg.network.lipschitz is not None
+                else f"refine.from_depth={cfg.refine.from_depth}"
+            )
             raise ConfigError(
-                f"ensembles train free networks; member {i} has network.lipschitz={cfg.network.lipschitz} "
+                f"ensembles train free networks from their own initialisation; member {i} has {setting} "
                 "(train it alone: riemexp train)"
             )
     keys = [ensemble_key(cfg, data) for cfg, data in zip(cfgs, datasets)]

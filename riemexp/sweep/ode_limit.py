@@ -134,9 +134,11 @@ def _changes(new: tuple, old: tuple) -> tuple[float, float] | None:
 
 def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]]:
     """Rows of ode_limit.csv (sorted by depth) and {depth: grid metric of the first completed seed}."""
-    depths = sorted({d for d in map(_depth, summary.jobs) if d is not None})
+    # the from-scratch path (refined jobs, refine.from_depth set, are riemexp.sweep.refine's)
+    jobs = [j for j in summary.jobs if j.config.get("refine.from_depth") is None]
+    depths = sorted({d for d in map(_depth, jobs) if d is not None})
     by_seed: dict[Any, dict[int, Job]] = {}
-    for job in summary.jobs:
+    for job in jobs:
         depth = _depth(job)
         if job.status == "completed" and depth is not None:
             by_seed.setdefault(job.config.get("seed"), {})[depth] = job
@@ -150,7 +152,7 @@ def depth_rows(summary: Summary) -> tuple[list[dict[str, Any]], dict[int, tuple]
     rows: list[dict[str, Any]] = []
     shown: dict[int, tuple] = {}
     for i, depth in enumerate(depths):
-        members = [j for j in summary.jobs if _depth(j) == depth]
+        members = [j for j in jobs if _depth(j) == depth]
         ok = [j for j in members if j.status == "completed"]
         first = members[0]
         row: dict[str, Any] = {
