@@ -57,9 +57,11 @@ def path_depths(cfg: RunConfig) -> list[int]:
 
 
 def stage_config(cfg: RunConfig, depth: int) -> RunConfig:
-    """The config of the path's stage at `depth`: step T / depth with T = network.depth * step_size."""
-    total = cfg.network.depth * cfg.network.step_size
-    network = dataclasses.replace(cfg.network, depth=depth, step_size=total / depth)
+    """The config of the path's stage at `depth`: step T / depth with T = network.depth * step_size,
+    computed as step_size * (network.depth / depth), a power of two, so that every halving is exact."""
+    network = dataclasses.replace(
+        cfg.network, depth=depth, step_size=cfg.network.step_size * (cfg.network.depth / depth)
+    )
     return dataclasses.replace(cfg, network=network, refine=RefineConfig())
 
 
