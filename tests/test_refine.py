@@ -22,7 +22,7 @@ from riemexp.datasets import make_dataset
 from riemexp.errors import ConfigError
 from riemexp.geometry import layer_coordinates
 from riemexp.refine import path_depths, split_layers
-from riemexp.run import run
+from riemexp.runner import run
 from riemexp.sweep import refine
 from riemexp.sweep.summary import summarize
 from riemexp.train import train
@@ -78,7 +78,7 @@ def test_split_layers_repeats_each_layer() -> None:
         (NetworkConfig(depth=8), RefineConfig(from_depth=3), "refine.from_depth must divide network.depth=8"),
         (NetworkConfig(depth=8), RefineConfig(from_depth=8), "by a power of two >= 2"),
         (NetworkConfig(depth=12), RefineConfig(from_depth=4), "by a power of two >= 2"),
-        (NetworkConfig(kind="plain", depth=8), RefineConfig(from_depth=4), "residual and c2 networks only"),
+        (NetworkConfig(kind="plain", depth=8), RefineConfig(from_depth=4), "kinds with an ODE only"),
         (NetworkConfig(depth=8), RefineConfig(from_depth=4, epochs=-1), "refine.epochs must be >= 0, got -1"),
     ],
 )

@@ -6,6 +6,9 @@
                                                                    (plot.enabled)
     lie        tables/lie.csv|md                                   (always)
 
+    certificate  metrics.json: what the weights prove about invertibility (always; per layer in layers.csv)
+    topology   metrics.json: the noise-free disc and ring (dataset=circles)
+
 `ANALYSES` lists them in run order as (name, "module:function", enabled(cfg)); the run
 (riemexp.runner) calls each enabled step with a `RunContext`, as phase and timed stage `name`.
 The plots step hands its figures to the run's `FigurePool` (riemexp.figures), which draws them in
@@ -53,6 +56,7 @@ ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
     ("certificate", "riemexp.analyses.certificate:certificate_step", lambda cfg: True),
     ("geometry", "riemexp.analyses.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
     ("ode", "riemexp.analyses.ode:ode_step", lambda cfg: cfg.ode.enabled),
+    ("topology", "riemexp.analyses.topology:topology_step", lambda cfg: cfg.dataset.name == "circles"),
     ("plots", "riemexp.analyses.plots:plots_step", lambda cfg: cfg.plot.enabled),
     ("lie", "riemexp.analyses.lie:lie_step", lambda cfg: True),
 ]

@@ -281,6 +281,10 @@ def build_outputs(summary: Summary, redraw: bool = True) -> None:
 
             if refine.applies(summary):  # with a refinement path: both paths side by side
                 files += refine.write_depth_limit(summary)
+        from riemexp.sweep import topology
+
+        if topology.applies(summary):  # circles with the disc and ring measured (grid=topology)
+            files += topology.write_topology(summary)
         names = [str(f.relative_to(summary.sweep_dir)) for f in files if summary.sweep_dir in f.parents]
         atomic_write_json(summary.sweep_dir / FIGURES_STAMP, {"inputs": digest, "files": names})
     write_sweep_report(summary, _read_record(summary.sweep_dir))
