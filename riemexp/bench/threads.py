@@ -42,19 +42,20 @@ def step_seconds(width: int, points: int, threads: int, steps: int) -> float:
 
     from riemexp.config import NetworkConfig
     from riemexp.nets.network import build_network
+    from riemexp.threads import using_threads
     from riemexp.train import train_step
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = build_network(NetworkConfig(depth=DEPTH, width=width, step_size=0.5), 2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = torch.randn(points, 2)
-    y = (x[:, 0] > 0).long()
-    train_step(model, optimizer, x, y)  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        train_step(model, optimizer, x, y)
-    return (time.perf_counter() - start) / steps
+    with using_threads(threads):  # the caller's thread count comes back afterwards
+        torch.manual_seed(0)
+        model = build_network(NetworkConfig(depth=DEPTH, width=width, step_size=0.5), 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        x = torch.randn(points, 2)
+        y = (x[:, 0] > 0).long()
+        train_step(model, optimizer, x, y)  # warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            train_step(model, optimizer, x, y)
+        return (time.perf_counter() - start) / steps
 
 
 def main(args: list[str]) -> int:
