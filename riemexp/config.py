@@ -197,6 +197,7 @@ class RefineConfig:
 
     from_depth: int | None = None
     epochs: int = 100
+    lr: float | None = None  # the learning rate after each doubling; None: optim.lr
 
 
 @dataclass(frozen=True)
@@ -395,6 +396,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"(residual, c2); got network.kind={n.kind}",
         )
     _check(r.epochs >= 0, f"refine.epochs must be >= 0, got {r.epochs}")
+    _check(r.lr is None or r.lr > 0, f"refine.lr must be > 0 or null (optim.lr), got {r.lr}")
     _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
     _check(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
     _check(

@@ -13,8 +13,9 @@ independent draws.
 
 `refine.from_depth = D` (riemexp.config.RefineConfig) makes `riemexp.train.train` follow the path
 (`train_refined`): depth D with step T / D for optim.epochs, then depth 2D, 4D, ..., network.depth,
-each started from the split of the one before and trained refine.epochs epochs (0 allowed). One
-seed fixes every stage; the history runs on through the stages.
+each started from the split of the one before and trained refine.epochs epochs (0 allowed) with a
+fresh optimiser at learning rate refine.lr (null: optim.lr). One seed fixes every stage; the
+history runs on through the stages.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def train_refined(
     for depth in depths[1:]:
         state = split_layers({k: v.detach().cpu() for k, v in result.model.state_dict().items()})
         log.info("refinement: depth %d -> %d, %d epochs", depth // 2, depth, cfg.refine.epochs)
-        train(stage_config(cfg, depth), data, on_epoch, result, init=state, epochs=cfg.refine.epochs)
+        stage = stage_config(cfg, depth)
+        if cfg.refine.lr is not None:
+            stage = dataclasses.replace(stage, optim=dataclasses.replace(stage.optim, lr=cfg.refine.lr))
+        train(stage, data, on_epoch, result, init=state, epochs=cfg.refine.epochs)
     return result
 
 

@@ -83,7 +83,7 @@ def vector_field_figure(runs: dict[str, LoadedRun], n_points: int = 40, density:
     """
     from riemexp.geometry import layer_coordinates
 
-    fig = new_figure(15.0, 3.9 * len(runs) + 0.5)
+    fig = new_figure(15.0, 3.8 * len(runs) + 0.6)
     axes = np.atleast_2d(fig.subplots(len(runs), 4, squeeze=False))
     for row, (path, run) in enumerate(runs.items()):
         model, data = run.model, run.data
@@ -96,9 +96,9 @@ def vector_field_figure(runs: dict[str, LoadedRun], n_points: int = 40, density:
         coords = layer_coordinates(model, data.x[chosen]).numpy()  # (L+1, P, 2)
         labels = data.y[chosen].numpy()
         lo, hi = coords.reshape(-1, 2).min(0), coords.reshape(-1, 2).max(0)
-        pad = 0.1 * (hi - lo)
-        xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], density)
-        ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], density)
+        centre, half = (lo + hi) / 2, 0.55 * float((hi - lo).max())  # a square box around every trajectory
+        xs = np.linspace(centre[0] - half, centre[0] + half, density)
+        ys = np.linspace(centre[1] - half, centre[1] + half, density)
         gx, gy = np.meshgrid(xs, ys)
         grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1))
         weight, bias = model.float64_weights()
