@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from riemexp.config import NetworkConfig
-from riemexp.networks import build_network
+from riemexp.nets.network import build_network
 from riemexp.sweep import topology as sweep_topology
 from riemexp.sweep.summary import Job, Summary
 from riemexp.topology import disc_points, measure, ring_points

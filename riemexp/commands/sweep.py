@@ -275,13 +275,12 @@ def build_outputs(summary: Summary, redraw: bool = True) -> None:
         from riemexp.sweep.figures import draw_sweep_figures
 
         files = draw_sweep_figures(summary)
+        from riemexp.sweep import refine, topology
+
         if ode_limit.applies(summary):  # residual nets at one T = L h (grid=ode_limit): the depth limit
             files += ode_limit.write_ode_limit(summary) or []
-            from riemexp.sweep import refine
-
-            if refine.applies(summary):  # with a refinement path: both paths side by side
-                files += refine.write_depth_limit(summary)
-        from riemexp.sweep import topology
+        if refine.applies(summary):  # with a refinement path: both paths side by side
+            files += refine.write_depth_limit(summary)
 
         if topology.applies(summary):  # circles with the disc and ring measured (grid=topology)
             files += topology.write_topology(summary)

@@ -68,14 +68,13 @@ def _total_time(job: Job) -> float | None:
     return depth * float(h) if depth is not None and isinstance(h, (int, float)) else None
 
 
-def applies(summary: Summary) -> bool:
-    """True for a sweep of one network kind with an ODE (e.g. residual), two or more depths, at one
-    total time T = L h."""
+def one_total_time(summary: Summary) -> bool:
+    """True for a sweep of one network kind with an ODE (e.g. residual), all at one total time T = L h."""
     jobs = [j for j in summary.jobs if j.config]
     if _kind(summary) is None:
         return False
     times = [t for t in (_total_time(j) for j in jobs) if t is not None]
-    if len(times) < len(jobs) or len({_depth(j) for j in jobs}) < 2:
+    if len(times) < len(jobs):
         return False
     return max(times) - min(times) <= 1e-9 * max(abs(t) for t in times)
 
@@ -87,6 +86,13 @@ def _kind(summary: Summary) -> str | None:
     kinds = {j.config.get("network.kind") for j in summary.jobs if j.config}
     kind = KINDS.get(str(kinds.pop())) if len(kinds) == 1 else None
     return kind.name if kind is not None and kind.ode_order is not None else None
+
+
+def applies(summary: Summary) -> bool:
+    """True for a sweep of one network kind with an ODE at one total time T = L h, with two or more
+    depths trained from scratch (refined jobs, refine.from_depth set, are riemexp.sweep.refine's)."""
+    scratch = {_depth(j) for j in summary.jobs if j.config and j.config.get("refine.from_depth") is None}
+    return one_total_time(summary) and len(scratch) >= 2
 
 
 def _finite(values: Sequence[Any]) -> list[float]:

@@ -60,7 +60,7 @@ COLUMNS = [
         + QUANTITIES[2:]
     ),
 ]
-ORDER_COLUMNS = ["path", "quantity", "order", "depths"]
+ORDER_COLUMNS = ["path", "quantity", "order", "depths", "order_finer_half", "depths_finer_half"]
 
 
 def _depth(job: Job) -> int | None:
@@ -79,10 +79,12 @@ def path_of(job: Job) -> str:
 
 
 def applies(summary: Summary) -> bool:
-    """True for a depth-limit sweep (riemexp.sweep.ode_limit.applies) with refined jobs in it."""
+    """True for a sweep of residual networks at one total time T = L h with refined jobs in it."""
     from riemexp.sweep import ode_limit
 
-    return ode_limit.applies(summary) and any(path_of(j) == "refined" for j in summary.jobs if j.config)
+    return ode_limit.one_total_time(summary) and any(
+        path_of(j) == "refined" for j in summary.jobs if j.config
+    )
 
 
 def _finite(values: Sequence[Any]) -> list[float]:
@@ -196,14 +198,20 @@ def fit_order(steps: Sequence[float], changes: Sequence[float]) -> float | None:
 
 
 def order_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The fitted order of the g_0 and output changes on each path (rows of depth_limit_orders.csv)."""
+    """The fitted order of the g_0 and output changes on each path (rows of depth_limit_orders.csv):
+    over every depth with a change, and over the finer half of them (at least two; coarse steps
+    are often outside the asymptotic regime)."""
     out = []
     for path in PATHS:
         for quantity in ("g0_change", "output_change"):
             used = [r for r in rows if r.get(f"{path}_{quantity}") is not None and r.get("step_size")]
-            order = fit_order([float(r["step_size"]) for r in used], [r[f"{path}_{quantity}"] for r in used])
-            depths = f"{used[0]['depth']}-{used[-1]['depth']}" if used else ""
-            out.append({"path": path, "quantity": quantity, "order": order, "depths": depths})
+            fine = used[min(len(used) // 2, max(len(used) - 2, 0)) :]
+            row: dict[str, Any] = {"path": path, "quantity": quantity}
+            for suffix, part in (("", used), ("_finer_half", fine)):
+                steps = [float(r["step_size"]) for r in part]
+                row[f"order{suffix}"] = fit_order(steps, [r[f"{path}_{quantity}"] for r in part])
+                row[f"depths{suffix}"] = f"{part[0]['depth']}-{part[-1]['depth']}" if part else ""
+            out.append(row)
     return out
 
 
