@@ -20,10 +20,7 @@ from riemexp.plotting.style import class_colours, class_markers, new_figure
 if TYPE_CHECKING:
     from riemexp.runner import LoadedRun
 
-PATH_TITLES = {
-    "scratch": "trained from scratch at each depth",
-    "refined": "refinement path (split, then trained)",
-}
+PATH_TITLES = {"scratch": "from scratch", "refined": "refined (split, then trained)"}
 
 
 def weights_figure(
