@@ -107,6 +107,8 @@ def measure(
     disc_error = float((logit_difference(model, disc) <= 0).mean())
     ring_error = float((logit_difference(model, ring) > 0).mean())
     edge = boundary_points(model, boundary_grid)
+    to_disc: float | None
+    to_ring: float | None
     if len(edge):
         radius = np.hypot(edge[:, 0], edge[:, 1])
         to_disc = float(np.maximum(radius - factor, 0.0).min())

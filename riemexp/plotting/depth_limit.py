@@ -32,9 +32,7 @@ def weights_figure(
     (W_11 .. W_ww, then b_1 .. b_w); lines coloured by depth (viridis, light = shallow).
     """
     width = next(iter(next(iter(paths.values())).values()))[0].shape[1]
-    entries = [("W", i, j) for i in range(width) for j in range(width)] + [
-        ("b", i, None) for i in range(width)
-    ]
+    entries = [("W", i, j) for i in range(width) for j in range(width)] + [("b", i, 0) for i in range(width)]
     depths = sorted({d for by_depth in paths.values() for d in by_depth})
     cmap = matplotlib.colormaps["viridis"]
     colour = {d: cmap(0.85 * (1 - k / max(len(depths) - 1, 1))) for k, d in enumerate(depths)}

@@ -142,11 +142,12 @@ def path_jobs(summary: Summary) -> dict[str, dict[Any, dict[int, Job]]]:
     out: dict[str, dict[Any, dict[int, Job]]] = {p: {} for p in PATHS}
     starts: set[int] = set()
     for job in summary.jobs:
-        if job.status != "completed" or _depth(job) is None:
+        depth, start = _depth(job), _from_depth(job)
+        if job.status != "completed" or depth is None:
             continue
-        out[path_of(job)].setdefault(job.config.get("seed"), {})[_depth(job)] = job
-        if _from_depth(job) is not None:
-            starts.add(_from_depth(job))  # type: ignore[arg-type]
+        out[path_of(job)].setdefault(job.config.get("seed"), {})[depth] = job
+        if start is not None:
+            starts.add(start)
     for seed, by_depth in out["scratch"].items():
         for depth in starts:
             if depth in by_depth:
@@ -248,10 +249,12 @@ def _figures(summary: Summary) -> dict[str, Any]:
         return {}
     seed = sorted(seeds, key=str)[0]
     runs = _Runs()
-    weights = {
-        path: {d: runs.get(j) for d, j in sorted(jobs[path][seed].items()) if runs.get(j) is not None}
-        for path in PATHS
-    }
+    weights: dict[str, dict[int, dict[str, Any]]] = {path: {} for path in PATHS}
+    for path in PATHS:
+        for depth, job in sorted(jobs[path][seed].items()):
+            read = runs.get(job)
+            if read is not None:
+                weights[path][depth] = read
     total = None
     for job in jobs["scratch"][seed].values():
         total = float(job.config["network.depth"]) * float(job.config["network.step_size"])
