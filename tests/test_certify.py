@@ -167,3 +167,30 @@ def test_lipschitz_training_is_certified_on_the_saved_weights(tmp_path) -> None:
             weight[layer], bias[layer], h, torch.tanh, coords[layer + 1], tol=1e-12
         )
         assert (back - coords[layer]).abs().max() < 1e-10
+
+
+def test_a_kind_that_states_no_certificate_is_not_certified() -> None:
+    from riemexp.nets.kind import Coefficients, Kind
+    from riemexp.nets.registry import register, unregister
+
+    class Damped(Kind):
+        name = "damped-test"
+        equation = "x_{l+1} = 0.9 x_l + h sigma(W_l x_l + b_l)"
+
+        def coefficients(self, h: float) -> Coefficients:
+            return Coefficients(a=0.9, c=0.0, beta=h)
+
+    register(Damped())
+    try:
+        rows = layer_certificates("damped-test", _known_weights(), 0.5, "tanh")
+        assert not any(r["certified_invertible"] for r in rows) and rows[0]["spectral_norm"] == pytest.approx(
+            1.5
+        )
+        net = network_certificate("damped-test", rows)
+        assert not net["certified_invertible"] and "3 of 3 layers" in net["certificate"]
+        from riemexp.config import validate
+
+        with pytest.raises(ConfigError, match="network.lipschitz constrains residual layers"):
+            validate(tiny_config(network=NetworkConfig(kind="damped-test", lipschitz=0.5)))
+    finally:
+        unregister("damped-test")
