@@ -8,17 +8,13 @@ vector_field_figure   the field sigma(W(t) x + b(t)) of a width-2 residual netwo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from riemexp.plotting.style import class_colours, class_markers, new_figure
-
-if TYPE_CHECKING:
-    from riemexp.runner import LoadedRun
 
 PATH_TITLES = {"scratch": "from scratch", "refined": "refined (split, then trained)"}
 
@@ -62,63 +58,40 @@ def weights_figure(
     return fig
 
 
-def _field_times(depth: int, count: int = 4) -> list[int]:
-    """Layer indices l of `count` times t = l h spread over [0, T): 0, L/4, L/2, 3L/4."""
-    return sorted({int(depth * k / count) for k in range(count)})
-
-
-@torch.no_grad()
-def vector_field_figure(runs: dict[str, LoadedRun], n_points: int = 40, density: int = 25) -> Figure:
+def vector_field_figure(panels: dict[str, dict[str, Any]]) -> Figure:
     """The learned field sigma(W(t) x + b(t)) of width-2 residual networks at four times, with trajectories.
 
-    runs: title key (a path name) -> a loaded run. In layer-0 (standardised) coordinates: the
-    field at t = l h is the one layer l applies, x_{l+1} = x_l + h sigma(W_l x_l + b_l); streamlines
-    in grey (line width ~ speed), and for n_points data points per class the trajectory x_0 .. x_l
-    (class colours) ending at its position x_l at time t (marker).
+    panels: row title (a path name) -> arrays of one network, in layer-0 (standardised) coordinates:
+    "xs", "ys" (n,) the stream-plot lattice; "times" [(layer l, t = l h)]; "fields" [(n, n, 2)] the
+    field sigma(W_l x + b_l) on the lattice at each time; "coords" (L+1, P, 2) the layer coordinates
+    of P data points; "labels" (P,); "class_names"; "depth". Streamlines in grey (wider = faster);
+    each point's trajectory x_0 .. x_l in its class colour, ending at x_l (marker).
     """
-    from riemexp.geometry import layer_coordinates
-
-    fig = new_figure(15.0, 3.8 * len(runs) + 0.6)
-    axes = np.atleast_2d(fig.subplots(len(runs), 4, squeeze=False))
-    for row, (path, run) in enumerate(runs.items()):
-        model, data = run.model, run.data
-        gen = torch.Generator().manual_seed(0)
-        pick = []
-        for label in range(data.n_classes):
-            idx = torch.nonzero(data.y == label).flatten()
-            pick.append(idx[torch.randperm(len(idx), generator=gen)[:n_points]])
-        chosen = torch.cat(pick)
-        coords = layer_coordinates(model, data.x[chosen]).numpy()  # (L+1, P, 2)
-        labels = data.y[chosen].numpy()
-        lo, hi = coords.reshape(-1, 2).min(0), coords.reshape(-1, 2).max(0)
-        centre, half = (lo + hi) / 2, 0.55 * float((hi - lo).max())  # a square box around every trajectory
-        xs = np.linspace(centre[0] - half, centre[0] + half, density)
-        ys = np.linspace(centre[1] - half, centre[1] + half, density)
-        gx, gy = np.meshgrid(xs, ys)
-        grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1))
-        weight, bias = model.float64_weights()
-        colours, markers = class_colours(data.n_classes), class_markers(data.n_classes)
-        for col, layer in enumerate(_field_times(model.depth)):
+    fig = new_figure(15.0, 3.8 * len(panels) + 0.6)
+    axes = np.atleast_2d(fig.subplots(len(panels), 4, squeeze=False))
+    for row, (path, p) in enumerate(panels.items()):
+        xs, ys, coords, labels = p["xs"], p["ys"], p["coords"], p["labels"]
+        n_classes = len(p["class_names"])
+        colours, markers = class_colours(n_classes), class_markers(n_classes)
+        for col, ((layer, t), field) in enumerate(zip(p["times"], p["fields"])):
             ax = axes[row, col]
-            field = model.sigma(grid @ weight[layer].T + bias[layer]).numpy().reshape(density, density, 2)
             speed = np.hypot(field[..., 0], field[..., 1])
             span = max(float(speed.max() - speed.min()), 1e-12)
             ax.streamplot(
                 xs, ys, field[..., 0], field[..., 1], color="#a6a6a6", density=0.9,
                 linewidth=0.3 + 1.5 * (speed - speed.min()) / span, arrowsize=0.7,
             )  # fmt: skip
-            for label in range(data.n_classes):
-                mask = labels == label
-                traj = coords[: layer + 1, mask]  # (l+1, p, 2)
+            for label in range(n_classes):
+                traj = coords[: layer + 1, labels == label]  # (l+1, p, 2)
                 ax.plot(traj[..., 0], traj[..., 1], "-", color=colours[label], lw=0.6, alpha=0.6)
                 ax.plot(
                     traj[-1, :, 0], traj[-1, :, 1], markers[label], color=colours[label], ms=3.5,
-                    mec="white", mew=0.3, label=str(data.class_names[label]),
+                    mec="white", mew=0.3, label=str(p["class_names"][label]),
                 )  # fmt: skip
             ax.set_xlim(xs[0], xs[-1])
             ax.set_ylim(ys[0], ys[-1])
             ax.set_aspect("equal")
-            ax.set_title(f"t = {layer * model.h:.3g} (layer {layer} of {model.depth})", fontsize=10)
+            ax.set_title(f"t = {t:.3g} (layer {layer} of {p['depth']})", fontsize=10)
             ax.set_xlabel("x_1 (layer-0 coordinates)")
             if col == 0:
                 ax.set_ylabel(f"{PATH_TITLES.get(path, path)}\nx_2", fontsize=9)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.colors import ListedColormap
@@ -10,39 +10,33 @@ from matplotlib.figure import Figure
 
 from riemexp.plotting.style import BOUNDARY_COLOUR, class_colours, class_markers, new_figure
 
-if TYPE_CHECKING:
-    from riemexp.runner import LoadedRun
 
-
-def topology_figure(panels: dict[str, tuple[LoadedRun, dict[str, Any]]], density: int = 500) -> Figure:
+def topology_figure(panels: dict[str, dict[str, Any]], box: float = 1.6) -> Figure:
     """One panel per run: the region each class gets (light fill), the decision boundary (black), the
     noise-free ring |x| = 1 and disc |x| <= factor (class colours), and the data (small markers).
 
-    panels: title -> (loaded circles run, its metrics.json); shown in order, up to 4 per row.
+    panels: title -> {"gx", "gy" (n, n) lattice over [-box, box]^2, "d" (n, n) logit difference
+    (> 0: the disc), "x" (N, 2), "y" (N,), "class_names", "factor", "metrics" (metrics.json)}; shown
+    in order, up to 4 per row.
     """
-    from riemexp.topology import BOX, logit_difference
-
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
     fig = new_figure(4.0 * cols, 4.3 * nrows + 0.4)
     axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
-    ticks = np.linspace(-BOX, BOX, density)
-    gx, gy = np.meshgrid(ticks, ticks)
     angle = np.linspace(0, 2 * np.pi, 721)
-    for ax, (title, (run, metrics)) in zip(axes, panels.items()):
-        colours = class_colours(run.data.n_classes)
-        markers = class_markers(run.data.n_classes)
-        d = logit_difference(run.model, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(density, density)
+    for ax, (title, p) in zip(axes, panels.items()):
+        n_classes = len(p["class_names"])
+        colours, markers = class_colours(n_classes), class_markers(n_classes)
+        gx, gy, d, metrics = p["gx"], p["gy"], p["d"], p["metrics"]
         fills = ListedColormap([_light(colours[0]), _light(colours[1])])
         ax.pcolormesh(
             gx, gy, (d > 0).astype(float), cmap=fills, vmin=0, vmax=1, shading="auto", rasterized=True
         )
         ax.contour(gx, gy, d, levels=[0.0], colors=BOUNDARY_COLOUR, linewidths=1.0)
-        x, y = run.data.x.numpy(), run.data.y.numpy()
-        for label in range(run.data.n_classes):
-            pts = x[y == label]
+        for label in range(n_classes):
+            pts = p["x"][p["y"] == label]
             ax.plot(pts[:, 0], pts[:, 1], markers[label], color=colours[label], ms=1.6, alpha=0.5)
-        factor = run.config.dataset.factor
+        factor = p["factor"]
         ax.plot(np.cos(angle), np.sin(angle), "-", color=colours[0], lw=1.6, label="ring |x| = 1")
         ax.plot(
             factor * np.cos(angle), factor * np.sin(angle), "--", color=colours[1], lw=1.4, label="disc edge"
@@ -57,8 +51,8 @@ def topology_figure(panels: dict[str, tuple[LoadedRun, dict[str, Any]]], density
             fontsize=9,
         )
         ax.set_aspect("equal")
-        ax.set_xlim(-BOX, BOX)
-        ax.set_ylim(-BOX, BOX)
+        ax.set_xlim(-box, box)
+        ax.set_ylim(-box, box)
         ax.set_xlabel("x_1")
         ax.set_ylabel("x_2")
     for ax in axes[len(panels) :]:

@@ -272,8 +272,54 @@ def _figures(summary: Summary) -> dict[str, Any]:
         except RunFolderError:
             continue
     if fields and all(run.model.width == 2 for run in fields.values()):
-        out["field"] = vector_field_figure(fields)
+        out["field"] = vector_field_figure({path: field_arrays(run) for path, run in fields.items()})
     return out
+
+
+def _field_times(depth: int, count: int = 4) -> list[int]:
+    """Layer indices l of `count` times t = l h spread over [0, T): 0, L/4, L/2, 3L/4."""
+    return sorted({int(depth * k / count) for k in range(count)})
+
+
+def field_arrays(run: Any, n_points: int = 40, density: int = 25) -> dict[str, Any]:
+    """The arrays of `vector_field_figure` for a loaded width-2 run: n_points data points per class
+    (seeded choice), their layer coordinates, and the field sigma(W_l x + b_l) at four layers on a
+    density x density lattice of a square box around every trajectory."""
+    import torch
+
+    from riemexp.geometry import layer_coordinates
+
+    model, data = run.model, run.data
+    gen = torch.Generator().manual_seed(0)
+    pick = []
+    for label in range(data.n_classes):
+        idx = torch.nonzero(data.y == label).flatten()
+        pick.append(idx[torch.randperm(len(idx), generator=gen)[:n_points]])
+    chosen = torch.cat(pick)
+    with torch.no_grad():
+        coords = layer_coordinates(model, data.x[chosen]).numpy()  # (L+1, P, 2)
+        lo, hi = coords.reshape(-1, 2).min(0), coords.reshape(-1, 2).max(0)
+        centre, half = (lo + hi) / 2, 0.55 * float((hi - lo).max())
+        xs = np.linspace(centre[0] - half, centre[0] + half, density)
+        ys = np.linspace(centre[1] - half, centre[1] + half, density)
+        gx, gy = np.meshgrid(xs, ys)
+        grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1))
+        weight, bias = model.float64_weights()
+        layers = _field_times(model.depth)
+        fields = [
+            model.sigma(grid @ weight[layer].T + bias[layer]).numpy().reshape(density, density, 2)
+            for layer in layers
+        ]
+    return {
+        "xs": xs,
+        "ys": ys,
+        "times": [(layer, layer * model.h) for layer in layers],
+        "fields": fields,
+        "coords": coords,
+        "labels": data.y[chosen].numpy(),
+        "class_names": list(data.class_names),
+        "depth": model.depth,
+    }
 
 
 __all__ = ["COLUMNS", "applies", "depth_rows", "fit_order", "order_rows", "path_jobs", "write_depth_limit"]

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from riemexp.sweep.summary import Job, Summary, mean
 from riemexp.tables import write_table
 
@@ -153,6 +155,7 @@ def _figure(summary: Summary) -> Any:
     from riemexp.errors import RunFolderError
     from riemexp.plotting.topology import topology_figure
     from riemexp.runner import load_run
+    from riemexp.topology import BOX
 
     panels = {}
     for (width, setting), jobs in groups(summary).items():
@@ -164,8 +167,27 @@ def _figure(summary: Summary) -> Any:
         except RunFolderError:
             continue
         label = "free" if setting == "free" else f"lipschitz {setting}"
-        panels[f"width {width}, {label} (seed {done[0].config.get('seed')})"] = (run, done[0].metrics)
-    return topology_figure(panels) if panels else None
+        panels[f"width {width}, {label} (seed {done[0].config.get('seed')})"] = _panel(run, done[0].metrics)
+    return topology_figure(panels, BOX) if panels else None
+
+
+def _panel(run: Any, metrics: dict[str, Any], density: int = 500) -> dict[str, Any]:
+    """The arrays of one `topology_figure` panel: the logit difference on a lattice over [-BOX, BOX]^2."""
+    from riemexp.topology import BOX, logit_difference
+
+    ticks = np.linspace(-BOX, BOX, density)
+    gx, gy = np.meshgrid(ticks, ticks)
+    d = logit_difference(run.model, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(density, density)
+    return {
+        "gx": gx,
+        "gy": gy,
+        "d": d,
+        "x": run.data.x.numpy(),
+        "y": run.data.y.numpy(),
+        "class_names": list(run.data.class_names),
+        "factor": run.config.dataset.factor,
+        "metrics": metrics,
+    }
 
 
 __all__ = ["COLUMNS", "RUN_COLUMNS", "applies", "groups", "rows", "write_topology"]
