@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from riemexp.errors import ConfigError, DataError
+from riemexp.errors import ConfigError, DataError, MemoryNeedError
 
 #: the data are points of the plane; wider networks pad them with zeros
 INPUT_DIM = 2
@@ -155,6 +155,11 @@ class GeometryConfig:
     grid_density: int = 80  # grid points along each axis of the data's bounding box
     margin: float = 0.1  # bounding box grown by this fraction of its size on every side
     max_memory_gb: float = 4.0  # refuse a grid whose arrays would need more
+    # g_0, class probabilities, losses and accuracies on the grid at initialisation and at this many
+    # epochs spread over training, in snapshots.npz (`riemexp.analyses.snapshots`); 0: none
+    snapshots: int = 20
+    # the band around the decision boundary: half-width = this fraction of the grid box's shorter side
+    boundary_band: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -408,6 +413,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(g.grid_density >= 2, f"geometry.grid_density must be >= 2, got {g.grid_density}")
     _check(g.margin >= 0, f"geometry.margin must be >= 0, got {g.margin}")
     _check(g.max_memory_gb > 0, f"geometry.max_memory_gb must be > 0, got {g.max_memory_gb}")
+    _check(g.snapshots >= 0, f"geometry.snapshots must be >= 0 (0: none), got {g.snapshots}")
+    _check(
+        0 < g.boundary_band < 0.5,
+        f"geometry.boundary_band must lie in (0, 0.5) (a fraction of the grid box), got {g.boundary_band}",
+    )
     _check(p.n_layers >= 2, f"plot.n_layers must be >= 2, got {p.n_layers}")
     _check(p.glyph_density >= 1, f"plot.glyph_density must be >= 1, got {p.glyph_density}")
     if p.layers is not None:
@@ -438,6 +448,19 @@ def validate(cfg: RunConfig) -> RunConfig:
 
     n_classes = d.n_classes if d.name == "gaussians" else 2
     check_stages(cfg, n_points, n_classes)
+    # snapshots.npz: per snapshot and grid point g_0 (4), log volume (1), probabilities (C), det J_l (L)
+    snapshot_bytes = (
+        (g.snapshots + 1)
+        * g.grid_density**2
+        * (5 + (d.n_classes if d.name == "gaussians" else 2) + n.depth)
+        * 8
+    )
+    if g.enabled and g.snapshots > 0 and snapshot_bytes > g.max_memory_gb * 2**30:
+        raise MemoryNeedError(
+            f"geometry.snapshots={g.snapshots} on a {g.grid_density} x {g.grid_density} grid at depth "
+            f"{n.depth} needs {snapshot_bytes / 2**30:.2f} GB, more than geometry.max_memory_gb="
+            f"{g.max_memory_gb}; expected fewer snapshots or a coarser grid"
+        )
     if d.name == "csv":  # last, as it needs torch: the seeded split and the standardisation
         from riemexp.datasets import check_csv
 

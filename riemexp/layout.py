@@ -6,6 +6,7 @@ history.csv     per-epoch train and test loss and accuracy
 model.pt        weights, resolved config, class names
 geometry.npz    coordinates and metric tensors of every layer (`riemexp.analyses.geometry`)
 ode.npz         the ODE flow of the points the trajectories figure draws (`riemexp.analyses.ode`)
+snapshots.npz   g_0, class probabilities and scores on the grid during training (`riemexp.analyses.snapshots`)
 tables/         layers, ode and lie tables, as CSV and Markdown
 plots/          the figures (`riemexp.analyses.plots`)
 unfinished-rerun/   the record (metrics.json, history.csv, config.yaml, .hydra/) of the latest
@@ -24,6 +25,7 @@ HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.pt"
 GEOMETRY_FILE = "geometry.npz"
 ODE_FILE = "ode.npz"
+SNAPSHOTS_FILE = "snapshots.npz"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 REPORT_FILE = "report.md"
@@ -42,6 +44,7 @@ RUN_ARTIFACTS = (
     MODEL_FILE,
     GEOMETRY_FILE,
     ODE_FILE,
+    SNAPSHOTS_FILE,
     TABLES_DIR,
     PLOTS_DIR,
     REPORT_FILE,

@@ -77,7 +77,9 @@ def load_sweep(path: str | Path, as_frame: bool | None = None) -> Any:
 
     Columns: job (the job folder's name), path (the job folder), the swept config keys (dotted:
     network.depth; seed last), status, then train_accuracy, test_accuracy, train_loss, test_loss,
-    input_log_volume_median, input_anisotropy_median, train_seconds, ode_gap, ode_order, and
+    input_log_volume_median, input_anisotropy_median, the boundary numbers (boundary_spearman_grid,
+    boundary_band_ratio_grid, boundary_spearman_data, boundary_band_ratio_data), train_seconds,
+    ode_gap, ode_order, and
     error (the message of a failed job). These are summary.csv's rows (`riemexp sweep aggregate`),
     computed again, so that jobs finished since are counted. A job that has not finished has its
     status ("running", "not started", ...) and empty metrics.

@@ -36,6 +36,10 @@ HEADLINE = (
     ("train_loss", "train loss (cross-entropy)"),
     ("input_log_volume_median", "input log volume element, median over the data"),
     ("input_anisotropy_median", "input anisotropy (largest / smallest eigenvalue of g), median"),
+    ("boundary_spearman_grid", "Spearman correlation of log volume and distance to the boundary, grid"),
+    ("boundary_band_ratio_grid", "median volume element near the boundary / away from it, grid"),
+    ("boundary_spearman_data", "Spearman correlation of log volume and distance to the boundary, data"),
+    ("boundary_band_ratio_data", "median volume element near the boundary / away from it, data"),
     ("ode_gap", "ODE gap (k = 1 error / spread of the reference)"),
     ("ode_order", "refinement order of the ODE error"),
     ("epochs", "epochs"),
@@ -278,6 +282,8 @@ SWEEP_COLUMNS = (
     ("test_accuracy", "test accuracy"),
     ("train_accuracy", "train accuracy"),
     ("input_log_volume_median", "input log volume (median)"),
+    ("boundary_spearman_grid", "Spearman(log volume, boundary distance)"),
+    ("boundary_band_ratio_grid", "band ratio"),
     ("ode_gap", "ODE gap"),
 )
 #: most job rows shown inline; beyond, the report links to summary.md

@@ -128,6 +128,8 @@ class TrainResult:
 
 
 EpochCallback = Callable[[dict[str, float]], None]
+#: called with the freshly initialised network (on its device) before the first update
+StartCallback = Callable[[LayeredNetwork], None]
 
 
 def train(
@@ -137,6 +139,7 @@ def train(
     result: TrainResult | None = None,
     init: dict[str, torch.Tensor] | None = None,
     epochs: int | None = None,
+    on_start: StartCallback | None = None,
 ) -> TrainResult:
     """Fit a fresh network (seeded by cfg.seed) to data.train; evaluate on data.test.
 
@@ -145,6 +148,8 @@ def train(
     numbered on from its last row). `init`: a state dict to start from instead of the seeded
     initialisation; `epochs`: instead of cfg.optim.epochs (0: evaluate only). A config with
     refine.from_depth set trains its refinement path (`riemexp.refine.train_refined`).
+    `on_start(model)` sees the network as initialised, before any update (not counted in the
+    training seconds; not called on the refinement path).
     Raises DivergedError when a loss turns NaN or infinite, or when the train loss explodes
     beyond `explosion_threshold` of the first epoch's.
     """
@@ -173,6 +178,8 @@ def train(
     batch = n if cfg.optim.batch_size is None else min(cfg.optim.batch_size, n)
     result = result if result is not None else TrainResult(model)
     result.model = model
+    if on_start is not None:
+        on_start(model)
 
     start = time.perf_counter() - result.seconds
     threshold = math.inf

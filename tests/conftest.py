@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from riemexp.config import DatasetConfig, NetworkConfig, OptimConfig, RunConfig
+from riemexp.config import DatasetConfig, GeometryConfig, NetworkConfig, OptimConfig, RunConfig
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def tiny_config(**sections: object) -> RunConfig:
-    """A RunConfig small enough to train in well under a second.
+    """A RunConfig small enough to train in well under a second (no training snapshots: their
+    tests ask for them).
 
     Keyword arguments replace whole sections, e.g. tiny_config(network=NetworkConfig(...)).
     """
@@ -36,6 +37,7 @@ def tiny_config(**sections: object) -> RunConfig:
         dataset=DatasetConfig(name="moons", n_samples=120),
         network=NetworkConfig(depth=3),
         optim=OptimConfig(epochs=5),
+        geometry=GeometryConfig(snapshots=0),
     )
     base.update(sections)
     return RunConfig(**base)  # type: ignore[arg-type]
@@ -46,7 +48,13 @@ def tiny() -> type:
     return tiny_config  # type: ignore[return-value]
 
 
-TINY_OVERRIDES = ["dataset=moons", "dataset.n_samples=120", "network.depth=3", "optim.epochs=5"]
+TINY_OVERRIDES = [
+    "dataset=moons",
+    "dataset.n_samples=120",
+    "network.depth=3",
+    "optim.epochs=5",
+    "geometry.snapshots=0",
+]
 
 
 def run_cli(

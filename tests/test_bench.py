@@ -18,6 +18,10 @@ from tests.test_ensemble import EXACT_PLATFORM
         (["train", "--quick", "--depth", "2", "--points", "40"], "ratio"),
         (["run", "--quick", "--parts", "command", *TINY_OVERRIDES, "plot.enabled=false"], "/ floor"),
         (["threads", "--quick", "--blocks", "1"], "speed-up"),
+        (
+            ["snapshots", "--quick", *TINY_OVERRIDES[:-1], "geometry.snapshots=2", "plot.enabled=false"],
+            "with / without",
+        ),
     ],
 )
 def test_benchmarks_run_small_and_print_a_ratio(args, expected, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,13 +60,14 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (
             ["nope"],
             "unknown benchmark 'nope'; expected one of: "
-            "run, train, threads, sweep, resume, geometry, ensemble",
+            "run, train, threads, sweep, resume, geometry, ensemble, snapshots",
         ),
         (["train", "--threads", "100000"], "--threads must be auto or an integer from 1 to"),
         (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),
         (["run", "--repeat", "0"], "--repeat must be >= 1, got 0"),
         (["resume", "--repeat", "0"], "--repeat must be >= 1, got 0"),
         (["run", "--parts", "nope"], "--parts must list command, load or both, got 'nope'"),
+        (["snapshots", "--parts", "nope"], "--parts must list command, training or both, got 'nope'"),
     ],
 )
 def test_bad_benchmark_options_get_one_line(args, expected, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,10 +72,10 @@ def figure_data_for(kind: str, width: int = 2, depth: int = 4, n_classes_name: s
     return figure_data(model, cfg, data.class_names, geometry)
 
 
-def small_run(tmp_path: Path, **plot: object) -> Path:
+def small_run(tmp_path: Path, snapshots: int = 0, **plot: object) -> Path:
     """A completed tiny run folder (no ODE step) with small geometry and figures."""
     cfg = tiny_config(
-        geometry=GeometryConfig(grid_density=16),
+        geometry=GeometryConfig(grid_density=16, snapshots=snapshots),
         plot=PlotConfig(glyph_density=6, **plot),  # type: ignore[arg-type]
         ode=OdeConfig(enabled=False),
     )
@@ -260,9 +260,16 @@ def test_formats_on_request(tmp_path: Path):
 
 
 def test_training_run_writes_figures_and_plot_metric_reproduces_them(tmp_path: Path):
-    run_dir = small_run(tmp_path)
+    run_dir = small_run(tmp_path, snapshots=2)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["plots"] == ["plots/layers.png", "plots/input_space.png", "plots/training_curves.png"]
+    assert metrics["plots"] == [
+        "plots/layers.png",
+        "plots/input_space.png",
+        "plots/training_curves.png",
+        "plots/snapshots.png",
+        "plots/snapshots.gif",
+        "plots/boundary_curves.png",
+    ]
     written = redraw_run(run_dir, out_dir=tmp_path / "replot")
     assert sorted(p.name for p in written) == sorted(Path(p).name for p in metrics["plots"])
     for path in written:

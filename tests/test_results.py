@@ -207,12 +207,12 @@ def test_load_run_gives_arrays_and_tables(full_run: Path) -> None:
     assert loaded.geometry["data_metric"].shape == (4, 120, 2, 2)  # (L+1, N, w, w): layers 0..3
     assert loaded.geometry["data_metric"].dtype == np.float64
     assert [row["layer"] for row in loaded.tables["layers"]] == [0, 1, 2, 3]
-    assert set(loaded.tables) == {"layers", "lie", "ode"}
+    assert set(loaded.tables) == {"boundary", "layers", "lie", "ode"}
     assert [row["epoch"] for row in loaded.history] == [1, 2, 3, 4, 5]
     frame = loaded.table("layers")
     assert list(frame["layer"]) == [0, 1, 2, 3]  # a DataFrame: pandas is in the test extra
     assert loaded.table("layers", as_frame=False) == loaded.tables["layers"]
-    with pytest.raises(RunFolderError, match="has no table 'nope'; it has: layers, lie, ode"):
+    with pytest.raises(RunFolderError, match="has no table 'nope'; it has: boundary, layers, lie, ode"):
         loaded.table("nope")
 
 

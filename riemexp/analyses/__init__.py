@@ -53,6 +53,8 @@ class RunContext:
 
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).
 ANALYSES: list[tuple[str, str, Callable[[RunConfig], bool]]] = [
+    # first: it starts drawing the snapshot figures, in parallel with the steps after it
+    ("boundary", "riemexp.analyses.snapshots:boundary_step", lambda cfg: cfg.geometry.enabled),
     ("certificate", "riemexp.analyses.certificate:certificate_step", lambda cfg: True),
     ("geometry", "riemexp.analyses.geometry:geometry_step", lambda cfg: cfg.geometry.enabled),
     ("ode", "riemexp.analyses.ode:ode_step", lambda cfg: cfg.ode.enabled),

@@ -23,6 +23,7 @@ from riemexp.config import INPUT_DIM, GeometryConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import RunFolderError, safe_reason
 from riemexp.geometry import anisotropy, geometry_arrays, input_log_volume, input_metric, layer_statistics
+from riemexp.geometry.folds import layer_determinants, negative_fraction
 from riemexp.io import atomic_save
 from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
 from riemexp.nets.network import LayeredNetwork
@@ -46,7 +47,9 @@ GEOMETRY_ARRAYS: dict[str, tuple[str, ...]] = {
 }
 
 #: columns of tables/layers.csv|md; row l describes layer l (the metric g_l at x_l) and, in the
-#: last three columns, the map l -> l+1 (empty in the last row, l = L, where g_L = I)
+#: last four columns, the map l -> l+1 (empty in the last row, l = L, where g_L = I);
+#: grid_det_negative_fraction: the fraction of the geometry grid's points where det J_l < 0
+#: (`riemexp.geometry.folds`), added by `geometry_step`
 LAYER_COLUMNS = (
     "layer",
     "log_volume_mean",
@@ -56,6 +59,7 @@ LAYER_COLUMNS = (
     "anisotropy_max",
     "step_length_mean",
     "det_positive_fraction",
+    "grid_det_negative_fraction",
     "identity_distance_mean",
     *CERTIFICATE_COLUMNS,  # invertibility of the map l -> l+1 from the weights (riemexp.certify)
 )
@@ -153,6 +157,10 @@ def geometry_step(ctx: RunContext) -> None:
     with stage("writing"):
         save_geometry(ctx.out_dir / GEOMETRY_FILE, arrays)
     rows = with_certificate(layer_statistics(ctx.model, ctx.data.x), ctx.model)  # tables/layers.csv
+    # folds: the fraction of the grid each layer reverses (det J_l < 0), over the whole box
+    reversed_fraction = negative_fraction(layer_determinants(ctx.model, arrays["grid_points"]))  # (L,)
+    for row in rows[:-1]:
+        row["grid_det_negative_fraction"] = float(reversed_fraction[row["layer"]])
     with stage("writing"):
         write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
     ctx.metrics["input_log_volume_median"] = _median(input_log_volume(ctx.model, ctx.data.x))

@@ -8,6 +8,10 @@
                                    (with ode.enabled; kinds without an ODE: the layers only)
     ode_convergence.{png,pdf,svg}  tables/ode.csv: error against sub-step (kinds with an ODE)
     layers.gif                     with plot.animation=true
+    snapshots.{png,pdf,svg}, snapshots.gif, boundary_curves.{png,pdf,svg}
+                                   the geometry through training, from snapshots.npz when the run
+                                   has one (`riemexp.plotting.snapshots`; in a training run the
+                                   boundary step submits them, first, `riemexp.analyses.snapshots`)
 
 drawn from geometry.npz (recomputed from the model when it is missing or coarser than the figures
 ask for), the head's weights, history.csv, ode.npz, tables/ode.csv and metrics.json. `riemexp
@@ -40,7 +44,7 @@ from riemexp.datasets import Dataset, read_csv
 from riemexp.errors import ConfigError, RiemexpError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.geometry import input_log_volume, input_metric, layer_coordinates
-from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, STAGING_PREFIX
+from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, SNAPSHOTS_FILE, STAGING_PREFIX
 from riemexp.nets.network import LayeredNetwork
 from riemexp.nets.registry import get_kind
 from riemexp.notebook import read_records
@@ -218,8 +222,11 @@ def draw_run_figures(
     history: Mapping[str, np.ndarray] | None,
     ode: OdeFigureData | None = None,
     pool: FigurePool | None = None,
+    snapshots: Mapping[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """Draw every figure of a run into out_dir; return the files written.
+
+    snapshots: the arrays of snapshots.npz (`riemexp.analyses.snapshots`), whose figures are drawn too.
 
     fd: the geometry figures' arrays; ode: the trajectories' (None: none drawn). pool: draws the
     figures (`riemexp.figures`; in parallel when it may); the files exist once `pool.wait()` has
@@ -261,6 +268,10 @@ def draw_run_figures(
         written += pool.submit("figure:layers_gif", [out_dir / "layers.gif"], animation)
     if ode is not None:
         written += _submit_ode_figures(ode, fd, formats, out_dir, pool)
+    if snapshots is not None:
+        from riemexp.plotting.snapshots import submit_snapshot_figures
+
+        written += submit_snapshot_figures(snapshots, fd.title, formats, out_dir, pool)
     if own:
         pool.wait()
     return written
@@ -342,12 +353,22 @@ def redraw_run(
             if cfg.ode.enabled
             else None
         )
+    snapshots = read_snapshots(loaded.path)
     workers = min(MAX_WORKERS, run_cpus(cfg))  # the figures are drawn in parallel where it may
     if out_dir is not None:
-        return _draw_staged(fd, cfg.plot, Path(out_dir), history, ode, workers)
+        return _draw_staged(fd, cfg.plot, Path(out_dir), history, ode, workers, snapshots)
     # into the run's own plots/: not while a run works in the folder (it would swap its own in)
     with lock.hold(loaded.path):
-        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history, ode, workers)
+        return _draw_staged(fd, cfg.plot, loaded.path / PLOTS_DIR, history, ode, workers, snapshots)
+
+
+def read_snapshots(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """The run's snapshots.npz, checked (RunFolderError when corrupt); None when it has none."""
+    if not (run_dir / SNAPSHOTS_FILE).is_file():
+        return None
+    from riemexp.analyses.snapshots import load_snapshots
+
+    return load_snapshots(run_dir / SNAPSHOTS_FILE)
 
 
 def _draw_staged(
@@ -357,6 +378,7 @@ def _draw_staged(
     history: Mapping[str, np.ndarray] | None,
     ode: OdeFigureData | None,
     workers: int = 1,
+    snapshots: Mapping[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """draw_run_figures into a hidden folder inside `out`, then move every file into `out` at once,
     so that an interrupted re-draw leaves the old figures, never a mix of old and new."""
@@ -364,7 +386,7 @@ def _draw_staged(
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     pool = FigurePool(workers)
     try:
-        drawn = draw_run_figures(fd, plot_cfg, staging, history, ode, pool)
+        drawn = draw_run_figures(fd, plot_cfg, staging, history, ode, pool, snapshots)
         pool.wait()
         phases.reached("drawn")
         with signals.deferred():
@@ -387,7 +409,10 @@ def plots_step(ctx: RunContext) -> None:
     ode = ode_figure_data(ctx.out_dir, ctx.model, ctx.data, ctx.metrics) if ctx.cfg.ode.enabled else None
     history = read_history(ctx.out_dir / HISTORY_FILE)
     written = draw_run_figures(fd, ctx.cfg.plot, ctx.out_dir / PLOTS_DIR, history, ode, ctx.figures)
-    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written]
+    # after these: the snapshot figures, submitted by the first analysis step (boundary)
+    ctx.metrics["plots"] = [p.relative_to(ctx.out_dir).as_posix() for p in written] + ctx.metrics.get(
+        "plots", []
+    )
     ctx.metrics["plots_seconds"] = round(time.perf_counter() - start, 4)
 
 

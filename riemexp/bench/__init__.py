@@ -124,4 +124,8 @@ BENCHES: dict[str, tuple[str, str]] = {
         "riemexp.bench.ensemble",
         "runs trained as batched ensembles against the same runs trained one after another",
     ),
+    "snapshots": (
+        "riemexp.bench.snapshots",
+        "a default run with training snapshots against the same run without (target <= 1.10x)",
+    ),
 }

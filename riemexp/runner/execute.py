@@ -33,7 +33,7 @@ from riemexp.errors import OutputError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_text
-from riemexp.layout import CONFIG_FILE, METRICS_FILE, UNFINISHED_RERUN_DIR
+from riemexp.layout import CONFIG_FILE, METRICS_FILE, SNAPSHOTS_FILE, UNFINISHED_RERUN_DIR
 from riemexp.lock import Heartbeat
 from riemexp.loggers import RunLoggers
 from riemexp.report import write_run_report
@@ -252,11 +252,24 @@ def _train_and_analyse(
         memory.check_stages(cfg, len(data.x), data.n_classes)
     with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
         import torch._dynamo  # noqa: F401
+    # snapshots of the geometry during training (riemexp.analyses.snapshots): they only read the weights
+    recorder = None
+    if cfg.geometry.enabled and cfg.geometry.snapshots > 0:
+        from riemexp.analyses.snapshots import SnapshotRecorder
+
+        recorder = SnapshotRecorder(cfg, data)
+
+    def snapshot(model: Any, epoch: int) -> None:
+        if recorder is not None and epoch in recorder.epochs:
+            with stage("snapshots"):
+                recorder.record(model, epoch)
+
     # training, with a progress bar on a terminal
     _phase(record, "training")
     with stage("training"), console.progress_bar("training", cfg.optim.epochs) as bar:
 
         def on_epoch(row: dict[str, float]) -> None:
+            snapshot(result.model, int(row["epoch"]))
             metrics["epochs"] = int(row["epoch"])  # progress, for the heartbeat
             loggers.epoch(row)
             if row["epoch"] == 1:
@@ -265,14 +278,23 @@ def _train_and_analyse(
                 status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
                 bar.update(bar.task_ids[0], advance=1, status=status)
 
-        train(cfg, data, on_epoch=on_epoch, result=result)
+        train(cfg, data, on_epoch=on_epoch, result=result, on_start=lambda model: snapshot(model, 0))
     metrics.update(final_scores(result), device=str(next(result.model.parameters()).device))
     metrics.update(verdict.assess(metrics["test_accuracy"], data.y_test.numpy()))
     if metrics.get("near_chance"):
         log.warning("%s", metrics["warning"])
+    if recorder is not None:
+        from riemexp.analyses.snapshots import train_seconds_without
+
+        seconds = train_seconds_without(recorder, result.seconds, len(result.history))
+        metrics.update(train_seconds=round(seconds, 4), snapshot_seconds=round(recorder.seconds, 4))
     _phase(record, "saving")
     with stage("writing"):
         write_history(work, result.history)
+        if recorder is not None:
+            from riemexp.analyses.snapshots import save_snapshots
+
+            save_snapshots(work / SNAPSHOTS_FILE, recorder.arrays())
         model = result.model.cpu().eval()
         save_model(work, model, cfg, data)
 

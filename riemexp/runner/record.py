@@ -35,6 +35,10 @@ SUMMARY_ROWS = (
     ("train_seconds", "training seconds"),
     ("input_log_volume_median", "input log volume element (median)"),
     ("input_anisotropy_median", "input anisotropy (median)"),
+    ("boundary_spearman_grid", "Spearman(log volume, distance to boundary), grid"),
+    ("boundary_band_ratio_grid", "median volume near boundary / away, grid"),
+    ("boundary_spearman_data", "Spearman(log volume, distance to boundary), data"),
+    ("boundary_band_ratio_data", "median volume near boundary / away, data"),
     ("ode_gap", "ODE gap (k=1 error / spread)"),
     ("ode_order", "refinement order"),
 )

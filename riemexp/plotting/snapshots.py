@@ -1,0 +1,345 @@
+"""The figures of training snapshots (snapshots.npz, `riemexp.analyses.snapshots`): how the geometry forms.
+
+    snapshots.{png,pdf,svg}        a strip of input-space heat maps of 1/2 log det g_0 at a few
+                                   snapshots (initialisation .. end), one colour scale for all,
+                                   with the decision boundary and the folds (det J_l = 0)
+    snapshots.gif                  the same heat map at every snapshot
+    boundary_curves.{png,pdf,svg}  the boundary numbers (Spearman correlation, band ratio, on the
+                                   grid and on the data) and the fraction of grid points each layer
+                                   reverses (det J_l < 0), against epoch
+
+Arrays in, files out: nothing here touches a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.patheffects import AbstractPathEffect
+from PIL import Image
+
+from riemexp.figures import FigurePool
+from riemexp.io import atomic_save
+from riemexp.plotting.folds import FOLD_COLOUR, class_boundary_segments, draw_folds, fold_field, zero_segments
+from riemexp.plotting.regions import draw_boundaries
+from riemexp.plotting.style import (
+    BOUNDARY_COLOUR,
+    OKABE_ITO,
+    SCALAR_CMAP,
+    SINGULAR_COLOUR,
+    add_legend,
+    figure_files,
+    new_figure,
+    save_figure,
+)
+
+#: snapshots shown side by side in the strip (evenly spread, always the first and the last)
+STRIP_PANELS = 5
+GIF_FPS = 3
+GIF_DPI = 80
+STRIP = "snapshots"
+GIF = "snapshots.gif"
+CURVES = "boundary_curves"
+
+
+def _axes(
+    arrays: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+    """The grid's x values (nx,), y values (ny,) and imshow extent (half a cell beyond the points)."""
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    mesh = np.asarray(arrays["grid_points"]).reshape(ny, nx, 2)
+    xs, ys = mesh[0, :, 0], mesh[:, 0, 1]
+    dx, dy = (xs[-1] - xs[0]) / max(nx - 1, 1), (ys[-1] - ys[0]) / max(ny - 1, 1)
+    return xs, ys, (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
+
+
+def strip_indices(n_snapshots: int, panels: int = STRIP_PANELS) -> list[int]:
+    """The snapshots of the strip: about `panels` evenly spread, always the first and the last."""
+    return sorted({int(round(i)) for i in np.linspace(0, n_snapshots - 1, min(panels, n_snapshots))})
+
+
+def colour_limits(log_volume: np.ndarray) -> tuple[float, float]:
+    """One colour scale for every panel: the 1st and 99th percentiles of the finite values."""
+    finite = log_volume[np.isfinite(log_volume)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    lo, hi = np.percentile(finite, [1, 99])
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
+
+
+def _panel(
+    ax: Axes,
+    arrays: Mapping[str, np.ndarray],
+    s: int,
+    limits: tuple[float, float],
+    cmap: Colormap,
+) -> tuple[AxesImage, list[int], bool]:
+    """One heat map of snapshot s (log volume, boundary, folds, data): (image, folding layers, singular)."""
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    xs, ys, extent = _axes(arrays)
+    lv = np.asarray(arrays["grid_log_volume"][s]).reshape(ny, nx)
+    singular = ~np.isfinite(lv)
+    image = ax.imshow(
+        np.ma.masked_where(singular, lv),
+        extent=extent,
+        origin="lower",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=limits[0],
+        vmax=limits[1],
+        zorder=0,
+    )
+    points = np.asarray(arrays["data_points"])
+    ax.scatter(points[:, 0], points[:, 1], s=1.5, c="white", linewidths=0, alpha=0.45, zorder=3)
+    proba = np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1)
+    drawn_before = len(ax.collections)
+    draw_boundaries(ax, xs, ys, np.log(np.clip(proba, 1e-300, None)), colour=BOUNDARY_COLOUR, linewidth=1.3)
+    white_edge: list[AbstractPathEffect] = [patheffects.withStroke(linewidth=3.0, foreground="white")]
+    for artist in ax.collections[drawn_before:]:
+        artist.set_path_effects(white_edge)
+    dets = np.asarray(arrays["grid_layer_det"][s]).reshape(-1, ny, nx)
+    folding = draw_folds(ax, xs, ys, dets)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+    return image, folding, bool(singular.any())
+
+
+def _panel_title(arrays: Mapping[str, np.ndarray], s: int) -> str:
+    epoch = int(arrays["epoch"][s])
+    when = "initialisation" if epoch == 0 else f"epoch {epoch}"
+    rho, ratio = float(arrays["boundary_spearman_grid"][s]), float(arrays["boundary_band_ratio_grid"][s])
+    numbers = f"ρ = {rho:.2f}" if np.isfinite(rho) else "no boundary"
+    if np.isfinite(ratio):
+        numbers += f", band ratio {ratio:.3g}"
+    return f"{when} · test acc {float(arrays['test_accuracy'][s]):.2f}\n{numbers}"
+
+
+def _legend_handles(folded: bool, singular: bool) -> list[Artist]:
+    handles: list[Artist] = [Line2D([], [], color=BOUNDARY_COLOUR, label="decision boundary")]
+    if folded:
+        handles.append(
+            Line2D([], [], color=FOLD_COLOUR, linestyle="--", label="fold: det $J_l$ = 0 (layer l)")
+        )
+    handles.append(
+        Line2D([], [], linestyle="", marker="o", color="#bbbbbb", markersize=3, label="data points")
+    )
+    if singular:
+        handles.append(Patch(facecolor=SINGULAR_COLOUR, label="$g_0$ singular (log volume -inf)"))
+    return handles
+
+
+CAPTION = (
+    r"Heat map: $\frac{1}{2}\log\det g_0$ in input units, one colour scale for all panels. "
+    "ρ: Spearman correlation of the log volume element with the distance to the decision boundary "
+    "over the grid;\nband ratio: median volume element within the band around the boundary / outside it."
+)
+
+
+def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: int = STRIP_PANELS) -> Figure:
+    """A strip of input-space heat maps at about `panels` snapshots spread over training."""
+    shown = strip_indices(len(arrays["epoch"]), panels)
+    limits = colour_limits(np.asarray(arrays["grid_log_volume"])[shown])
+    cmap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
+    fig = new_figure(2.9 * len(shown) + 1.2, 4.9)
+    axes = np.atleast_1d(fig.subplots(1, len(shown), sharex=True, sharey=True))
+    folded = singular = False
+    image: AxesImage | None = None
+    for ax, s in zip(axes, shown):
+        image, folding, sing = _panel(ax, arrays, s, limits, cmap)
+        folded, singular = folded or bool(folding), singular or sing
+        ax.set_title(_panel_title(arrays, s), fontsize=8.5)
+        ax.set_xlabel("input $x_1$", fontsize=8)
+    axes[0].set_ylabel("input $x_2$", fontsize=8)
+    assert image is not None
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=r"$\frac{1}{2}\log\det g_0$")
+    add_legend(fig, _legend_handles(folded, singular), CAPTION, ncol=4)
+    fig.suptitle(f"{title}\nthe input metric through training", fontsize=10)
+    return fig
+
+
+def _broken_line(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (S, 2, 2) as one line's x and y (3 S,), NaN between segments."""
+    pts = np.concatenate([segments, np.full((len(segments), 1, 2), np.nan)], axis=1).reshape(-1, 2)
+    return pts[:, 0], pts[:, 1]
+
+
+def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path) -> Path:
+    """The heat map of every snapshot as one GIF frame (one colour scale for all); written atomically.
+
+    The axes, the colour bar and the data are drawn once; each frame replaces the heat map's values,
+    the boundary and fold contours and the title.
+    """
+    n = len(arrays["epoch"])
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    xs, ys, _ = _axes(arrays)
+    limits = colour_limits(np.asarray(arrays["grid_log_volume"]))
+    cmap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
+    fig = new_figure(5.2, 5.6)
+    fig.set_dpi(GIF_DPI)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    image, _, _ = _panel(ax, arrays, 0, limits, cmap)
+    ax.set_xlabel("input $x_1$", fontsize=8)
+    ax.set_ylabel("input $x_2$", fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.8, label=r"$\frac{1}{2}\log\det g_0$")
+    fig.suptitle(title, fontsize=7)
+    ax.set_title(_panel_title(arrays, 0), fontsize=9)
+    canvas.draw()
+    fig.set_layout_engine("none")  # lay out once: every frame keeps the first one's layout
+    # the background (colour bar, ticks, labels: the text that is slow to draw) is drawn once; each
+    # frame restores it and draws the heat map, the data, the contours, the spines and the title
+    # the background (colour bar, ticks, labels: the text that is slow to draw) is drawn once; each
+    # frame restores it and draws the heat map, the data, the boundary and the folds (line
+    # collections whose segments are replaced), the spines and the title
+    points = ax.collections[0]
+    for artist in ax.collections[1:]:
+        artist.remove()
+    # one line each, broken at NaN between segments: one path to draw, not one per segment
+    (boundary,) = ax.plot([], [], color=BOUNDARY_COLOUR, linewidth=1.3, zorder=4)
+    boundary.set_path_effects([patheffects.withStroke(linewidth=3.0, foreground="white")])
+    (folds,) = ax.plot([], [], color=FOLD_COLOUR, linewidth=1.1, linestyle="--", zorder=5)
+    folds.set_path_effects([patheffects.withStroke(linewidth=2.3, foreground="#333333")])
+    image.set_visible(False)
+    points.set_visible(False)
+    title_text = ax.title.get_text()
+    ax.set_title("")
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    image.set_visible(True)
+    points.set_visible(True)
+    frames = []
+    for s in range(n):
+        lv = np.asarray(arrays["grid_log_volume"][s]).reshape(ny, nx)
+        image.set_data(np.ma.masked_where(~np.isfinite(lv), lv))
+        log_proba = np.log(np.clip(np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1), 1e-300, None))
+        boundary.set_data(*_broken_line(class_boundary_segments(xs, ys, log_proba)))
+        field, _ = fold_field(np.asarray(arrays["grid_layer_det"][s]).reshape(-1, ny, nx))
+        folds.set_data(*_broken_line(zero_segments(xs, ys, field)))
+        ax.title.set_text(title_text if s == 0 else _panel_title(arrays, s))
+        canvas.restore_region(background)
+        drawn: list[Artist] = [image, points, boundary, folds, *ax.spines.values(), ax.title]
+        for each in drawn:
+            ax.draw_artist(each)
+        rgba = np.asarray(canvas.buffer_rgba())
+        frames.append(Image.fromarray(rgba[..., :3]).quantize(method=Image.Quantize.FASTOCTREE))
+
+    def save(tmp: Path) -> None:
+        # the last frame held three times as long
+        durations = [int(1000 / GIF_FPS)] * (n - 1) + [int(3000 / GIF_FPS)]
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+
+    atomic_save(path, save)
+    return path
+
+
+def boundary_curves_figure(arrays: Mapping[str, np.ndarray], title: str) -> Figure:
+    """Three panels against epoch: Spearman correlation, band ratio, grid fraction each layer reverses."""
+    epoch = np.asarray(arrays["epoch"])
+    fig = new_figure(13.0, 4.0)
+    ax_rho, ax_ratio, ax_fold = fig.subplots(1, 3, sharex=True)
+    styles = {
+        "grid": dict(color=OKABE_ITO[0], linestyle="-", marker="o"),
+        "data": dict(color=OKABE_ITO[1], linestyle="--", marker="s"),
+    }
+    for where, style in styles.items():
+        label = "grid points" if where == "grid" else "data points"
+        ax_rho.plot(
+            epoch, arrays[f"boundary_spearman_{where}"], label=label, markersize=3, linewidth=1.3, **style
+        )
+        ax_ratio.plot(
+            epoch, arrays[f"boundary_band_ratio_{where}"], label=label, markersize=3, linewidth=1.3, **style
+        )
+    ax_rho.axhline(0.0, color="#888888", linewidth=0.8)
+    ax_rho.set_ylim(-1.05, 1.05)
+    ax_rho.set_ylabel("Spearman ρ(log volume, distance)")
+    ax_rho.set_title(
+        "rank correlation with the distance to the boundary\n(< 0: larger near the boundary)", fontsize=9
+    )
+    ratios = np.concatenate([arrays["boundary_band_ratio_grid"], arrays["boundary_band_ratio_data"]])
+    finite = ratios[np.isfinite(ratios)]
+    if finite.size and np.all(finite > 0):
+        ax_ratio.set_yscale("log")
+    ax_ratio.axhline(1.0, color="#888888", linewidth=0.8)
+    ax_ratio.set_ylabel("median volume element, band / outside")
+    band = (
+        float(np.nanmax(arrays["boundary_band_width"]))
+        if np.isfinite(arrays["boundary_band_width"]).any()
+        else 0
+    )
+    ax_ratio.set_title(
+        f"band ratio (band: distance ≤ {band:.3g})\n(> 1: space magnified near the boundary)", fontsize=9
+    )
+
+    fractions = np.asarray(arrays["det_negative_fraction"])  # (S, L)
+    shown = [
+        layer
+        for layer in range(fractions.shape[1])
+        if np.any((fractions[:, layer] > 0) & (fractions[:, layer] < 1))
+    ]
+    colours = matplotlib.colormaps["cividis"](np.linspace(0.0, 0.9, max(len(shown), 1)))
+    for colour, layer in zip(colours, shown):
+        ax_fold.plot(
+            epoch, fractions[:, layer], color=colour, linewidth=1.3, marker=".", label=f"layer {layer}"
+        )
+    if shown:
+        ax_fold.legend(fontsize=7, frameon=False, ncol=2, loc="best")
+    else:
+        ax_fold.text(
+            0.5,
+            0.5,
+            "no layer folds the grid\n(det $J_l$ keeps its sign)",
+            ha="center",
+            va="center",
+            transform=ax_fold.transAxes,
+            fontsize=9,
+            color="#555555",
+        )
+    top = float(np.nanmax(fractions[:, shown])) if shown else 1.0
+    ax_fold.set_ylim(-0.02 * top, min(1.0, 1.15 * top) + 0.02 * top)
+    ax_fold.set_ylabel("fraction of grid with det $J_l$ < 0")
+    ax_fold.set_title("folds: where each layer reverses orientation", fontsize=9)
+
+    for ax in (ax_rho, ax_ratio):
+        ax.legend(fontsize=8, frameon=False)
+    for ax in (ax_rho, ax_ratio, ax_fold):
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel("epoch (0: initialisation)")
+    fig.suptitle(f"{title}\nthe geometry through training", fontsize=10)
+    return fig
+
+
+def submit_snapshot_figures(
+    arrays: Mapping[str, np.ndarray], title: str, formats: Sequence[str], out_dir: Path, pool: FigurePool
+) -> list[Path]:
+    """Submit the three snapshot figures to `pool` (files in out_dir exist once pool.wait() returns)."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+
+    def strip() -> None:
+        save_figure(snapshot_strip_figure(arrays, title), out_dir / STRIP, formats)
+
+    def gif() -> None:
+        write_snapshot_gif(arrays, title, out_dir / GIF)
+
+    def curves() -> None:
+        save_figure(boundary_curves_figure(arrays, title), out_dir / CURVES, formats)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = pool.submit("figure:snapshots", figure_files(out_dir / STRIP, formats), strip)
+    written += pool.submit("figure:snapshots_gif", [out_dir / GIF], gif)
+    written += pool.submit("figure:boundary_curves", figure_files(out_dir / CURVES, formats), curves)
+    return written

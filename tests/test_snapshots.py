@@ -1,0 +1,151 @@
+"""Geometry through training (riemexp.analyses.snapshots): the snapshot file, its tables and figures, the
+boundary numbers of a trained run, and that recording snapshots leaves training as it was."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from riemexp.analyses.snapshots import SNAPSHOT_ARRAYS, load_snapshots, snapshot_epochs
+from riemexp.config import GeometryConfig, OdeConfig, PlotConfig, load_config
+from riemexp.errors import ConfigError, MemoryNeedError, RunFolderError
+from riemexp.runner import load_run, run
+from riemexp.sweep.summary import summarize
+from tests.conftest import tiny_config
+from tests.test_sweep import fake_job
+
+BOUNDARY_KEYS = (
+    "boundary_spearman_grid",
+    "boundary_band_ratio_grid",
+    "boundary_spearman_data",
+    "boundary_band_ratio_data",
+)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_snapshot_epochs_spread_over_training():
+    assert snapshot_epochs(300, 20) == [0, *range(15, 301, 15)]
+    assert snapshot_epochs(5, 3) == [0, 2, 3, 5]
+    assert snapshot_epochs(4, 20) == [0, 1, 2, 3, 4]  # more snapshots than epochs: every epoch
+    assert snapshot_epochs(7, 1) == [0, 7]
+    assert snapshot_epochs(300, 0) == []
+
+
+def test_snapshot_options_are_checked():
+    base = {"dataset": {"name": "moons"}}
+    with pytest.raises(ConfigError, match="geometry.snapshots must be >= 0"):
+        load_config({**base, "geometry": {"snapshots": -1}})
+    with pytest.raises(ConfigError, match=r"geometry.boundary_band must lie in \(0, 0.5\)"):
+        load_config({**base, "geometry": {"boundary_band": 0.5}})
+    with pytest.raises(MemoryNeedError, match="expected fewer snapshots or a coarser grid"):
+        load_config({**base, "geometry": {"snapshots": 1000, "grid_density": 400, "max_memory_gb": 1.0}})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same tiny residual run (circles, 12 epochs) with 4 snapshots and without any."""
+    root = tmp_path_factory.mktemp("snapshots")
+    folders = []
+    for count in (4, 0):
+        cfg = tiny_config(
+            dataset=tiny_config().dataset.__class__(name="circles", n_samples=160),
+            optim=tiny_config().optim.__class__(epochs=12),
+            geometry=GeometryConfig(grid_density=20, snapshots=count),
+            plot=PlotConfig(enabled=False),
+            ode=OdeConfig(enabled=False),
+        )
+        folders.append(root / f"snapshots-{count}")
+        run(cfg, folders[-1])
+    return folders[0], folders[1]
+
+
+def test_snapshots_leave_training_exactly_as_it_was(runs: tuple[Path, Path]):
+    with_snapshots, without = runs
+    assert (with_snapshots / "history.csv").read_bytes() == (without / "history.csv").read_bytes()
+    a, b = load_run(with_snapshots).model.state_dict(), load_run(without).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = json.loads((without / "metrics.json").read_text())
+    assert not (without / "snapshots.npz").exists() and "snapshot_seconds" not in metrics
+    # the boundary numbers do not need snapshots
+    assert all(key in metrics for key in BOUNDARY_KEYS)
+
+
+def test_snapshot_file_tables_and_metrics(runs: tuple[Path, Path]):
+    folder = runs[0]
+    arrays = load_snapshots(folder)
+    assert set(arrays) == set(SNAPSHOT_ARRAYS)
+    assert arrays["epoch"].tolist() == [0, 3, 6, 9, 12]
+    S, G, L = 5, 400, 3
+    assert arrays["grid_metric"].shape == (S, G, 2, 2) and arrays["grid_proba"].shape == (S, G, 2)
+    assert arrays["grid_layer_det"].shape == (S, L, G) and arrays["det_negative_fraction"].shape == (S, L)
+    np.testing.assert_allclose(arrays["grid_proba"].sum(-1), 1.0, rtol=1e-12)
+    # g_0 is symmetric positive semi-definite; its log volume element is 1/2 log det
+    g = arrays["grid_metric"]
+    np.testing.assert_allclose(g, np.swapaxes(g, -1, -2), atol=1e-12)
+    lv = arrays["grid_log_volume"]
+    finite = np.isfinite(lv)
+    np.testing.assert_allclose(lv[finite], 0.5 * np.log(np.linalg.det(g))[finite], rtol=1e-7, atol=1e-9)
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = read_csv(folder / "history.csv")
+    # the last snapshot is the trained network: its scores and numbers are the run's
+    assert arrays["train_loss"][-1] == pytest.approx(metrics["train_loss"], rel=1e-6)
+    assert arrays["test_accuracy"][-1] == pytest.approx(float(history[-1]["test_accuracy"]))
+    assert arrays["test_loss"][3] == pytest.approx(float(history[8]["test_loss"]), rel=1e-6)  # epoch 9
+    for key in BOUNDARY_KEYS:
+        value = metrics[key]
+        assert value is None or math.isfinite(value)
+        last = arrays[key][-1]
+        assert (value is None and math.isnan(last)) or last == pytest.approx(value, rel=1e-9, abs=1e-12)
+    assert metrics["boundary_band_width"] > 0 and metrics["snapshot_seconds"] > 0
+    assert -1 <= metrics["boundary_spearman_grid"] <= 1 and metrics["boundary_band_ratio_grid"] > 0
+
+    table = read_csv(folder / "tables" / "snapshots.csv")
+    assert [int(r["epoch"]) for r in table] == [0, 3, 6, 9, 12]
+    boundary = read_csv(folder / "tables" / "boundary.csv")
+    assert [r["points"] for r in boundary] == ["grid", "data"]
+    assert float(boundary[0]["spearman"]) == pytest.approx(metrics["boundary_spearman_grid"], rel=1e-12)
+    assert (folder / "tables" / "boundary.md").read_text().startswith("| points |")
+    # the layers table counts the grid points each layer reverses
+    layers = read_csv(folder / "tables" / "layers.csv")
+    fractions = [float(r["grid_det_negative_fraction"]) for r in layers[:-1]]
+    np.testing.assert_allclose(fractions, arrays["det_negative_fraction"][-1], rtol=1e-12)
+    assert layers[-1]["grid_det_negative_fraction"] == ""
+
+
+def test_a_corrupt_snapshot_file_is_named(tmp_path: Path, runs: tuple[Path, Path]):
+    bad = tmp_path / "snapshots.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(RunFolderError, match="snapshots.npz is corrupt"):
+        load_snapshots(bad)
+    arrays = dict(load_snapshots(runs[0]))
+    arrays.pop("grid_proba")
+    np.savez(bad, **arrays)
+    with pytest.raises(RunFolderError, match="missing grid_proba"):
+        load_snapshots(bad)
+    with pytest.raises(RunFolderError, match="is missing"):
+        load_snapshots(tmp_path / "nothing")
+
+
+def test_sweep_summaries_group_the_boundary_numbers(tmp_path: Path):
+    for num, (seed, rho) in enumerate([(0, -0.5), (1, -0.3)]):
+        job = fake_job(tmp_path, num, 2, seed)
+        metrics = json.loads((job / "metrics.json").read_text())
+        numbers = dict.fromkeys(BOUNDARY_KEYS, 2.0) | {"boundary_spearman_grid": rho}
+        (job / "metrics.json").write_text(json.dumps({**metrics, **numbers}))
+    summary = summarize(tmp_path)
+    assert [r["boundary_spearman_grid"] for r in summary.rows] == [-0.5, -0.3]
+    (row,) = summary.grouped
+    assert row["boundary_spearman_grid_mean"] == pytest.approx(-0.4)
+    assert row["boundary_spearman_grid_std"] == pytest.approx(np.std([-0.5, -0.3], ddof=1))
+    assert row["boundary_band_ratio_data_mean"] == pytest.approx(2.0)
