@@ -368,7 +368,7 @@ def test_the_ode_figures_are_redrawn_from_the_saved_flow_and_table(tmp_path: Pat
     pixel for pixel from plot-metric; the ODE is not solved again."""
     cfg = tiny_config(
         network=NetworkConfig(kind=kind, depth=3),
-        geometry=GeometryConfig(grid_density=16),
+        geometry=GeometryConfig(grid_density=16, snapshots=0),
         plot=PlotConfig(glyph_density=6),
         ode=OdeConfig(max_refinement=8),
     )
