@@ -129,7 +129,7 @@ def test_metrics_pull_back_to_whole_map_jtj(kind: str, activation: str, width: i
         for layer in range(model.depth):
             pulled = jac[layer].mT @ state[layer + 1] @ jac[layer]
             assert relative_error(state[layer], pulled) < 1e-10
-        assert relative_error(metric, E.T @ state @ E) < 1e-10
+        assert relative_error(geo.velocity_kept_metrics(model, x), E.T @ state @ E) < 1e-10
     else:
         for layer in range(model.depth):
             pulled = jac[layer].mT @ metric[layer + 1] @ jac[layer]
@@ -296,7 +296,7 @@ def test_compute_geometry_arrays() -> None:
     model = random_network("c2", "tanh", 3, depth=3)
     data = small_dataset()
     arrays = steps.compute_geometry(model, data, GeometryConfig(grid_density=7, margin=0.1))
-    assert list(arrays) == list(steps.GEOMETRY_ARRAYS)
+    assert list(arrays) == [*steps.GEOMETRY_ARRAYS, *steps.LOG_VOLUME_ARRAYS]
     shapes = {name: a.shape for name, a in arrays.items()}
     assert shapes == {
         "grid_points": (49, 2),
@@ -308,6 +308,8 @@ def test_compute_geometry_arrays() -> None:
         "data_coords": (4, 30, 3),
         "data_metric": (4, 30, 3, 3),
         "grid_proba": (49, 2),
+        "grid_input_log_volume": (49,),
+        "data_input_log_volume": (30,),
     }
     assert arrays["grid_metric"].dtype == np.float64 and arrays["data_labels"].dtype == np.int64
     assert np.array_equal(arrays["data_points"], data.x.numpy())

@@ -58,7 +58,9 @@ def test_ode_limit_changes_of_known_metrics(tmp_path):
         arrays = load_geometry(tmp_path / job)
         metric = arrays["grid_metric"].copy()
         metric[0] = c * np.eye(2)
-        save_geometry(tmp_path / job / "geometry.npz", {**arrays, "grid_metric": metric})
+        logvol = np.full(len(metric[0]), math.log(c))  # 1/2 log det (c I), input scale 1 (moons)
+        arrays = {**arrays, "grid_metric": metric, "grid_input_log_volume": logvol}
+        save_geometry(tmp_path / job / "geometry.npz", arrays)
     rows, _ = ode_limit.depth_rows(summary)
     # |c' I - c I|_F / |c I|_F = c'/c - 1: 0.21 (seed 0) and 0.1 (seed 1)
     assert rows[1]["g0_relative_change_mean"] == pytest.approx(0.155, rel=1e-12)

@@ -22,7 +22,14 @@ from riemexp.certify import CERTIFICATE_COLUMNS, with_certificate
 from riemexp.config import INPUT_DIM, GeometryConfig
 from riemexp.datasets import Dataset
 from riemexp.errors import RunFolderError, safe_reason
-from riemexp.geometry import anisotropy, geometry_arrays, input_log_volume, input_metric, layer_statistics
+from riemexp.geometry import (
+    geometry_arrays,
+    input_anisotropy,
+    input_log_volume,
+    input_log_volume_from_metric,
+    layer_statistics,
+    median,
+)
 from riemexp.geometry.folds import layer_determinants, negative_fraction
 from riemexp.io import atomic_save
 from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
@@ -44,6 +51,13 @@ GEOMETRY_ARRAYS: dict[str, tuple[str, ...]] = {
     "data_coords": ("L+1", "N", "w"),
     "data_metric": ("L+1", "N", "w", "w"),
     "grid_proba": ("G", "C"),
+}
+#: written beside GEOMETRY_ARRAYS, missing from files of earlier riemexp versions: `input_log_volume`
+#: of the grid and data points, computed from the network (the true values, -inf only where a layer
+#: is singular; the saved g_0 cannot tell a saturated network's tiny lambda_min from 0)
+LOG_VOLUME_ARRAYS: dict[str, tuple[str, ...]] = {
+    "grid_input_log_volume": ("G",),
+    "data_input_log_volume": ("N",),
 }
 
 #: columns of tables/layers.csv|md; row l describes layer l (the metric g_l at x_l) and, in the
@@ -78,12 +92,16 @@ def compute_geometry(model: LayeredNetwork, data: Dataset, cfg: GeometryConfig) 
 
 
 def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arrays") -> None:
-    """Check the names and consistent shapes of geometry arrays; raise RunFolderError naming the problem."""
+    """Check the names and consistent shapes of geometry arrays; raise RunFolderError naming the problem.
+
+    `LOG_VOLUME_ARRAYS` may be missing (files of earlier versions); when present they are checked.
+    """
     missing = [name for name in GEOMETRY_ARRAYS if name not in arrays]
     if missing:
         raise RunFolderError(f"{where} is incomplete: missing {', '.join(missing)}")
     sizes: dict[str, int] = {"2": INPUT_DIM}
-    for name, dims in GEOMETRY_ARRAYS.items():
+    present = {**GEOMETRY_ARRAYS, **{k: v for k, v in LOG_VOLUME_ARRAYS.items() if k in arrays}}
+    for name, dims in present.items():
         shape = tuple(arrays[name].shape)
         ok = len(shape) == len(dims)
         for dim, size in zip(dims, shape) if ok else ():
@@ -101,15 +119,32 @@ def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arra
         values = np.asarray(arrays[name])
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise RunFolderError(f"{where} is corrupt: {name} holds inf or NaN")
+    for name in LOG_VOLUME_ARRAYS.keys() & arrays.keys():  # -inf where singular; never NaN or +inf
+        values = np.asarray(arrays[name])
+        if values.dtype.kind != "f" or np.isnan(values).any() or (values == np.inf).any():
+            raise RunFolderError(f"{where} is corrupt: {name} holds NaN or +inf")
+
+
+def saved_input_log_volume(arrays: Mapping[str, np.ndarray], input_scale: Any) -> np.ndarray:
+    """The grid's input log volume element (G,) from geometry arrays: the saved `grid_input_log_volume`.
+
+    Files of earlier riemexp versions lack it: then `input_log_volume_from_metric` of the saved
+    g_0 and input_scale (2,), which reads -inf wherever g_0's lambda_min is below float64's
+    rounding level of lambda_max (saturated networks), singular or not.
+    """
+    if "grid_input_log_volume" in arrays:
+        return np.asarray(arrays["grid_input_log_volume"], dtype=np.float64)
+    return input_log_volume_from_metric(arrays["grid_metric"][0], input_scale)
 
 
 def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write geometry arrays (names of `GEOMETRY_ARRAYS`) to an .npz file atomically."""
+    """Write geometry arrays to an .npz file atomically: `GEOMETRY_ARRAYS`, `LOG_VOLUME_ARRAYS` if given."""
     check_geometry(arrays)
+    names = [*GEOMETRY_ARRAYS, *(name for name in LOG_VOLUME_ARRAYS if name in arrays)]
 
     def saver(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in GEOMETRY_ARRAYS}
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in names}
             np.savez(f, **payload)
 
     atomic_save(path, saver)
@@ -140,16 +175,12 @@ def _shown_layers(n_layers: int, at_most: int = 9) -> list[int]:
     return sorted({round(i * (n_layers - 1) / (at_most - 1)) for i in range(at_most)})
 
 
-def _median(values: Any) -> float:
-    return float(values.median()) if values.numel() else float("nan")
-
-
 def geometry_step(ctx: RunContext) -> None:
     """Analysis step of `riemexp train`: geometry.npz, tables/layers.csv|md and two metrics.
 
-    Adds to ctx.metrics: input_log_volume_median and input_anisotropy_median (medians over the
-    dataset of `input_log_volume` and of the anisotropy of `input_metric`, the metric of the
-    data plane in the user's input units) and geometry_seconds. The layers table's row 0 is
+    Adds to ctx.metrics: input_log_volume_median and input_anisotropy_median (the usual medians
+    over the dataset of `input_log_volume` and `input_anisotropy`, of the metric of the data plane
+    in the user's input units) and geometry_seconds. The layers table's row 0 is
     instead g_0 itself, in layer-0 (standardised, padded) coordinates, like every other row.
     """
     start = time.perf_counter()
@@ -163,8 +194,8 @@ def geometry_step(ctx: RunContext) -> None:
         row["grid_det_negative_fraction"] = float(reversed_fraction[row["layer"]])
     with stage("writing"):
         write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
-    ctx.metrics["input_log_volume_median"] = _median(input_log_volume(ctx.model, ctx.data.x))
-    ctx.metrics["input_anisotropy_median"] = _median(anisotropy(input_metric(ctx.model, ctx.data.x)))
+    ctx.metrics["input_log_volume_median"] = median(input_log_volume(ctx.model, ctx.data.x))
+    ctx.metrics["input_anisotropy_median"] = median(input_anisotropy(ctx.model, ctx.data.x))
     ctx.metrics["geometry_seconds"] = round(time.perf_counter() - start, 4)
     show_layer_table(rows)
 
@@ -194,9 +225,11 @@ def show_layer_table(rows: list[dict[str, Any]]) -> None:
 __all__ = [
     "GEOMETRY_ARRAYS",
     "LAYER_COLUMNS",
+    "LOG_VOLUME_ARRAYS",
     "check_geometry",
     "compute_geometry",
     "geometry_step",
     "load_geometry",
     "save_geometry",
+    "saved_input_log_volume",
 ]

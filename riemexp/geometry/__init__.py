@@ -6,6 +6,8 @@ every layer, g_l = J_l^T g_{l+1} J_l, down to the input.
 
     coordinates   layer coordinates x_l and closed-form layer Jacobians J_l of every kind
     pullback      the metrics g_l (from the factor Q_l = dx_L/dx_l, g_l = Q_l^T Q_l), the input metric
+    spectrum      the factors Q_l, Q_l^{-1} (and K_l = dx_l/dx_0 of two-step kinds) with log scales:
+                  exact log volumes, eigenvalues and anisotropy, singular only where a layer is
     scalars       log volume element, anisotropy, per-layer statistics, the input log volume
     grids         the evaluation grid; coordinates, metrics and probabilities of grid and data
     lie           layer Jacobians as elements of GL(w): determinants, matrix logarithm
@@ -29,15 +31,18 @@ from riemexp.geometry.pullback import (
     pullback_from_jacobians,
     pullback_metrics,
     state_metrics,
+    velocity_kept_metrics,
 )
 from riemexp.geometry.scalars import (
     anisotropy,
     factor_log_volumes,
+    input_anisotropy,
     input_log_volume,
     input_log_volume_from_metric,
     layer_statistics,
     log_volume_element,
     log_volume_elements,
+    median,
     metric_eigh,
 )
 
@@ -48,6 +53,7 @@ __all__ = [
     "factor_log_volumes",
     "geometry_arrays",
     "has_real_log",
+    "input_anisotropy",
     "input_log_volume",
     "input_log_volume_from_metric",
     "input_metric",
@@ -60,6 +66,7 @@ __all__ = [
     "log_volume_elements",
     "make_grid",
     "matrix_log",
+    "median",
     "metric_eigh",
     "position_blocks",
     "pullback",
@@ -67,4 +74,5 @@ __all__ = [
     "pullback_metrics",
     "state_metrics",
     "trajectory_jacobians",
+    "velocity_kept_metrics",
 ]

@@ -14,6 +14,7 @@ from riemexp.config import INPUT_DIM
 from riemexp.errors import GeometryError
 from riemexp.geometry.coordinates import F64
 from riemexp.geometry.pullback import coordinates_and_metrics
+from riemexp.geometry.scalars import input_log_volume
 from riemexp.nets.network import LayeredNetwork
 
 
@@ -63,8 +64,10 @@ def geometry_arrays(
     points (N, 2), labels (N,); the grid covers their bounding box (`make_grid`). Returns
     grid_points (G, 2), grid_shape (2,) int64, grid_coords (L+1, G, w), grid_metric
     (L+1, G, w, w), data_points (N, 2), data_labels (N,) int64, data_coords (L+1, N, w),
-    data_metric (L+1, N, w, w) and grid_proba (G, C), the head's softmax on the grid.
-    Raises GeometryError when coordinates or metrics overflow float64.
+    data_metric (L+1, N, w, w), grid_proba (G, C), the head's softmax on the grid, and
+    grid_input_log_volume (G,) and data_input_log_volume (N,), `input_log_volume` of grid and
+    data (-inf only where a layer is singular). Raises GeometryError when coordinates or metrics
+    overflow float64.
     """
     points = points.detach().cpu().to(F64)
     labels = labels.detach().cpu().to(torch.int64)
@@ -88,6 +91,8 @@ def geometry_arrays(
         "data_coords": data_coords.cpu().numpy(),
         "data_metric": data_metric.cpu().numpy(),
         "grid_proba": proba.cpu().numpy(),
+        "grid_input_log_volume": input_log_volume(model, grid).cpu().numpy(),
+        "data_input_log_volume": input_log_volume(model, points).cpu().numpy(),
     }
 
 

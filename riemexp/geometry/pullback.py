@@ -1,18 +1,18 @@
 """The metric pulled back to every layer (the pullback of the Euclidean metric of the last layer).
 
-g_L = I at the last hidden layer (the head is linear) and g_l = J_l^T g_{l+1} J_l. We never form the
-product that way: we carry Q_l = dx_L/dx_l (Q_L = I, Q_l = Q_{l+1} J_l) and write g_l = Q_l^T Q_l,
-which is symmetric and positive semi-definite by construction and gives log det g_l = 2 log|det Q_l|
-without squaring.
+g_l is, for every kind, the metric of the data in layer-l coordinates: g_L = I at the last hidden
+layer (the head is linear) and g_l = Q_l^T Q_l with Q_l = dx_L/dx_l along the data, so that
+K_l^T g_l K_l = g_0 with K_l = dx_l/dx_0. One-step kinds: g_l = J_l^T g_{l+1} J_l; we never form the
+product that way but carry Q_l (Q_L = I, Q_l = Q_{l+1} J_l), which makes g_l symmetric and positive
+semi-definite by construction and gives log det g_l = 2 log|det Q_l| without squaring.
 
-Two-step kinds (c2) carry the state row R_l = dx_L/ds_l (w, 2w) (R_L = [I, 0], R_l = R_{l+1} J_l, i.e.
-R <- [R1 A_l + R2, c R1]) and report, at every layer,
-
-    g_l = E^T G_l E,   G_l = R_l^T R_l,   E = [I; I]  (2w x w),
-
-the metric for moving the point at layer l with its velocity x_l - x_{l-1} kept (both halves of the
-state move by the same dx). At l = 0 this is exactly J^T J of the whole map x_0 -> x_L (because
-x_{-1} = x_0); at l = L it is I. `state_metrics` returns the full state metrics G_l.
+Two-step kinds (c2): x_{l+1} depends on (x_l, x_{l-1}), so x_L is a function of x_l only along the
+data. We carry K_l forward, K_{-1} = K_0 = I, K_{l+1} = A_l K_l + c K_{l-1} (A_l = a I + beta D W_l),
+and take Q_l = K_L K_l^{-1} (`riemexp.geometry.spectrum`; NaN where K_l is singular: there x_l is no
+coordinate system for the data). The metric on the state s_l = (x_l, x_{l-1}),
+G_l = R_l^T R_l with R_l = dx_L/ds_l, is `state_metrics`; its restriction to moving the point at
+layer l with its velocity x_l - x_{l-1} kept, E^T G_l E with E = [I; I] (2w x w), is
+`velocity_kept_metrics`. Both equal g_l at l = 0 and l = L only.
 
 g_0 is the metric in layer-0 (standardised) coordinates; `input_metric` converts it to the user's
 input units by the chain rule through the standardisation and the padding.
@@ -28,6 +28,7 @@ import torch
 from riemexp.config import INPUT_DIM
 from riemexp.errors import GeometryError
 from riemexp.geometry.coordinates import F64, layer_coordinates, layer_jacobians, weights_on
+from riemexp.geometry.spectrum import carry_trajectory, data_factors, trajectory_factors
 from riemexp.nets.network import LayeredNetwork
 
 
@@ -39,26 +40,22 @@ def pullback_from_jacobians(
     """Generic pullback from per-layer Jacobian blocks: metric (L+1, N, w, w).
 
     block_at(l) gives the (N, w, w) block of layer l (J_l; for two-step kinds the position block
-    A_l). One-step: Q_L = I, Q_l = Q_{l+1} J_l. Two-step: the state row R = [R1, R2] = dx_L/ds_l
-    (w x 2w) starts at [I, 0] and follows R <- R J_l = [R1 A_l + R2, c R1]; Q_l = R1 + R2 = R E.
-    Then g_l = Q_l^T Q_l. Batched matmuls over the N points. `pullback_metrics` uses the faster
-    `pullback`, which never forms J_l; this one serves Jacobians from elsewhere (the benchmark's
-    autograd reference).
+    A_l). One-step: Q_L = I, Q_l = Q_{l+1} J_l. Two-step: K_l = dx_l/dx_0 forward
+    (K_{l+1} = A_l K_l + c K_{l-1}) and Q_l = K_L K_l^{-1}. Then g_l = Q_l^T Q_l. Batched matmuls
+    over the N points. `pullback_metrics` uses the faster `pullback`, which never forms J_l; this
+    one serves Jacobians from elsewhere (the benchmark's autograd reference).
     """
     L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
-    c = model.coefficients.c
+    if model.kind.two_step:
+        blocks = torch.stack([block_at(layer) for layer in range(L)]).to(F64)  # (L, N, w, w)
+        q = data_factors(carry_trajectory(blocks, model.coefficients.c))
+        return q.mT @ q
     metric = torch.empty((L + 1, N, w, w), dtype=F64, device=coords.device)  # (L+1, N, w, w)
     r1 = torch.eye(w, dtype=F64, device=coords.device).expand(N, w, w).contiguous()  # (N, w, w)
-    r2 = torch.zeros_like(r1) if model.kind.two_step else None
     for layer in range(L, -1, -1):
         if layer < L:
-            block = block_at(layer)  # (N, w, w)
-            if r2 is None:
-                r1 = torch.bmm(r1, block)
-            else:
-                r1, r2 = torch.baddbmm(r2, r1, block), (-r1 if c == -1.0 else c * r1)
-        q = r1 if r2 is None else r1 + r2  # (N, w, w)
-        torch.matmul(q.mT, q, out=metric[layer])
+            r1 = torch.bmm(r1, block_at(layer))
+        torch.matmul(r1.mT, r1, out=metric[layer])
     return metric
 
 
@@ -68,37 +65,35 @@ def pullback(
     """Pull g_L = I back to every layer: metric (L+1, N, w, w) and, if keep_q, Q (L+1, N, w, w).
 
     The recursion of `pullback_from_jacobians` without forming J_l: with D = sigma'(z_l), the
-    kind's coefficients (a, c, beta) and Q stored points-last as q[i, k, n] (contiguous in n),
+    kind's coefficients (a, beta) and Q stored points-last as q[i, k, n] (contiguous in n),
 
         one-step   Q <- a Q + beta (Q D) W                       plain (Q D) W, residual Q + h (Q D) W
-        two-step   R1 <- a R1 + R2 + beta (R1 D) W,  R2 <- c R1   (Q = R1 + R2)
 
     where (Q D) scales column k by D_k and "(.) W" is one small GEMM per row of Q. Then
     g_l[a, b] = sum_i Q[i, a] Q[i, b], computed points-last and copied into the (N, w, w) output.
+    Two-step kinds: Q_l = K_L K_l^{-1} (module docstring), g_l = Q_l^T Q_l.
     """
     L, N, w = coords.shape[0] - 1, coords.shape[1], coords.shape[2]
+    if model.kind.two_step:
+        q = data_factors(trajectory_factors(model, coords))  # (L+1, N, w, w)
+        return q.mT @ q, (q if keep_q else None)
     W, b = weights_on(model, coords.device)
     co = model.coefficients
     metric = torch.empty((L + 1, N, w, w), dtype=F64, device=coords.device)  # (L+1, N, w, w)
     qs = torch.empty_like(metric) if keep_q else None
     eye = torch.eye(w, dtype=F64, device=coords.device)
     r1 = eye[:, :, None].expand(w, w, N).contiguous()  # (w, w, N): Q_L = I, stored q[i, k, n]
-    r2 = torch.zeros_like(r1) if model.kind.two_step else None
     g = torch.empty_like(r1)  # (w, w, N): one layer's metric, points last
     for layer in range(L, -1, -1):
         if layer < L:
             z = torch.addmm(b[layer][:, None], W[layer], coords[layer].T)  # (w, N)
             qd = r1 * model.dsigma(z)[None, :, :]  # (w, w, N): Q D
             wt = W[layer].T.expand(w, w, w)  # (w, w, w): (Q D) W row by row as W^T (Q D)[i]
-            if r2 is None:
-                if co.a == 0.0 and co.beta == 1.0:
-                    r1 = torch.bmm(wt, qd)
-                else:
-                    r1 = torch.baddbmm(r1, wt, qd, beta=co.a, alpha=co.beta)
+            if co.a == 0.0 and co.beta == 1.0:
+                r1 = torch.bmm(wt, qd)
             else:
-                base = torch.add(r2, r1, alpha=co.a)
-                r1, r2 = torch.baddbmm(base, wt, qd, alpha=co.beta), (-r1 if co.c == -1.0 else co.c * r1)
-        q = r1 if r2 is None else r1 + r2  # (w, w, N), q[i, a, n] = Q_n[i, a]
+                r1 = torch.baddbmm(r1, wt, qd, beta=co.a, alpha=co.beta)
+        q = r1  # (w, w, N), q[i, a, n] = Q_n[i, a]
         torch.mul(q[0, :, None, :], q[0, None, :, :], out=g)  # g[a, b, n] = sum_i q[i, a, n] q[i, b, n]
         for i in range(1, w):
             g.addcmul_(q[i, :, None, :], q[i, None, :, :])
@@ -122,9 +117,9 @@ def pullback_metrics(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> tor
     """The metric tensor of every layer at input points x (N, 2): (L+1, N, w, w), float64.
 
     g_L = I; g_l = J_l^T g_{l+1} J_l, so g_l = Q_l^T Q_l with Q_l = dx_L/dx_l.
-    g_0 is J^T J of the whole map x_0 -> x_L, in layer-0 (standardised) coordinates.
-    For two-step kinds, g_l = E^T G_l E is the state metric G_l reduced to moving the point with
-    its velocity kept (module docstring); g_0 is again J^T J of the whole map.
+    g_0 is J^T J of the whole map x_0 -> x_L, in layer-0 (standardised) coordinates. For
+    two-step kinds g_l is likewise the data's metric in x_l coordinates, Q_l = K_L K_l^{-1}
+    (module docstring): K_l^T g_l K_l = g_0 at every layer, for every kind.
     """
     return coordinates_and_metrics(model, x)[1]
 
@@ -134,7 +129,7 @@ def state_metrics(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.
     """For a two-step kind (c2), the metric on the state s_l = (x_l, x_{l-1}): (L+1, N, 2w, 2w), float64.
 
     G_L = P^T P with P = [I, 0] (only x_L reaches the head), G_l = J_l^T G_{l+1} J_l with the
-    state Jacobians of `layer_jacobians`. `pullback_metrics` reports E^T G_l E, E = [I; I].
+    state Jacobians of `layer_jacobians`. `velocity_kept_metrics` gives E^T G_l E, E = [I; I].
     """
     if not model.kind.two_step:
         raise GeometryError(
@@ -151,6 +146,19 @@ def state_metrics(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.
             r = torch.bmm(r, jac[layer])
         torch.matmul(r.mT, r, out=state[layer])
     return state
+
+
+def velocity_kept_metrics(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """For a two-step kind, the state metric for moving x_l with its velocity kept: (L+1, N, w, w).
+
+    E^T G_l E with E = [I; I] (2w x w) and G_l = `state_metrics`: both halves of the state
+    s_l = (x_l, x_{l-1}) move by the same dx. It equals g_0 at l = 0 and I at l = L; in between it
+    is not the data's metric g_l in x_l coordinates (`pullback_metrics`; earlier versions of
+    riemexp reported this one as g_l): a point moved on the data does not keep its velocity.
+    """
+    state = state_metrics(model, x)
+    w = state.shape[-1] // 2
+    return state[..., :w, :w] + state[..., :w, w:] + state[..., w:, :w] + state[..., w:, w:]
 
 
 def input_metric(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -172,4 +180,5 @@ __all__ = [
     "pullback_from_jacobians",
     "pullback_metrics",
     "state_metrics",
+    "velocity_kept_metrics",
 ]

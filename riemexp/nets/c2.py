@@ -8,6 +8,11 @@ why); `refine(..., corrected=True)` restores order 2 with a Taylor first step
 x_1 = x_0 + delta^2/2 f_0 and the mean of both layers' forces at every layer boundary.
 Initialisation: W_l ~ N(0, 1 / w), b_l ~ N(0, 0.1^2); each layer moves points by O(h^2).
 Invertibility: certified for the data's map x_0 -> x_l by the recursion of `certify_layers`.
+Geometry (derived by riemexp.geometry from the coefficients, as for every two-step kind): x_L depends
+on x_l only along the data, so g_l, the data's metric in x_l coordinates, is Q_l^T Q_l with
+Q_l = K_L K_l^{-1}, where K_l = dx_l/dx_0 is carried forward in closed form,
+K_{-1} = K_0 = I, K_{l+1} = (2I + h^2 D W_l) K_l - K_{l-1} (riemexp.geometry.spectrum). The metric on
+the state is `state_metrics`, and its restriction to a kept velocity `velocity_kept_metrics`.
 """
 
 from __future__ import annotations

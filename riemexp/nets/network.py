@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from riemexp.activations import get_activation
+from riemexp.activations import get_activation, get_log_derivative
 from riemexp.config import INPUT_DIM, NetworkConfig
 from riemexp.nets.kind import Coefficients, Kind, add, carry, scaled
 from riemexp.nets.registry import get_kind
@@ -42,6 +42,7 @@ class LayeredNetwork(nn.Module):
         self.h = float(cfg.step_size)
         self.coefficients: Coefficients = self.kind.coefficients(self.h)
         self.sigma, self.dsigma = get_activation(cfg.activation.value)
+        self.log_dsigma = get_log_derivative(cfg.activation.value)  # log sigma', for log volumes
         weight, bias = self.kind.init(cfg.depth, cfg.width)
         self.weight = nn.Parameter(weight)  # (L, w, w)
         self.bias = nn.Parameter(bias)  # (L, w)

@@ -237,8 +237,8 @@ def notes(fd: FigureData, convention: GlyphConvention) -> str:
         )
     if fd.two_step:
         lines.append(
-            f"{fd.kind} network: panels show x_l; glyphs show g_l for moving x_l with its velocity "
-            "x_l - x_{l-1} kept."
+            f"{fd.kind} network: panels show x_l; glyphs show g_l, the data's metric in x_l coordinates "
+            "(x_L as a function of x_l along the data), as for every kind."
         )
     return "\n".join(lines)
 

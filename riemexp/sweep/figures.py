@@ -232,8 +232,8 @@ class LogVolumeMap:
 def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     """The input log-volume element on the input grid of the run in `path`; None when absent.
 
-    `riemexp.geometry.input_log_volume_from_metric` of the saved g_0 (geometry.npz) and input
-    scale (model.pt): the same quantity as the run's own input-space heat map.
+    The saved `grid_input_log_volume` of geometry.npz (`riemexp.analyses.geometry.saved_input_log_volume`):
+    the same quantity as the run's own input-space heat map, -inf only where a layer is singular.
     """
     from riemexp.errors import RunFolderError
     from riemexp.layout import GEOMETRY_FILE
@@ -243,8 +243,7 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     ).is_file():  # said before loading torch, which a sweep without geometry never needs
         log.warning("%s is missing (run `riemexp train` with geometry.enabled=true)", path / GEOMETRY_FILE)
         return None
-    from riemexp.analyses.geometry import load_geometry
-    from riemexp.geometry import input_log_volume_from_metric
+    from riemexp.analyses.geometry import load_geometry, saved_input_log_volume
     from riemexp.runner import read_input_scale
 
     try:
@@ -254,7 +253,7 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
         log.warning("%s", err)
         return None
     ny, nx = (int(v) for v in arrays["grid_shape"])
-    logvol = input_log_volume_from_metric(arrays["grid_metric"][0], scale)  # (G,)
+    logvol = saved_input_log_volume(arrays, scale)  # (G,)
     grid = arrays["grid_points"].reshape(ny, nx, 2)
     return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), arrays["data_points"], seed)
 

@@ -9,7 +9,7 @@ into the sweep folder:
     plots/ode_limit.png       accuracy, ODE gap and the change of g_0 between consecutive depths vs L
     plots/ode_limit_log_volume.png
                               the input log-volume element on the geometry grid (input units,
-                              `riemexp.geometry.input_log_volume_from_metric`),
+                              `riemexp.analyses.geometry.saved_input_log_volume`),
                               one heatmap per depth side by side (first completed seed), one colour scale
 
 Columns of ode_limit.csv: depth, step_size, total_time, runs, completed, test_accuracy_mean/_std,
@@ -112,10 +112,10 @@ def _std(values: Sequence[Any]) -> float | None:
 def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(grid_points (G, 2), grid_shape (2,), g_0 block (G, 2, 2), input log volume (G,)) of a job, or None.
 
-    g_0 in layer-0 coordinates; the log volume in input units (`input_log_volume_from_metric`).
+    g_0 in layer-0 coordinates; the log volume in input units, as saved by the run
+    (`saved_input_log_volume`: -inf only where a layer is singular).
     """
-    from riemexp.analyses.geometry import load_geometry  # torch: only when drawn
-    from riemexp.geometry import input_log_volume_from_metric
+    from riemexp.analyses.geometry import load_geometry, saved_input_log_volume  # torch: only when drawn
     from riemexp.runner import read_input_scale
 
     try:
@@ -124,7 +124,7 @@ def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     except RunFolderError:
         return None
     g0 = arrays["grid_metric"][0][:, :2, :2]
-    logvol = input_log_volume_from_metric(g0, scale)
+    logvol = saved_input_log_volume(arrays, scale)
     return arrays["grid_points"], arrays["grid_shape"], g0, logvol
 
 
