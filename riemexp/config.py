@@ -64,7 +64,7 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 def _coerce_enums(obj: Any) -> None:
     """Let Python callers pass enum fields as plain strings: NetworkConfig(kind="plain")."""
-    hints = _type_hints(type(obj))
+    hints = _type_hints(type(obj))  # type: ignore[arg-type]  # (a class is hashable)
     for f in dataclasses.fields(obj):
         hint, value = hints[f.name], getattr(obj, f.name)
         if isinstance(hint, type) and issubclass(hint, Enum) and not isinstance(value, hint):
@@ -255,7 +255,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"threads must be auto or an integer >= 1, got {_describe(value)}")
         names = " or ".join(getattr(a, "__name__", str(a)) for a in inner)
         raise ConfigError(f"{where} must be a {names}, got {_describe(value)}")
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping of options, got {_describe(value)}")
         return _build(hint, value, where)

@@ -170,15 +170,18 @@ def test_no_reference_outside_the_repository() -> None:
     assert [str(f.relative_to(REPO)) for f in files if "paper.md" in f.read_text()] == []
 
 
-def _fake_ci(tmp_path: Path, test_exit: int, ruff_exit: int = 0) -> subprocess.CompletedProcess[str]:
-    """.ci/run in a copy of the repository's layout whose dev.sh and ruff are stand-ins that log
-    their calls; the stand-in's `dev.sh test` exits with `test_exit`."""
-    (tmp_path / ".ci").mkdir()
+def _fake_ci(
+    tmp_path: Path, test_exit: int, ruff_exit: int = 0, mypy_exit: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """.ci/run in a copy of the repository's layout whose dev.sh, ruff and mypy are stand-ins that
+    log their calls; the stand-in's `dev.sh test` exits with `test_exit`."""
+    (tmp_path / ".ci").mkdir(parents=True)
     shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     log = tmp_path / "calls"
-    (bin_dir / "ruff").write_text(f'#!/usr/bin/env bash\necho "ruff $*" >> {log}\nexit {ruff_exit}\n')
+    for name, code in (("ruff", ruff_exit), ("mypy", mypy_exit)):
+        (bin_dir / name).write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> {log}\nexit {code}\n')
     (tmp_path / "dev.sh").write_text(
         f'#!/usr/bin/env bash\necho "dev.sh $*" >> {log}\n[ "$1" = test ] && exit {test_exit}\nexit 0\n'
     )
@@ -198,13 +201,17 @@ def test_ci_runs_the_readme_test_command(tmp_path: Path, test_exit: int, ci_exit
         "dev.sh setup",
         "ruff check .",
         "ruff format --check .",
+        "mypy ",
         "dev.sh test -p no:cacheprovider",
     ]
     if test_exit == 5:
         assert "no tests" in out.stderr
 
 
-def test_ci_stops_at_lint(tmp_path: Path) -> None:
-    out = _fake_ci(tmp_path, test_exit=0, ruff_exit=1)
+def test_ci_stops_at_lint_and_types(tmp_path: Path) -> None:
+    out = _fake_ci(tmp_path / "ruff", test_exit=0, ruff_exit=1)
     assert out.returncode == 1 and "ruff check failed" in out.stderr
+    assert "dev.sh test" not in out.stdout
+    out = _fake_ci(tmp_path / "mypy", test_exit=0, mypy_exit=1)
+    assert out.returncode == 1 and "mypy failed" in out.stderr
     assert "dev.sh test" not in out.stdout

@@ -220,7 +220,8 @@ def save_snapshots(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     def saver(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, **{name: np.asarray(arrays[name]) for name in SNAPSHOT_ARRAYS})
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in SNAPSHOT_ARRAYS}
+            np.savez(f, **payload)
 
     atomic_save(path, saver)
 

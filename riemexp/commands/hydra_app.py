@@ -157,8 +157,9 @@ def logger_values(dcfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"config could not be resolved: {err}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"logger must be one of the logger options or a list of them, got {values!r}")
-    check_installed(values)
-    return {str(k): v for k, v in values.items()}
+    plain: dict[str, Any] = {str(k): v for k, v in values.items()}
+    check_installed(plain)
+    return plain
 
 
 #: Hydra launchers that come from an optional plugin: option -> (plugin module, what to install)
