@@ -52,6 +52,7 @@ class TrainedEnsemble:
     finals: list[dict[str, float]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     errors: list[DivergedError | None] = field(default_factory=list)
+    device: str = "cpu"  # where the members trained
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -59,14 +60,50 @@ class TrainedEnsemble:
 
 @dataclass
 class MemberResult(TrainResult):
-    """One member as an ordinary TrainResult, with its config and its divergence (None: completed)."""
+    """One member as an ordinary TrainResult, with its config and its divergence (None: completed).
+
+    members: the size of the ensemble it was trained in; device: where that ensemble trained.
+    """
 
     cfg: RunConfig | None = None
     error: DivergedError | None = None
+    members: int = 1
+    device: str = "cpu"
 
     @property
     def status(self) -> str:
         return "completed" if self.error is None else "diverged"
+
+    def replay(
+        self,
+        cfg: RunConfig,
+        result: TrainResult | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> TrainResult:
+        """Stand in for `riemexp.train.train(cfg, data, on_epoch, result)`: the member's training, done.
+
+        Fills `result` (as train does: model on the device it trained on, history row by row,
+        seconds, final scores), calls on_epoch with every row train would have passed it, and
+        raises the member's DivergedError as train raises it (after the diverging epoch's row,
+        which on_epoch does not see). This is how `riemexp.run.run` writes a member trained in
+        an ensemble into its own run folder with the single run's pipeline.
+
+        ValueError when cfg is not the member's config (its run would record another run).
+        """
+        if cfg != self.cfg:
+            raise ValueError("this ensemble member was trained with another config than the run's")
+        result = result if result is not None else TrainResult(model=self.model)
+        result.model = self.model.to(self.device)
+        for row in self.history:
+            result.history.append(dict(row))
+            result.seconds = self.seconds
+            if self.error is not None and row is self.history[-1]:
+                raise self.error
+            if on_epoch is not None:
+                on_epoch(dict(row))
+        result.seconds = self.seconds
+        result.final = dict(self.final)
+        return result
 
 
 def split_ensemble(ensemble: TrainedEnsemble) -> list[MemberResult]:
@@ -81,6 +118,8 @@ def split_ensemble(ensemble: TrainedEnsemble) -> list[MemberResult]:
             final=ensemble.finals[k],
             cfg=cfg,
             error=ensemble.errors[k],
+            members=len(ensemble.configs),
+            device=ensemble.device,
         )
         for k, cfg in enumerate(ensemble.configs)
     ]
@@ -146,6 +185,7 @@ def train_ensemble(
     result.finals = [{} for _ in cfgs]
     result.seconds = [0.0] * k_all
     result.errors = [None] * k_all
+    result.device = str(device)
 
     if exact is None and device.type != "cpu":
         exact = False  # bit-identity with single runs is a property of torch's cpu kernels

@@ -34,7 +34,7 @@ from riemexp.identity import IDENTITY_KEY
 from riemexp.layout import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 
 #: metrics.json keys that are numbers but not results (never logged as final metrics)
-NOT_RESULTS = frozenset({"seed", "pid", "epochs", "threads"})
+NOT_RESULTS = frozenset({"seed", "pid", "epochs", "threads", "ensemble_members"})
 #: prefix of the final numbers' names (TensorBoard tags, MLflow metric keys): final/test_accuracy
 FINAL = "final/"
 

@@ -21,7 +21,7 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -50,11 +50,18 @@ from riemexp.runner.record import (
 from riemexp.threads import run_cpus, run_threads, using_threads
 from riemexp.train import TrainResult, train
 
+if TYPE_CHECKING:
+    from riemexp.ensemble import MemberResult
+
 log = logging.getLogger("riemexp")
 
 
 def run(
-    cfg: RunConfig, out_dir: str | Path, cpus: int | None = None, loggers: RunLoggers | None = None
+    cfg: RunConfig,
+    out_dir: str | Path,
+    cpus: int | None = None,
+    loggers: RunLoggers | None = None,
+    trained: MemberResult | None = None,
 ) -> dict[str, Any]:
     """Train the network of `cfg`, save it, run the analyses; return the final metrics.
 
@@ -76,6 +83,12 @@ def run(
     `loggers` (`riemexp.loggers`: TensorBoard, MLflow) get each epoch as it comes and the run
     once it has stopped, completed or not; a failing logger is dropped with a warning and
     never fails the run.
+
+    `trained`: the run's training, already done as a member of an ensemble
+    (`riemexp.ensemble.split_ensemble`, trained with this very config): the run takes its weights,
+    history and scores (or its divergence) instead of training, and does everything else as
+    usual, so that its folder is that of the run trained alone (metrics.json adds
+    `ensemble_members`, the size of the ensemble, and its `train_seconds` are the ensemble's).
     """
     out_dir = Path(out_dir)
     stopwatch = timing.current() or timing.Stopwatch()
@@ -87,7 +100,7 @@ def run(
             except OSError as err:
                 raise OutputError.from_os_error(err) from None
         with lock.hold(out_dir), using_threads(threads):
-            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]), cpus)
+            return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]), cpus, trained)
 
 
 def _make_way(out_dir: Path) -> bool:
@@ -205,13 +218,14 @@ def _run_locked(
     stopwatch: timing.Stopwatch,
     loggers: RunLoggers,
     cpus: int | None = None,
+    trained: MemberResult | None = None,
 ) -> dict[str, Any]:
     staged = _make_way(out_dir)
     attempt = _Attempt(out_dir, staged, _first_record(cfg, threads), loggers)
     metrics = attempt.metrics
     try:
         attempt.begin(cfg)
-        _train_and_analyse(cfg, attempt.work, attempt.record, attempt.result, loggers, cpus)
+        _train_and_analyse(cfg, attempt.work, attempt.record, attempt.result, loggers, cpus, trained)
         attempt.complete(stopwatch)
     except BaseException as err:
         if attempt.done:  # a signal that waited for the completed run: it stays completed
@@ -241,8 +255,10 @@ def _train_and_analyse(
     result: TrainResult,
     loggers: RunLoggers,
     cpus: int | None = None,
+    trained: MemberResult | None = None,
 ) -> None:
-    """Everything a run does, writing into `work`: data, memory checks, training, saving, analyses."""
+    """Everything a run does, writing into `work`: data, memory checks, training (or the ensemble
+    member's, `trained`), saving, analyses."""
     stage = timing.stage
     metrics = record.metrics
     _phase(record, "setup")
@@ -278,7 +294,11 @@ def _train_and_analyse(
                 status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
                 bar.update(bar.task_ids[0], advance=1, status=status)
 
-        train(cfg, data, on_epoch=on_epoch, result=result, on_start=lambda model: snapshot(model, 0))
+        if trained is not None and recorder is None:  # trained in an ensemble (riemexp.ensemble)
+            metrics["ensemble_members"] = trained.members
+            trained.replay(cfg, result, on_epoch)
+        else:  # (a member has no snapshots taken during its training: such a run trains alone)
+            train(cfg, data, on_epoch=on_epoch, result=result, on_start=lambda model: snapshot(model, 0))
     metrics.update(final_scores(result), device=str(next(result.model.parameters()).device))
     metrics.update(verdict.assess(metrics["test_accuracy"], data.y_test.numpy()))
     if metrics.get("near_chance"):
