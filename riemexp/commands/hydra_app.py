@@ -256,9 +256,10 @@ def job_cpus() -> int:
 
 def launcher_share(target: str, n_jobs: int | None, cpus: int) -> int:
     """The CPUs of one job, for `threads: auto`: `cpus` shared among the joblib launcher's workers
-    (n_jobs; -1 is one per CPU, -2 all but one, ...); all of them with other launchers (basic runs
+    (n_jobs; -1 is one per CPU, -2 all but one, ...), or the ensemble launcher's (the same
+    n_jobs); all of them with other launchers (basic runs
     one job at a time; submitit and SLURM give each job its own CPUs)."""
-    if "joblib" not in target.lower():
+    if "joblib" not in target.lower() and "ensemble" not in target.lower():
         return cpus
     n_jobs = int(n_jobs or -1)
     workers = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs

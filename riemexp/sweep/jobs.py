@@ -36,7 +36,7 @@ from riemexp.identity import run_identity
 from riemexp.io import atomic_write_json
 from riemexp.layout import METRICS_FILE
 from riemexp.loggers import RunLoggers
-from riemexp.sweep import watchdog
+from riemexp.sweep import ensemble, watchdog
 from riemexp.sweep.folders import JOB_FILE, read_job_folder
 from riemexp.sweep.launch import JOB_IDENTITY_ENV
 
@@ -146,8 +146,9 @@ def sweep_job(
                 log.info("already completed with the same config: skipped (%s)", out_dir)
                 if run_loggers:
                     run_loggers.record_finished(out_dir)
-            else:
-                status = run(cfg, out_dir, cpus=cpus, loggers=run_loggers)["status"]
+            else:  # trained already when its launcher trains jobs as ensembles (riemexp.sweep.ensemble)
+                trained = ensemble.member_for(cfg, out_dir.parent)
+                status = run(cfg, out_dir, cpus=cpus, loggers=run_loggers, trained=trained)["status"]
         except FolderBusyError as err:  # another live run writes the folder: leave it alone
             log.error("job not run: %s", err)
             return "busy"

@@ -52,6 +52,11 @@ class HydraSettings:
     def joblib(self) -> bool:
         return "JoblibLauncher" in self.launcher
 
+    @property
+    def ensemble(self) -> bool:
+        """hydra/launcher=ensemble (riemexp.sweep.ensemble): jobs of one shape trained together."""
+        return "EnsembleLauncher" in self.launcher
+
 
 def _hydra_error(message: str) -> str:
     """Hydra's multi-line complaint as one line; an unknown group option lists the options."""
@@ -94,12 +99,18 @@ def hydra_settings(hydra_args: Sequence[str], command: str) -> HydraSettings:
         sweep_dir = str(OmegaConf.select(cfg, "hydra.sweep.dir"))
         launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_"))
         n_jobs = OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None)
+        sizes = {
+            k: OmegaConf.select(cfg, f"hydra.launcher.{k}", default=1) for k in ("max_members", "min_members")
+        }
     except Exception as err:
         raise ConfigError(_hydra_error(str(err))) from None
     if not sweep_dir.strip():
         raise ConfigError("hydra.sweep.dir must name a folder, got an empty value")
     settings = HydraSettings(Path(sweep_dir).expanduser().resolve(), launcher, n_jobs)
-    if settings.joblib and n_jobs == 0:
+    for key, value in sizes.items() if settings.ensemble else ():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"hydra.launcher.{key} must be a number of jobs >= 1, got {value!r}")
+    if (settings.joblib or settings.ensemble) and n_jobs == 0:
         raise ConfigError(
             "hydra.launcher.n_jobs must be a number of parallel jobs >= 1, or negative to count back "
             "from the cores (-1: every core), got 0"

@@ -1,0 +1,309 @@
+"""Sweep jobs trained as batched ensembles: the work of `hydra/launcher=ensemble`.
+
+The launcher (hydra_plugins/riemexp_sweeper/ensemble_launcher.py) composes every job it is
+handed, as Hydra's basic launcher does, and asks `plan_groups` which of them can share an
+ensemble: runs of one network kind, width, depth and activation, one optimizer, batch size,
+numbers of training and test points and classes, device and torch thread count
+(`riemexp.ensemble.ensemble_key`), on the cpu and narrow enough (width and classes <= 3) for
+every member to end bit for bit where the job trained alone ends. Each group is trained at once
+(`train_group`), then its jobs run one by one through Hydra exactly as under the basic launcher:
+the job's task finds its member (`member_for`) and `riemexp.run.run` writes it into the job's
+own folder with the single run's pipeline (geometry, tables, figures, metrics.json, history.csv,
+model.pt, report.md). A job in no group (alone in its shape, a config that does not compose,
+a dataset that cannot be made, width above 3, CUDA) runs as under the basic launcher.
+
+Groups are cut at `max_members` members and at a quarter of the memory this process can get
+(the training estimate of `riemexp.memory`, times the members). Members are handed over in this
+process only, and each at most once: a job that finds no member (another config, a folder
+already completed, a member already used) trains alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from riemexp import __version__
+from riemexp.config import RunConfig
+
+if TYPE_CHECKING:
+    from riemexp.datasets import Dataset
+    from riemexp.ensemble import MemberResult
+
+log = logging.getLogger("riemexp")
+
+#: the largest ensemble a sweep trains (hydra.launcher.max_members)
+MAX_MEMBERS = 256
+#: the share of the available memory one ensemble's training may take
+MEMORY_SHARE = 0.25
+
+#: members trained and not yet written, by run identity (this process only)
+_members: dict[str, MemberResult] = {}
+
+
+def identity_of(cfg: RunConfig) -> str:
+    from riemexp.datasets import source_fingerprint
+    from riemexp.identity import run_identity
+
+    return run_identity(cfg, source_fingerprint(cfg.dataset))
+
+
+#: where the launcher leaves members for jobs run by other processes: SWEEP_DIR/.ensemble/IDENTITY.pt
+MEMBERS_DIR = ".ensemble"
+
+
+def member_for(cfg: RunConfig, sweep_dir: Path | None = None) -> MemberResult | None:
+    """The trained ensemble member waiting for the job of `cfg` (used once), or None.
+
+    Members trained in this process wait in memory; members for jobs that run in other
+    processes (the launcher's workers) in sweep_dir/.ensemble/IDENTITY.pt, removed once read.
+    A member of another config, or one that cannot be read, is never used: the job trains alone.
+    """
+    if sweep_dir is not None and not (Path(sweep_dir) / MEMBERS_DIR).is_dir():
+        sweep_dir = None
+    if not _members and sweep_dir is None:
+        return None
+    try:
+        identity = identity_of(cfg)
+    except Exception:  # an unreadable dataset file: the job finds out itself
+        return None
+    member = _members.pop(identity, None)
+    if member is None and sweep_dir is not None:
+        member = read_member(Path(sweep_dir) / MEMBERS_DIR / f"{identity}.pt")
+    return member if member is not None and member.cfg == cfg else None
+
+
+def write_member(path: Path, member: MemberResult) -> None:
+    """A trained member as a file (weights, history, scores, divergence, config), written atomically."""
+    import io
+
+    import torch
+
+    from riemexp.config import config_to_dict
+    from riemexp.io import atomic_write_bytes
+
+    payload = {
+        "riemexp_version": __version__,
+        "config": config_to_dict(member.cfg),
+        "state_dict": member.model.state_dict(),
+        "history": member.history,
+        "final": member.final,
+        "seconds": member.seconds,
+        "error": None if member.error is None else str(member.error),
+        "members": member.members,
+        "device": member.device,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_member(path: Path) -> MemberResult | None:
+    """The member `write_member` wrote at path (the file is removed), or None when there is none,
+    it is unreadable or another riemexp version wrote it."""
+    import torch
+
+    from riemexp.config import load_config
+    from riemexp.ensemble import MemberResult
+    from riemexp.errors import DivergedError
+    from riemexp.networks import build_network
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing or unreadable: train alone
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    try:
+        if payload.get("riemexp_version") != __version__:
+            return None
+        cfg = load_config(payload["config"])
+        state = payload["state_dict"]
+        model = build_network(cfg.network, int(state["head.weight"].shape[0]))
+        model.load_state_dict(state)
+        model.eval()
+        error = payload["error"]
+        return MemberResult(
+            model=model,
+            history=[dict(row) for row in payload["history"]],
+            seconds=float(payload["seconds"]),
+            final=dict(payload["final"]),
+            cfg=cfg,
+            error=None if error is None else DivergedError(error),
+            members=int(payload["members"]),
+            device=str(payload["device"]),
+        )
+    except Exception:
+        return None
+
+
+def forget(identities: Sequence[str]) -> None:
+    """Drop the members of these jobs (written, or their jobs failed before asking)."""
+    for identity in identities:
+        _members.pop(identity, None)
+
+
+def waiting() -> int:
+    """How many trained members wait for their jobs."""
+    return len(_members)
+
+
+@dataclass
+class Job:
+    """One job of the batch as the ensemble planner sees it: its config (None when it does not
+    compose into a RunConfig: it runs alone and fails there), identity and dataset."""
+
+    position: int
+    cfg: RunConfig | None = None
+    identity: str = ""
+    data: Dataset | None = None
+
+
+def exact_alone(cfg: RunConfig, data: Dataset) -> bool:
+    """Whether an ensemble trains this run bit for bit as it trains alone: on the cpu, width and
+    classes up to `riemexp.ensemble.network.EXACT_MAX_CONTRACTION`."""
+    from riemexp.ensemble.network import EXACT_MAX_CONTRACTION
+    from riemexp.train import resolve_device
+
+    return (
+        resolve_device(cfg.device).type == "cpu"
+        and max(cfg.network.width, data.n_classes) <= EXACT_MAX_CONTRACTION
+    )
+
+
+def _member_bytes(cfg: RunConfig, data: Dataset) -> int:
+    from riemexp.memory import training_bytes
+
+    n_train = len(data.x_train)
+    batch = n_train if cfg.optim.batch_size is None else min(cfg.optim.batch_size, n_train)
+    return training_bytes(len(data.x), batch, cfg.network.width, cfg.network.depth)
+
+
+def plan_groups(
+    jobs: Sequence[Job], max_members: int = MAX_MEMBERS, min_members: int = 2, cpus: int | None = None
+) -> list[list[int]]:
+    """The jobs' positions in the order they run: each inner list one ensemble (at least
+    min_members jobs) or one job alone. An ensemble runs where its first job stood."""
+    from riemexp.ensemble import ensemble_key
+    from riemexp.memory import available_bytes
+    from riemexp.threads import run_threads
+
+    room = available_bytes()
+    keys: dict[int, Any] = {}
+    for job in jobs:
+        if job.cfg is None or job.data is None:
+            continue
+        try:
+            if not exact_alone(job.cfg, job.data):
+                continue
+            threads = run_threads(job.cfg, n_data=len(job.data.x), share=cpus)
+            keys[job.position] = (ensemble_key(job.cfg, job.data), threads)
+        except Exception:  # e.g. device=cuda without CUDA, threads above the CPUs: the job says so
+            continue
+    by_key: dict[Any, list[Job]] = {}
+    for job in jobs:
+        if job.position in keys:
+            by_key.setdefault(keys[job.position], []).append(job)
+    groups: dict[int, list[int]] = {}  # first position -> positions
+    for members in by_key.values():
+        size = max(1, max_members)
+        if room is not None:
+            per_member = max(_member_bytes(members[0].cfg, members[0].data), 1)  # type: ignore[arg-type]
+            size = max(1, min(size, int(room * MEMORY_SHARE) // per_member))
+        for i in range(0, len(members), size):
+            piece = [j.position for j in members[i : i + size]]
+            if len(piece) >= min_members:
+                groups[piece[0]] = piece
+    grouped = {p for piece in groups.values() for p in piece}
+    order = []
+    for job in jobs:
+        if job.position in groups:
+            order.append(groups[job.position])
+        elif job.position not in grouped:
+            order.append([job.position])
+    return order
+
+
+def datasets_of(cfgs: Sequence[RunConfig | None]) -> list[Dataset | None]:
+    """Each config's dataset (shared between configs with the same data); None where it cannot be made."""
+    from riemexp.config import config_to_dict
+    from riemexp.datasets import make_dataset
+
+    made: dict[str, Dataset | None] = {}
+    out: list[Dataset | None] = []
+    for cfg in cfgs:
+        if cfg is None:
+            out.append(None)
+            continue
+        key = json.dumps([config_to_dict(cfg.dataset), cfg.data_seed], sort_keys=True)
+        if key not in made:
+            try:
+                made[key] = make_dataset(cfg.dataset, cfg.data_seed)
+            except Exception:  # the job itself reports it, alone
+                made[key] = None
+        out.append(made[key])
+    return out
+
+
+def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True) -> list[MemberResult]:
+    """Train the jobs as one ensemble; its members, in the jobs' order, each kept in this process
+    for its job (`member_for`) when `keep`.
+
+    A failure of the ensemble itself (memory, a bug) is logged and gives no members: the jobs
+    then train alone. KeyboardInterrupt propagates.
+    """
+    from riemexp.ensemble import split_ensemble, train_ensemble
+    from riemexp.threads import run_threads, using_threads
+
+    cfgs = [j.cfg for j in jobs]
+    datasets = [j.data for j in jobs]
+    first = cfgs[0]
+    assert first is not None
+    net = first.network
+    log.info(
+        "ensemble of %d jobs (%s, depth %d, width %d, %s): training",
+        len(jobs),
+        net.kind.value,
+        net.depth,
+        net.width,
+        net.activation.value,
+    )
+    try:
+        threads = run_threads(first, n_data=len(datasets[0].x), share=cpus)  # type: ignore[union-attr]
+        with using_threads(threads):
+            trained = train_ensemble(cfgs, datasets)  # type: ignore[arg-type]
+    except Exception as err:
+        log.warning(
+            "the ensemble could not be trained (%s: %s): its jobs train alone", type(err).__name__, err
+        )
+        return []
+    members = split_ensemble(trained)
+    if keep:
+        for job, member in zip(jobs, members):
+            _members[job.identity] = member
+    diverged = sum(m.error is not None for m in members)
+    log.info(
+        "ensemble of %d jobs trained in %.2f s%s",
+        len(jobs),
+        max(trained.seconds, default=0.0),
+        f" ({diverged} diverged)" if diverged else "",
+    )
+    return members
+
+
+__all__ = [
+    "Job",
+    "datasets_of",
+    "exact_alone",
+    "forget",
+    "member_for",
+    "plan_groups",
+    "train_group",
+    "waiting",
+]

@@ -1,0 +1,215 @@
+"""Ensemble members written into run folders, and sweeps trained as ensembles (hydra/launcher=ensemble).
+
+A member's folder must be the folder of the same run trained alone: the same files, the same
+bytes where a run is deterministic (history, weights, geometry, tables), the same metrics but for
+when and where it ran; and every tool that reads run folders must work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from riemexp.commands import ls as ls_command
+from riemexp.config import NetworkConfig, OptimConfig
+from riemexp.ensemble import split_ensemble, train_ensemble
+from riemexp.errors import DivergedError
+from riemexp.run import load_run, run
+from riemexp.sweep import ensemble as sweep_ensemble
+from riemexp.sweep.summary import summarize
+from riemexp.train import train
+from tests.conftest import tiny_config
+from tests.test_ensemble import EXACT_PLATFORM
+
+#: metrics.json keys that say when, where and how fast a run ran, not what it found
+CIRCUMSTANCES = {
+    "pid",
+    "host",
+    "started",
+    "heartbeat",
+    "finished",
+    "timings",
+    "train_seconds",
+    "figure_seconds",
+    "ensemble_members",
+}
+
+needs_exact = pytest.mark.skipif(not EXACT_PLATFORM, reason="bit-identity measured on x86-64 with MKL")
+
+
+def small(**changes):
+    cfg = tiny_config(plot=replace(tiny_config().plot, enabled=False))
+    cfg = replace(cfg, geometry=replace(cfg.geometry, grid_density=8), ode=replace(cfg.ode, max_refinement=2))
+    return replace(cfg, **changes)
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and ".riemexp" not in p.name
+    )
+
+
+def assert_same_run_folder(mine: Path, theirs: Path) -> None:
+    """Same files, same history, weights, geometry and tables, same metrics but the circumstances."""
+    assert files_of(mine) == files_of(theirs)
+    assert (mine / "history.csv").read_bytes() == (theirs / "history.csv").read_bytes()
+    assert (mine / "config.yaml").read_bytes() == (theirs / "config.yaml").read_bytes()
+    for name in files_of(mine):
+        if name.startswith("tables/"):
+            assert (mine / name).read_bytes() == (theirs / name).read_bytes(), name
+    a, b = load_run(mine), load_run(theirs)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    for key, value in a.geometry.items():
+        np.testing.assert_array_equal(value, b.geometry[key], err_msg=key)
+    ma = {k: v for k, v in a.metrics.items() if k not in CIRCUMSTANCES and not k.endswith("_seconds")}
+    mb = {k: v for k, v in b.metrics.items() if k not in CIRCUMSTANCES and not k.endswith("_seconds")}
+    assert ma == mb
+
+
+@needs_exact
+def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path) -> None:
+    cfgs = [small(seed=s, network=NetworkConfig(depth=3, step_size=h)) for s, h in ((0, 0.5), (1, 0.2))]
+    members = split_ensemble(train_ensemble(cfgs))
+    for k, (cfg, member) in enumerate(zip(cfgs, members)):
+        metrics = run(cfg, tmp_path / f"member{k}", trained=member)
+        run(cfg, tmp_path / f"alone{k}")
+        assert metrics["status"] == "completed" and metrics["ensemble_members"] == 2
+        assert "ensemble_members" not in json.loads((tmp_path / f"alone{k}" / "metrics.json").read_text())
+        assert_same_run_folder(tmp_path / f"member{k}", tmp_path / f"alone{k}")
+        assert (tmp_path / f"member{k}" / "report.md").is_file()
+
+
+def test_a_diverged_member_is_recorded_as_its_single_run_is(tmp_path: Path) -> None:
+    diverging = small(
+        network=NetworkConfig(depth=2, activation="identity"), optim=OptimConfig(name="sgd", lr=1e6, epochs=5)
+    )
+    fine = replace(diverging, optim=replace(diverging.optim, lr=0.05))
+    members = split_ensemble(train_ensemble([fine, diverging]))
+    assert members[1].status == "diverged" and members[0].status == "completed"
+    with pytest.raises(DivergedError) as raised:
+        run(diverging, tmp_path / "member", trained=members[1])
+    with pytest.raises(DivergedError) as alone:
+        run(diverging, tmp_path / "alone")
+    assert str(raised.value) == str(alone.value)
+    recorded = json.loads((tmp_path / "member" / "metrics.json").read_text())
+    assert recorded["status"] == "diverged" and recorded["error"] == str(alone.value)
+    assert (tmp_path / "member" / "history.csv").read_bytes() == (
+        tmp_path / "alone" / "history.csv"
+    ).read_bytes()
+    assert run(fine, tmp_path / "fine", trained=members[0])["status"] == "completed"
+
+
+def test_a_member_of_another_config_is_refused(tmp_path: Path) -> None:
+    cfg = small()
+    (member,) = split_ensemble(train_ensemble([cfg]))
+    other = replace(cfg, seed=5)
+    with pytest.raises(ValueError, match="another config"):
+        member.replay(other)
+    # a sweep job never uses it: member_for compares the configs
+    sweep_ensemble._members[sweep_ensemble.identity_of(other)] = member
+    assert sweep_ensemble.member_for(other) is None
+
+
+def test_member_files_round_trip_and_are_used_once(tmp_path: Path) -> None:
+    cfgs = [small(seed=s) for s in (0, 1)]
+    members = split_ensemble(train_ensemble(cfgs))
+    folder = tmp_path / sweep_ensemble.MEMBERS_DIR
+    folder.mkdir()
+    for cfg, member in zip(cfgs, members):
+        sweep_ensemble.write_member(folder / f"{sweep_ensemble.identity_of(cfg)}.pt", member)
+    back = sweep_ensemble.member_for(cfgs[1], tmp_path)
+    assert back is not None and back.cfg == cfgs[1] and back.members == 2
+    assert back.history == members[1].history and back.final == members[1].final
+    for key, value in members[1].model.state_dict().items():
+        assert torch.equal(value, back.model.state_dict()[key])
+    assert sweep_ensemble.member_for(cfgs[1], tmp_path) is None  # used once
+    (folder / f"{sweep_ensemble.identity_of(cfgs[0])}.pt").write_bytes(b"not a member")
+    assert sweep_ensemble.member_for(cfgs[0], tmp_path) is None  # unreadable: the job trains alone
+
+
+def test_plan_groups_by_shape_keeps_the_rest_alone_and_cuts_large_groups() -> None:
+    cfgs = [
+        small(seed=0),
+        small(seed=0, network=NetworkConfig(depth=4)),
+        small(seed=1),
+        small(seed=2, network=NetworkConfig(depth=3, width=4)),  # wider than exact: alone
+        small(seed=2),
+        None,  # a job whose config does not compose: alone
+        small(seed=3),
+    ]
+    datasets = sweep_ensemble.datasets_of(cfgs)
+    jobs = [sweep_ensemble.Job(i, cfg, data=data) for i, (cfg, data) in enumerate(zip(cfgs, datasets))]
+    assert sweep_ensemble.plan_groups(jobs) == [[0, 2, 4, 6], [1], [3], [5]]
+    assert sweep_ensemble.plan_groups(jobs, max_members=3) == [[0, 2, 4], [1], [3], [5], [6]]
+    assert sweep_ensemble.plan_groups(jobs, min_members=5) == [[i] for i in range(7)]
+
+
+@needs_exact
+@pytest.mark.slow
+def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp_path: Path, cli) -> None:
+    """One sweep of 4 jobs in one ensemble (seeds 0, 1 x a fine and a diverging learning rate) on
+    two workers, read back by every tool; then a job folder removed and the sweep resumed."""
+    sweep = tmp_path / "sweep"
+    args = [
+        "sweep",
+        "grid=none",
+        "dataset=moons",
+        "dataset.n_samples=120",
+        "optim.epochs=5",
+        "plot.enabled=false",
+        "geometry.grid_density=8",
+        "ode.max_refinement=2",
+        "network.depth=2",
+        "network.activation=identity",
+        "optim=sgd",
+        "seed=0,1",
+        "optim.lr=0.05,1e6",
+        "hydra/launcher=ensemble",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr  # the diverging jobs fail, alone
+    assert "4 jobs: 4 ran, 0 skipped" in done.stdout and "2 failed" in done.stdout
+    assert "4 in 1 ensembles, 0 alone" in done.stdout + done.stderr
+    assert not (sweep / sweep_ensemble.MEMBERS_DIR).exists()
+    summary = summarize(sweep)
+    by_status: dict[str, list] = {}
+    for job in summary.jobs:
+        by_status.setdefault(job.status, []).append(job)
+    assert len(by_status["completed"]) == 2 and len(by_status["diverged"]) == 2
+    for job in by_status["completed"]:
+        loaded = load_run(job.path)
+        assert loaded.metrics["ensemble_members"] == 4
+        alone = train(loaded.config, loaded.data)  # the same job trained alone, here
+        for key, value in alone.model.state_dict().items():
+            assert torch.equal(value, loaded.model.state_dict()[key]), key
+        assert [r["train_loss"] for r in loaded.history] == pytest.approx(
+            [r["train_loss"] for r in alone.history], rel=0, abs=0
+        )
+        assert math.isclose(loaded.metrics["test_accuracy"], alone.final["test_accuracy"], abs_tol=0)
+    for job in by_status["diverged"]:
+        assert job.error.startswith("training diverged")
+    # riemexp ls reads the folders (and the sweep) like any others
+    assert ls_command.main([str(sweep), "--csv"]) == 0
+
+    # resume: a completed member's folder removed; that job and the two diverged ones run again
+    # (as an ensemble of three), the others are skipped; the removed job comes back bit for bit
+    gone = by_status["completed"][0].path
+    earlier = torch.load(gone / "model.pt", weights_only=True)["state_dict"]
+    history = (gone / "history.csv").read_bytes()
+    shutil.rmtree(gone)
+    again = cli(*args, cwd=tmp_path)
+    assert "4 jobs: 3 to run, 1 already completed" in again.stdout, again.stdout
+    assert "3 in 1 ensembles, 0 alone" in again.stdout + again.stderr
+    assert (gone / "history.csv").read_bytes() == history
+    now = torch.load(gone / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(value, now[key]) for key, value in earlier.items())
