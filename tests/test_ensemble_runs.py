@@ -118,21 +118,28 @@ def test_a_member_of_another_config_is_refused(tmp_path: Path) -> None:
     assert sweep_ensemble.member_for(other) is None
 
 
-def test_member_files_round_trip_and_are_used_once(tmp_path: Path) -> None:
-    cfgs = [small(seed=s) for s in (0, 1)]
-    members = split_ensemble(train_ensemble(cfgs))
-    folder = tmp_path / sweep_ensemble.MEMBERS_DIR
-    folder.mkdir()
-    for cfg, member in zip(cfgs, members):
-        sweep_ensemble.write_member(folder / f"{sweep_ensemble.identity_of(cfg)}.pt", member)
-    back = sweep_ensemble.member_for(cfgs[1], tmp_path)
-    assert back is not None and back.cfg == cfgs[1] and back.members == 2
-    assert back.history == members[1].history and back.final == members[1].final
-    for key, value in members[1].model.state_dict().items():
-        assert torch.equal(value, back.model.state_dict()[key])
-    assert sweep_ensemble.member_for(cfgs[1], tmp_path) is None  # used once
-    (folder / f"{sweep_ensemble.identity_of(cfgs[0])}.pt").write_bytes(b"not a member")
-    assert sweep_ensemble.member_for(cfgs[0], tmp_path) is None  # unreadable: the job trains alone
+def test_batch_keys_and_units_group_what_can_share_an_ensemble() -> None:
+    from hydra_plugins.riemexp_sweeper.ensemble_launcher import plan_units
+    from riemexp.ensemble.network import EXACT_MAX_CONTRACTION
+
+    assert sweep_ensemble.EXACT_WIDTH == EXACT_MAX_CONTRACTION
+    base = small()
+    same = [
+        small(seed=1),
+        small(network=NetworkConfig(depth=3, step_size=0.1)),
+        small(optim=OptimConfig(lr=0.5)),
+    ]
+    assert {sweep_ensemble.batch_key(c) for c in [base, *same]} == {sweep_ensemble.batch_key(base)}
+    for other in (small(network=NetworkConfig(depth=4)), small(optim=OptimConfig(name="sgd"))):
+        assert sweep_ensemble.batch_key(other) != sweep_ensemble.batch_key(base)
+    assert sweep_ensemble.batch_key(small(network=NetworkConfig(depth=3, width=4))) is None
+    jobs = [[f"seed={i}", f"hydra.sweep.subdir='job{i}'"] for i in range(7)]
+    batches = {"job0": "a", "job1": "b", "job2": "a", "job3": None, "job4": "a", "job5": "b", "job6": "c"}
+    assert plan_units(jobs, batches, 256, 2, 1) == [[0, 2, 4], [1, 5], [3], [6]]
+    assert plan_units(jobs, batches, 2, 2, 1) == [[0, 2], [1, 5], [3], [4], [6]]
+    assert plan_units(jobs, {}, 256, 2, 2) == [[i] for i in range(7)]
+    # fewer units than workers: the largest ensemble is halved
+    assert plan_units(jobs[:3:2] + jobs[4:5], batches, 256, 1, 2) == [[0, 1], [2]]
 
 
 def test_plan_groups_by_shape_keeps_the_rest_alone_and_cuts_large_groups() -> None:
@@ -155,8 +162,9 @@ def test_plan_groups_by_shape_keeps_the_rest_alone_and_cuts_large_groups() -> No
 @needs_exact
 @pytest.mark.slow
 def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp_path: Path, cli) -> None:
-    """One sweep of 4 jobs in one ensemble (seeds 0, 1 x a fine and a diverging learning rate) on
-    two workers, read back by every tool; then a job folder removed and the sweep resumed."""
+    """One sweep of 4 jobs of one shape (seeds 0, 1 x a fine and a diverging learning rate): two
+    ensembles of two on two workers, read back by every tool; then a job folder removed and the
+    sweep resumed (three jobs, one ensemble, in the sweep's own process)."""
     sweep = tmp_path / "sweep"
     args = [
         "sweep",
@@ -179,8 +187,7 @@ def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp
     done = cli(*args, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr  # the diverging jobs fail, alone
     assert "4 jobs: 4 ran, 0 skipped" in done.stdout and "2 failed" in done.stdout
-    assert "4 in 1 ensembles, 0 alone" in done.stdout + done.stderr
-    assert not (sweep / sweep_ensemble.MEMBERS_DIR).exists()
+    assert "4 jobs on 2 workers: 4 in 2 ensembles, 0 alone" in done.stdout + done.stderr
     summary = summarize(sweep)
     by_status: dict[str, list] = {}
     for job in summary.jobs:
@@ -188,7 +195,7 @@ def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp
     assert len(by_status["completed"]) == 2 and len(by_status["diverged"]) == 2
     for job in by_status["completed"]:
         loaded = load_run(job.path)
-        assert loaded.metrics["ensemble_members"] == 4
+        assert loaded.metrics["ensemble_members"] == 2
         alone = train(loaded.config, loaded.data)  # the same job trained alone, here
         for key, value in alone.model.state_dict().items():
             assert torch.equal(value, loaded.model.state_dict()[key]), key
@@ -209,7 +216,8 @@ def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp
     shutil.rmtree(gone)
     again = cli(*args, cwd=tmp_path)
     assert "4 jobs: 3 to run, 1 already completed" in again.stdout, again.stdout
-    assert "3 in 1 ensembles, 0 alone" in again.stdout + again.stderr
+    assert "3 jobs on 1 process: 3 in 1 ensembles, 0 alone" in again.stdout + again.stderr
     assert (gone / "history.csv").read_bytes() == history
+    assert json.loads((gone / "metrics.json").read_text())["ensemble_members"] == 3
     now = torch.load(gone / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(value, now[key]) for key, value in earlier.items())

@@ -1,18 +1,23 @@
 """hydra/launcher=ensemble: a sweep's jobs of one shape trained together as batched ensembles.
 
-Hydra's basic launcher runs the jobs one after another in this process; this one first composes
-them all, groups those that can share an ensemble (riemexp.sweep.ensemble: same network shape,
-optimizer, batch size and data size; seeds, step sizes, learning rates, datasets and epochs may
-differ) and trains each group at once, in this process. Then every job runs through Hydra as
-under the joblib launcher (its folder, .hydra/, train.log, env_set), on n_jobs worker processes,
-and its task writes the trained member into the job folder with the single run's pipeline
-(analyses, tables, figures); each member ends bit for bit as the job trained alone. Jobs that
-fit no group train alone there, as under the joblib launcher. With n_jobs 1 (or without the
-joblib plugin) the launcher trains and writes one group at a time, all in this process, as
-Hydra's basic launcher runs jobs.
+riemexp's sweep planner records, for every job, what it must share with others to be trained
+together (its `batch` in SWEEP_DIR/sweep.yaml: network kind, width, depth and activation,
+optimizer, batch size, dataset size, device; riemexp.sweep.ensemble.batch_key). This launcher
+cuts the jobs into units: the jobs of one batch key (at most max_members), or one job alone.
+Each unit runs in a worker process (joblib's loky workers, one per core: n_jobs) or, with
+n_jobs 1 or without the joblib plugin, in this process:
 
-    hydra.launcher.n_jobs        worker processes for the jobs: -1 one per core (default),
-                                 -2 all but one, ...; 1: none, everything in this process
+    compose the unit's jobs as Hydra does, check on their data that they can share an ensemble
+    (riemexp.sweep.ensemble.plan_groups), train each group at once, then run every job through
+    Hydra as any launcher does (its folder, .hydra/, train.log, env_set): its task finds its
+    trained member and writes it into the job folder with the single run's pipeline.
+
+Every member ends bit for bit as the job trained alone; a job in no group trains alone. Units
+run largest first; when there are fewer units than workers, the largest ensembles are halved so
+that every core has work.
+
+    hydra.launcher.n_jobs        worker processes: -1 one per core (default), -2 all but one,
+                                 ...; 1: everything in this process
     hydra.launcher.max_members   the largest ensemble (default 256; memory cuts groups further)
     hydra.launcher.min_members   smaller groups train job by job (default 2)
 
@@ -27,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,123 @@ def _task_config(sweep_config: DictConfig) -> Any:
         return None
 
 
+def run_unit(
+    positions: Sequence[int],
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    hydra_context: HydraContext,
+    config: DictConfig,
+    task_function: TaskFunction,
+    singleton_state: dict[Any, Any] | None,
+    max_members: int,
+    min_members: int,
+    cpus: int,
+) -> list[tuple[int, JobReturn]]:
+    """Run the jobs at `positions` of the batch (one unit), here: compose them, train those that
+    can share an ensemble together, then run each through Hydra. Returns (position, JobReturn)."""
+    from riemexp.sweep import ensemble
+
+    setup_globals()
+    if singleton_state is not None:  # in a worker process: Hydra's state as in the main process
+        Singleton.set_state(singleton_state)
+    sweep_configs = {}
+    for i in positions:
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(job_overrides[i]))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{initial_job_idx + i}"
+            sweep_config.hydra.job.num = initial_job_idx + i
+        sweep_configs[i] = sweep_config
+    order: list[list[int]] = [[i] for i in positions]
+    jobs = {}
+    if len(positions) > 1:
+        cfgs = [_task_config(sweep_configs[i]) for i in positions]
+        datasets = ensemble.datasets_of(cfgs)
+        for i, cfg, data in zip(positions, cfgs, datasets):
+            job = ensemble.Job(i, cfg, data=data)
+            if cfg is not None and data is not None:
+                try:
+                    job.identity = ensemble.identity_of(cfg)
+                except Exception:  # an unreadable data file: the job says so, alone
+                    job.cfg = None
+            jobs[i] = job
+        order = ensemble.plan_groups(list(jobs.values()), max_members, min_members, cpus)
+    done = []
+    for group in order:
+        if len(group) > 1:
+            ensemble.train_group([jobs[i] for i in group], cpus)
+        try:
+            for i in group:
+                log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(job_overrides[i]))}")
+                HydraConfig.instance().set_config(sweep_configs[i])
+                ret = run_job(
+                    hydra_context=hydra_context,
+                    task_function=task_function,
+                    config=sweep_configs[i],
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
+                done.append((i, ret))
+                configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        finally:
+            ensemble.forget([jobs[i].identity for i in group if i in jobs])
+    return done
+
+
+def _planned_batches(config: DictConfig) -> dict[str, str | None]:
+    """{job folder: batch key} from the sweep's record (riemexp's sweeper writes it); {} without one."""
+    jobs_file = OmegaConf.select(config, "hydra.sweeper.jobs_file", default=None)
+    if not jobs_file:
+        return {}
+    try:
+        record = OmegaConf.to_container(OmegaConf.load(str(jobs_file)), resolve=False)
+        return {str(j["folder"]): j.get("batch") for j in record["job_list"]}  # type: ignore[index]
+    except Exception:  # no usable record: every job alone
+        return {}
+
+
+def _subdir(overrides: Sequence[str]) -> str | None:
+    """The job folder a job's overrides name (hydra.sweep.subdir=...), unquoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for text in reversed(list(overrides)):
+        if text.startswith("hydra.sweep.subdir="):
+            try:
+                return str(OverridesParser.create().parse_override(text).value())
+            except Exception:
+                return None
+    return None
+
+
+def plan_units(
+    job_overrides: Sequence[Sequence[str]],
+    batches: dict[str, str | None],
+    max_members: int,
+    min_members: int,
+    workers: int,
+) -> list[list[int]]:
+    """The batch's job positions cut into units (see the module docstring), largest first."""
+    by_batch: dict[str, list[int]] = {}
+    units = []
+    for i, overrides in enumerate(job_overrides):
+        batch = batches.get(_subdir(overrides) or "")
+        if batch is None:
+            units.append([i])
+        else:
+            by_batch.setdefault(batch, []).append(i)
+    for members in by_batch.values():
+        for k in range(0, len(members), max_members):
+            piece = members[k : k + max_members]
+            units += [piece] if len(piece) >= min_members else [[i] for i in piece]
+    while len(units) < workers:  # fewer units than cores: halve the largest ensemble
+        largest = max(units, key=len)
+        if len(largest) < 2 * max(min_members, 1):
+            break
+        units.remove(largest)
+        half = (len(largest) + 1) // 2
+        units += [largest[:half], largest[half:]]
+    return sorted(units, key=len, reverse=True)
+
+
 class EnsembleLauncher(Launcher):
     def __init__(self, n_jobs: int = -1, max_members: int = 256, min_members: int = 2) -> None:
         super().__init__()
@@ -83,107 +207,54 @@ class EnsembleLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from riemexp.commands.hydra_app import launcher_share
-        from riemexp.sweep import ensemble
         from riemexp.threads import available_cpus
 
         setup_globals()
         assert self.hydra_context is not None and self.config is not None and self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-
-        sweep_configs = []
-        for idx, overrides in enumerate(job_overrides):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = initial_job_idx + idx
-                sweep_config.hydra.job.num = initial_job_idx + idx
-            sweep_configs.append(sweep_config)
-        cfgs = [_task_config(c) for c in sweep_configs]
-        datasets = ensemble.datasets_of(cfgs)
-        jobs = []
-        for idx, (cfg, data) in enumerate(zip(cfgs, datasets)):
-            job = ensemble.Job(idx, cfg, data=data)
-            if cfg is not None and data is not None:
-                try:
-                    job.identity = ensemble.identity_of(cfg)
-                except Exception:
-                    job.cfg = None
-            jobs.append(job)
-        # each job's CPUs, as the job itself counts them (`threads: auto`, hence its bits, depend on them)
-        cpus = launcher_share(self.config.hydra.launcher._target_, self.n_jobs, available_cpus())
-        order = ensemble.plan_groups(jobs, self.max_members, self.min_members, cpus)
-        sizes = [len(g) for g in order if len(g) > 1]
-        log.info(
-            f"Launching {len(job_overrides)} jobs locally: {sum(sizes)} in {len(sizes)} ensembles, "
-            f"{len(job_overrides) - sum(sizes)} alone"
-        )
         workers = _workers(self.n_jobs, available_cpus(), len(job_overrides))
+        units = plan_units(
+            job_overrides, _planned_batches(self.config), self.max_members, self.min_members, workers
+        )
+        workers = min(workers, len(units))  # one unit: no worker to start
+        grouped = [u for u in units if len(u) > 1]
+        log.info(
+            f"Launching {len(job_overrides)} jobs on {workers} {'workers' if workers > 1 else 'process'}: "
+            f"{sum(map(len, grouped))} in {len(grouped)} ensembles, "
+            f"{len(job_overrides) - sum(map(len, grouped))} alone"
+        )
+        # each job's CPUs, as the job itself counts them (`threads: auto`, hence its bits, depend on them)
+        cpus = launcher_share(str(self.config.hydra.launcher._target_), self.n_jobs, available_cpus())
+        common = (
+            job_overrides,
+            initial_job_idx,
+            self.hydra_context,
+            self.config,
+            self.task_function,
+        )
+        sizes = (self.max_members, self.min_members, cpus)
         if workers > 1:
-            return self._launch_parallel(job_overrides, initial_job_idx, jobs, order, workers, cpus)
-        runs: list[JobReturn | None] = [None] * len(job_overrides)
-        for group in order:
-            if len(group) > 1:
-                ensemble.train_group([jobs[i] for i in group], cpus)
-            try:
-                for i in group:
-                    idx = initial_job_idx + i
-                    log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[i]))}")
-                    runs[i] = run_job(
-                        hydra_context=self.hydra_context,
-                        task_function=self.task_function,
-                        config=sweep_configs[i],
-                        job_dir_key="hydra.sweep.dir",
-                        job_subdir_key="hydra.sweep.subdir",
-                    )
-                    configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            finally:
-                ensemble.forget([jobs[i].identity for i in group])
-        return [r for r in runs if r is not None]
+            from joblib import Parallel, delayed
 
-    def _launch_parallel(
-        self,
-        job_overrides: Sequence[Sequence[str]],
-        initial_job_idx: int,
-        jobs: list[Any],
-        order: list[list[int]],
-        workers: int,
-        cpus: int,
-    ) -> Sequence[JobReturn]:
-        """Train every group here, leave the members in SWEEP_DIR/.ensemble/, then run all jobs on
-        the joblib launcher's workers (each job finds its member there)."""
-        import shutil
-
-        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-
-        from riemexp.sweep import ensemble
-
-        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
-        folder = Path(str(self.config.hydra.sweep.dir)) / ensemble.MEMBERS_DIR
-        shutil.rmtree(folder, ignore_errors=True)  # a killed sweep's (the sweep folder is locked)
-        folder.mkdir(parents=True)
-        try:
-            for group in order:
-                if len(group) > 1:
-                    members = ensemble.train_group([jobs[i] for i in group], cpus, keep=False)
-                    for member, i in zip(members, group):
-                        ensemble.write_member(folder / f"{jobs[i].identity}.pt", member)
-            options = {k: v for k, v in vars(JobLibLauncherConf()).items() if k != "_target_"}
-            inner = JoblibLauncher(**{**options, "n_jobs": workers})
-            inner.setup(
-                hydra_context=self.hydra_context, task_function=self.task_function, config=self.config
+            state = Singleton.get_state()
+            results = Parallel(n_jobs=workers, backend="loky", batch_size=1)(
+                delayed(run_unit)(unit, *common, state, *sizes) for unit in units
             )
-            return inner.launch(job_overrides, initial_job_idx)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            results = [run_unit(unit, *common, None, *sizes) for unit in units]
+        runs: dict[int, JobReturn] = {}
+        for done in results:
+            runs.update(done)
+        return [runs[i] for i in sorted(runs)]
 
 
 def _workers(n_jobs: int, cpus: int, n_tasks: int) -> int:
     """Worker processes for n_tasks jobs: n_jobs (negative: counted back from the cpus), at most
-    one per job; 1 (none: this process) when the joblib plugin is not installed."""
+    one per job; 1 (none: this process) when joblib is not installed."""
     import importlib.util
 
-    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+    if importlib.util.find_spec("joblib") is None:
         return 1
     wanted = n_jobs if n_jobs > 0 else max(cpus + 1 + n_jobs, 1)
     return max(1, min(wanted, n_tasks))

@@ -1,19 +1,23 @@
-"""Benchmark: a sweep on the joblib launcher (one job per core) against the same sweep one job after another.
+"""Benchmark: a sweep trained as ensembles, on the joblib launcher and one job after another.
 
-Both sides run the whole `riemexp sweep` command in a fresh subprocess, into their own
+Every side runs the whole `riemexp sweep` command in a fresh subprocess, into its own
 sweep folder, with the same grid and overrides; only the launcher differs:
 
+    ensemble     hydra/launcher=ensemble (jobs of one shape trained together in the main
+                 process, then written by one worker per core; riemexp.sweep.ensemble)
     joblib       hydra/launcher=joblib (n_jobs=-1: every core; one torch thread per job)
     sequential   hydra/launcher=basic  (Hydra's in-process launcher, one job after another)
 
-Printed: both walls (the multirun, as the command reports it, and the whole command), the
-ratio joblib / sequential (target <= 0.6 on 2 cores) and the per-job start-up cost of each
-launcher, (multirun wall x workers - sum of in-job seconds) / jobs: the core time per job
-spent outside the job itself (process start, imports, Hydra's job set-up, waiting).
-The sides alternate `--repeat` times (joblib, sequential, joblib, ...) and each side's
-fastest round is shown, so that other work on a shared machine disturbs both alike.
+Printed: each side's walls (the multirun, as the command reports it, and the whole command),
+the ratios to one after another (targets on 2 cores: joblib <= 0.6, ensemble <= 0.25) and
+ensemble / joblib, and the per-job start-up cost of each launcher, (multirun wall x workers -
+sum of in-job seconds) / jobs: the core time per job spent outside the job itself (process
+start, imports, Hydra's job set-up, waiting; for the ensemble launcher also the training of
+the ensembles, which happens outside the jobs). The sides alternate `--repeat` times and each
+side's fastest round is shown, so that other work on a shared machine disturbs them alike.
 
     riemexp bench sweep [--grid default] [--epochs N] [--quick] [--repeat 2] [--keep DIR]
+                        [--launchers ensemble,joblib,sequential]
 
 --quick: depth {2, 4, 8} and seeds {0, 1} (24 jobs with the default preset's kinds and step
 sizes) instead of the preset's 60.
@@ -32,10 +36,12 @@ from pathlib import Path
 
 from riemexp.bench import machine, option_parser, parse_options
 from riemexp.cli import conf_dir
+from riemexp.errors import ConfigError
 from riemexp.sweep.grid import load_grid
 from riemexp.sweep.jobs import JOB_FILE
 
 QUICK = ["network.depth=2,4,8", "seed=0,1"]
+SIDES = {"ensemble": "ensemble", "joblib": "joblib", "sequential": "basic"}
 
 
 def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict[str, float]:
@@ -63,7 +69,15 @@ def main(args: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller grid: depth 2,4,8 and seeds 0,1")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of both sides; the fastest is shown")
     parser.add_argument("--keep", type=Path, default=None, help="keep the sweep folders under this folder")
+    parser.add_argument(
+        "--launchers", default=",".join(SIDES), help=f"sides to run, comma-separated: {', '.join(SIDES)}"
+    )
     opts = parse_options(parser, args, {"epochs": 1, "repeat": 1})
+    sides = [s.strip() for s in opts.launchers.split(",") if s.strip()]
+    if not sides or any(s not in SIDES for s in sides) or len(set(sides)) != len(sides):
+        raise ConfigError(
+            f"riemexp bench sweep: --launchers must list some of {', '.join(SIDES)}, got '{opts.launchers}'"
+        )
     load_grid(opts.grid, conf_dir())  # an unknown preset: ConfigError listing the presets
     overrides = [f"grid={opts.grid}", *(QUICK if opts.quick else [])]
     if opts.epochs is not None:
@@ -74,28 +88,35 @@ def main(args: list[str]) -> int:
         root = opts.keep or Path(scratch)
         print(machine("auto in every job (one each: a job per core)"), flush=True)
         print(f"riemexp sweep {' '.join(overrides)}  ({workers} cores)", flush=True)
-        rounds: dict[str, list[dict[str, float]]] = {"joblib": [], "sequential": []}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
         for i in range(max(opts.repeat, 1)):
-            for name, launcher in (("joblib", "joblib"), ("sequential", "basic")):
-                side = run_side(f"{name}{i}", launcher, overrides, root)
+            for name in sides:
+                side = run_side(f"{name}{i}", SIDES[name], overrides, root)
                 rounds[name].append(side)
-                print(f"  round {i + 1} {name}: multirun {side['multirun']:.1f} s", flush=True)
-    par = min(rounds["joblib"], key=lambda side: side["multirun"])
-    seq = min(rounds["sequential"], key=lambda side: side["multirun"])
+                walls = f"multirun {side['multirun']:.1f} s, command {side['total']:.1f} s"
+                print(f"  round {i + 1} {name}: {walls}", flush=True)
+    best = {name: min(rounds[name], key=lambda side: side["total"]) for name in sides}
 
     header = ("launcher", "jobs", "multirun s", "command s", "in-job s", "start-up s/job")
     print(f"{header[0]:<12} {header[1]:>5} {header[2]:>11} {header[3]:>10} {header[4]:>9} {header[5]:>15}")
-    for name, side, used in (("joblib", par, workers), ("sequential", seq, 1)):
+    for name, side in best.items():
+        used = 1 if name == "sequential" else workers
         startup = (side["multirun"] * used - side["in_job"]) / max(side["jobs"], 1)
         print(
             f"{name:<12} {side['jobs']:>5.0f} {side['multirun']:>11.1f} {side['total']:>10.1f} "
             f"{side['in_job']:>9.1f} {startup:>15.2f}"
         )
-    print(
-        f"ratio joblib / sequential (multirun wall): {par['multirun'] / seq['multirun']:.2f}  (target <= 0.6)"
-    )
-    print(f"ratio joblib / sequential (whole command): {par['total'] / seq['total']:.2f}")
-    if par["jobs"] != seq["jobs"] or par["jobs"] == 0:
-        print("warning: the two sides did not record the same number of jobs", file=sys.stderr)
+    targets = {"joblib": "  (target <= 0.6)", "ensemble": "  (target <= 0.25)"}
+    pairs = [(a, "sequential") for a in ("joblib", "ensemble")] + [("ensemble", "joblib")]
+    for a, b in pairs:
+        if a in best and b in best:
+            for what, key in (("whole command", "total"), ("multirun wall", "multirun")):
+                ratio = best[a][key] / best[b][key]
+                print(
+                    f"ratio {a} / {b} ({what}): {ratio:.2f}{targets.get(a, '') if b == 'sequential' else ''}"
+                )
+    counts = {side["jobs"] for side in best.values()}
+    if len(counts) != 1 or 0 in counts:
+        print("warning: the sides did not record the same number of jobs", file=sys.stderr)
         return 1
     return 0

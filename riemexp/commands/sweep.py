@@ -127,8 +127,9 @@ def _swept(jobs: Sequence[PlannedJob]) -> list[str]:
 
 def job_list(jobs: Sequence[PlannedJob]) -> list[dict[str, Any]]:
     """The plan as sweep.yaml records it: per job its folder, identity, action (run; skip:
-    already completed there; busy: another live run writes its folder), overrides and the
-    values of the swept keys."""
+    already completed there; busy: another live run writes its folder), overrides, the
+    values of the swept keys and its batch (what jobs trained with it as an ensemble share;
+    riemexp.sweep.ensemble.batch_key)."""
     keys = _swept(jobs)
     return [
         {
@@ -137,6 +138,7 @@ def job_list(jobs: Sequence[PlannedJob]) -> list[dict[str, Any]]:
             "action": "skip" if job.done else ("busy" if job.busy else "run"),
             "overrides": list(job.overrides),
             "values": {k: job.values.get(k) for k in keys},
+            "batch": job.batch,
         }
         for job in jobs
     ]

@@ -20,15 +20,12 @@ already completed, a member already used) trains alone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from riemexp import __version__
 from riemexp.config import RunConfig
 
 if TYPE_CHECKING:
@@ -42,6 +39,9 @@ MAX_MEMBERS = 256
 #: the share of the available memory one ensemble's training may take
 MEMORY_SHARE = 0.25
 
+#: the widest network an ensemble trains bit for bit as alone (riemexp.ensemble.network.EXACT_MAX_CONTRACTION)
+EXACT_WIDTH = 3
+
 #: members trained and not yet written, by run identity (this process only)
 _members: dict[str, MemberResult] = {}
 
@@ -53,94 +53,44 @@ def identity_of(cfg: RunConfig) -> str:
     return run_identity(cfg, source_fingerprint(cfg.dataset))
 
 
-#: where the launcher leaves members for jobs run by other processes: SWEEP_DIR/.ensemble/IDENTITY.pt
-MEMBERS_DIR = ".ensemble"
-
-
-def member_for(cfg: RunConfig, sweep_dir: Path | None = None) -> MemberResult | None:
-    """The trained ensemble member waiting for the job of `cfg` (used once), or None.
-
-    Members trained in this process wait in memory; members for jobs that run in other
-    processes (the launcher's workers) in sweep_dir/.ensemble/IDENTITY.pt, removed once read.
-    A member of another config, or one that cannot be read, is never used: the job trains alone.
-    """
-    if sweep_dir is not None and not (Path(sweep_dir) / MEMBERS_DIR).is_dir():
-        sweep_dir = None
-    if not _members and sweep_dir is None:
+def member_for(cfg: RunConfig) -> MemberResult | None:
+    """The trained ensemble member waiting in this process for the job of `cfg` (used once), or
+    None. A member of another config is never used: the job then trains alone."""
+    if not _members:
         return None
     try:
-        identity = identity_of(cfg)
+        member = _members.pop(identity_of(cfg), None)
     except Exception:  # an unreadable dataset file: the job finds out itself
         return None
-    member = _members.pop(identity, None)
-    if member is None and sweep_dir is not None:
-        member = read_member(Path(sweep_dir) / MEMBERS_DIR / f"{identity}.pt")
     return member if member is not None and member.cfg == cfg else None
 
 
-def write_member(path: Path, member: MemberResult) -> None:
-    """A trained member as a file (weights, history, scores, divergence, config), written atomically."""
-    import io
-
-    import torch
-
-    from riemexp.config import config_to_dict
-    from riemexp.io import atomic_write_bytes
-
-    payload = {
-        "riemexp_version": __version__,
-        "config": config_to_dict(member.cfg),
-        "state_dict": member.model.state_dict(),
-        "history": member.history,
-        "final": member.final,
-        "seconds": member.seconds,
-        "error": None if member.error is None else str(member.error),
-        "members": member.members,
-        "device": member.device,
-    }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_member(path: Path) -> MemberResult | None:
-    """The member `write_member` wrote at path (the file is removed), or None when there is none,
-    it is unreadable or another riemexp version wrote it."""
-    import torch
-
-    from riemexp.config import load_config
-    from riemexp.ensemble import MemberResult
-    from riemexp.errors import DivergedError
-    from riemexp.networks import build_network
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # missing or unreadable: train alone
+def batch_key(cfg: RunConfig) -> str | None:
+    """What jobs must share to be trained together, from the config alone (no data, no torch):
+    the sweep planner records it for every job (sweep.yaml, `batch`) and the launcher groups the
+    jobs by it. None: the job trains alone (wider than `exact_alone` allows). Jobs with equal
+    keys are checked again on their data before they share an ensemble (`plan_groups`)."""
+    net, optim, data = cfg.network, cfg.optim, cfg.dataset
+    if net.width > EXACT_WIDTH:
         return None
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-    try:
-        if payload.get("riemexp_version") != __version__:
-            return None
-        cfg = load_config(payload["config"])
-        state = payload["state_dict"]
-        model = build_network(cfg.network, int(state["head.weight"].shape[0]))
-        model.load_state_dict(state)
-        model.eval()
-        error = payload["error"]
-        return MemberResult(
-            model=model,
-            history=[dict(row) for row in payload["history"]],
-            seconds=float(payload["seconds"]),
-            final=dict(payload["final"]),
-            cfg=cfg,
-            error=None if error is None else DivergedError(error),
-            members=int(payload["members"]),
-            device=str(payload["device"]),
-        )
-    except Exception:
-        return None
+    classes = data.n_classes if data.name == "gaussians" else None
+    return json.dumps(
+        [
+            net.kind.value,
+            net.width,
+            net.depth,
+            net.activation.value,
+            optim.name.value,
+            optim.batch_size,
+            data.name,
+            data.n_samples,
+            data.test_fraction,
+            classes,
+            data.path,
+            cfg.device.value,
+            cfg.threads,
+        ]
+    )
 
 
 def forget(identities: Sequence[str]) -> None:

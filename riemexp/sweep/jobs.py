@@ -147,7 +147,7 @@ def sweep_job(
                 if run_loggers:
                     run_loggers.record_finished(out_dir)
             else:  # trained already when its launcher trains jobs as ensembles (riemexp.sweep.ensemble)
-                trained = ensemble.member_for(cfg, out_dir.parent)
+                trained = ensemble.member_for(cfg)
                 status = run(cfg, out_dir, cpus=cpus, loggers=run_loggers, trained=trained)["status"]
         except FolderBusyError as err:  # another live run writes the folder: leave it alone
             log.error("job not run: %s", err)

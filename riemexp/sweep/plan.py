@@ -161,6 +161,7 @@ class PlannedJob:
     done: bool = False  # a trusted folder already holds a completed run of this job
     values: dict[str, Any] = field(default_factory=dict)  # its resolved config, dotted keys
     busy: str | None = None  # its folder is being written by another live run: who (not launched)
+    batch: str | None = None  # what it must share with jobs trained with it (riemexp.sweep.ensemble)
 
 
 def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[PlannedJob]:
@@ -169,6 +170,7 @@ def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[Planned
     from riemexp.commands.hydra_app import to_run_config
     from riemexp.config import config_to_dict
     from riemexp.identity import run_identity
+    from riemexp.sweep.ensemble import batch_key
 
     fingerprints: dict[str | None, str | None] = {None: None}
     planned = []
@@ -183,7 +185,8 @@ def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[Planned
         except ConfigError as err:
             raise type(err)(f"{err} (in the sweep job {' '.join(job)})") from None
         identity = run_identity(cfg, fingerprints[path])
-        planned.append(PlannedJob(list(job), identity, values=flatten(config_to_dict(cfg))))
+        values = flatten(config_to_dict(cfg))
+        planned.append(PlannedJob(list(job), identity, values=values, batch=batch_key(cfg)))
     return planned
 
 
