@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from riemexp.cli import main as cli_main
 from riemexp.commands import ls as ls_command
 from riemexp.config import NetworkConfig, OptimConfig
 from riemexp.ensemble import split_ensemble, train_ensemble
@@ -85,6 +86,9 @@ def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path)
         assert "ensemble_members" not in json.loads((tmp_path / f"alone{k}" / "metrics.json").read_text())
         assert_same_run_folder(tmp_path / f"member{k}", tmp_path / f"alone{k}")
         assert (tmp_path / f"member{k}" / "report.md").is_file()
+    # plot-metric draws a member's figures from its folder like any run's
+    assert cli_main(["plot-metric", f"run={tmp_path / 'member1'}", f"out={tmp_path / 'figures'}"]) == 0
+    assert {"layers.png", "input_space.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
 
 
 def test_a_diverged_member_is_recorded_as_its_single_run_is(tmp_path: Path) -> None:
