@@ -3,12 +3,14 @@
 Every side runs the whole `riemexp sweep` command in a fresh subprocess, into its own
 sweep folder, with the same grid and overrides; only the launcher differs:
 
-    ensemble     hydra/launcher=ensemble (jobs of one shape trained together in the main
-                 process, then written by one worker per core; riemexp.sweep.ensemble)
+    ensemble     hydra/launcher=ensemble (jobs of one shape trained together as one
+                 ensemble, one unit per worker, a worker per core; riemexp.sweep.ensemble)
     joblib       hydra/launcher=joblib (n_jobs=-1: every core; one torch thread per job)
     sequential   hydra/launcher=basic  (Hydra's in-process launcher, one job after another)
 
 Printed: each side's walls (the multirun, as the command reports it, and the whole command),
+its CPU time (user + system of the command and every worker it waited for: what the side
+costs the machine, less disturbed by other work than a wall),
 the ratios to one after another (targets on 2 cores: joblib <= 0.6, ensemble <= 0.25) and
 ensemble / joblib, and the per-job start-up cost of each launcher, (multirun wall x workers -
 sum of in-job seconds) / jobs: the core time per job spent outside the job itself (process
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -50,16 +53,19 @@ def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict
     cmd = [sys.executable, "-m", "riemexp", "sweep", *overrides, f"hydra/launcher={launcher}"]
     cmd.append(f"hydra.sweep.dir={sweep}")
     env = {**os.environ, "CI": "true"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     total = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and the workers it waited for
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
         print(f"{name}: riemexp sweep exited {done.returncode}:\n  " + "\n  ".join(tail), file=sys.stderr)
     found = re.search(r"wall time ([0-9.]+) s", done.stdout)
     multirun = float(found.group(1)) if found else total
     seconds = [json.loads(f.read_text())["seconds"] for f in sweep.glob(f"*/{JOB_FILE}")]
-    return {"total": total, "multirun": multirun, "jobs": len(seconds), "in_job": sum(seconds)}
+    return {"total": total, "multirun": multirun, "jobs": len(seconds), "in_job": sum(seconds), "cpu": cpu}
 
 
 def main(args: list[str]) -> int:
@@ -97,20 +103,23 @@ def main(args: list[str]) -> int:
                 print(f"  round {i + 1} {name}: {walls}", flush=True)
     best = {name: min(rounds[name], key=lambda side: side["total"]) for name in sides}
 
-    header = ("launcher", "jobs", "multirun s", "command s", "in-job s", "start-up s/job")
-    print(f"{header[0]:<12} {header[1]:>5} {header[2]:>11} {header[3]:>10} {header[4]:>9} {header[5]:>15}")
+    header = ("launcher", "jobs", "multirun s", "command s", "cpu s", "in-job s", "start-up s/job")
+    print(
+        f"{header[0]:<12} {header[1]:>5} {header[2]:>11} {header[3]:>10} {header[4]:>8} {header[5]:>9} "
+        f"{header[6]:>15}"
+    )
     for name, side in best.items():
         used = 1 if name == "sequential" else workers
         startup = (side["multirun"] * used - side["in_job"]) / max(side["jobs"], 1)
         print(
             f"{name:<12} {side['jobs']:>5.0f} {side['multirun']:>11.1f} {side['total']:>10.1f} "
-            f"{side['in_job']:>9.1f} {startup:>15.2f}"
+            f"{side['cpu']:>8.1f} {side['in_job']:>9.1f} {startup:>15.2f}"
         )
     targets = {"joblib": "  (target <= 0.6)", "ensemble": "  (target <= 0.25)"}
     pairs = [(a, "sequential") for a in ("joblib", "ensemble")] + [("ensemble", "joblib")]
     for a, b in pairs:
         if a in best and b in best:
-            for what, key in (("whole command", "total"), ("multirun wall", "multirun")):
+            for what, key in (("whole command", "total"), ("multirun wall", "multirun"), ("cpu time", "cpu")):
                 ratio = best[a][key] / best[b][key]
                 print(
                     f"ratio {a} / {b} ({what}): {ratio:.2f}{targets.get(a, '') if b == 'sequential' else ''}"
