@@ -365,7 +365,7 @@ def test_aggregate_never_resolves_interpolations_in_saved_configs(tmp_path: Path
 def test_bad_launcher_settings_are_one_line_and_write_nothing(tmp_path: Path, capsys) -> None:
     sweep = tmp_path / "sweep"
     cases = [
-        (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; expected one of: basic, joblib"),
+        (["hydra/launcher=nope"], "unknown hydra/launcher 'nope'; expected one of: basic, ensemble, joblib"),
         (["hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs must be a number of parallel jobs >= 1"),
         (["hydra/sweeper=basic"], "hydra/sweeper cannot be set"),
         (["hydra.sweep.subdir=x"], "hydra.sweep.subdir cannot be set"),
