@@ -225,3 +225,22 @@ def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp
     assert json.loads((gone / "metrics.json").read_text())["ensemble_members"] == 3
     now = torch.load(gone / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(value, now[key]) for key, value in earlier.items())
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("hydra.launcher.max_members=0", "hydra.launcher.max_members must be a number of jobs >= 1, got 0"),
+        ("hydra.launcher.min_members=-1", "hydra.launcher.min_members must be a number of jobs >= 1, got -1"),
+        ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs must be a number of parallel jobs >= 1"),
+    ],
+)
+def test_bad_ensemble_launcher_settings_are_one_line_and_write_nothing(
+    tmp_path: Path, capsys, setting: str, message: str
+) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["sweep", "grid=none", "dataset=moons", "seed=0,1", "hydra/launcher=ensemble", setting]
+    assert cli_main([*args, f"hydra.sweep.dir={sweep}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0, err
+    assert not sweep.exists()
