@@ -49,14 +49,20 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (["train", "--nope"], "unrecognized arguments: --nope"),
         (["geometry", "--depth", "0"], "--depth must be >= 1, got 0"),
         (["geometry", "--grid", "1"], "--grid must be >= 2, got 1"),
-        (["sweep", "--grid", "nope"], "unknown grid preset 'nope'; expected one of: default, ode_limit, seeds"),
+        (
+            ["sweep", "--grid", "nope"],
+            "unknown grid preset 'nope'; expected one of: default, ode_limit, seeds",
+        ),
         (["sweep", "--epochs", "0"], "--epochs must be >= 1, got 0"),
         (["ensemble", "--seeds", "0"], "--seeds must be >= 1, got 0"),
         (
             ["ensemble", "--parts", "seeds,nope"],
             "--parts must list some of seeds, grid, memory, got 'seeds,nope'",
         ),
-        (["ensemble", "--grid", "nope"], "unknown grid preset 'nope'; expected one of: default, ode_limit, seeds"),
+        (
+            ["ensemble", "--grid", "nope"],
+            "unknown grid preset 'nope'; expected one of: default, ode_limit, seeds",
+        ),
         (
             ["nope"],
             "unknown benchmark 'nope'; expected one of: "

@@ -22,7 +22,7 @@ from riemexp.commands import ls as ls_command
 from riemexp.config import NetworkConfig, OptimConfig
 from riemexp.ensemble import split_ensemble, train_ensemble
 from riemexp.errors import DivergedError
-from riemexp.run import load_run, run
+from riemexp.runner import load_run, run
 from riemexp.sweep import ensemble as sweep_ensemble
 from riemexp.sweep.summary import summarize
 from riemexp.train import train

@@ -76,7 +76,7 @@ def batch_key(cfg: RunConfig) -> str | None:
     classes = data.n_classes if data.name == "gaussians" else None
     return json.dumps(
         [
-            net.kind.value,
+            net.kind,
             net.width,
             net.depth,
             net.activation.value,
@@ -219,7 +219,7 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     log.info(
         "ensemble of %d jobs (%s, depth %d, width %d, %s): training",
         len(jobs),
-        net.kind.value,
+        net.kind,
         net.depth,
         net.width,
         net.activation.value,
