@@ -47,7 +47,8 @@ needs_exact = pytest.mark.skipif(not EXACT_PLATFORM, reason="bit-identity measur
 
 def small(**changes):
     cfg = tiny_config(plot=replace(tiny_config().plot, enabled=False))
-    cfg = replace(cfg, geometry=replace(cfg.geometry, grid_density=8), ode=replace(cfg.ode, max_refinement=2))
+    geometry = replace(cfg.geometry, grid_density=8, snapshots=0)  # snapshots: a run's own training only
+    cfg = replace(cfg, geometry=geometry, ode=replace(cfg.ode, max_refinement=2))
     return replace(cfg, **changes)
 
 
@@ -137,6 +138,7 @@ def test_batch_keys_and_units_group_what_can_share_an_ensemble() -> None:
     for other in (small(network=NetworkConfig(depth=4)), small(optim=OptimConfig(name="sgd"))):
         assert sweep_ensemble.batch_key(other) != sweep_ensemble.batch_key(base)
     assert sweep_ensemble.batch_key(small(network=NetworkConfig(depth=3, width=4))) is None
+    assert sweep_ensemble.batch_key(replace(base, geometry=replace(base.geometry, snapshots=5))) is None
     jobs = [[f"seed={i}", f"hydra.sweep.subdir='job{i}'"] for i in range(7)]
     batches = {"job0": "a", "job1": "b", "job2": "a", "job3": None, "job4": "a", "job5": "b", "job6": "c"}
     assert plan_units(jobs, batches, 256, 2, 1) == [[0, 2, 4], [1, 5], [3], [6]]
@@ -178,6 +180,7 @@ def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp
         "optim.epochs=5",
         "plot.enabled=false",
         "geometry.grid_density=8",
+        "geometry.snapshots=0",
         "ode.max_refinement=2",
         "network.depth=2",
         "network.activation=identity",

@@ -71,7 +71,8 @@ def batch_key(cfg: RunConfig) -> str | None:
     jobs by it. None: the job trains alone (wider than `exact_alone` allows). Jobs with equal
     keys are checked again on their data before they share an ensemble (`plan_groups`)."""
     net, optim, data = cfg.network, cfg.optim, cfg.dataset
-    if net.width > EXACT_WIDTH:
+    if net.width > EXACT_WIDTH or (cfg.geometry.enabled and cfg.geometry.snapshots > 0):
+        # geometry snapshots are taken during a run's own training: such a run trains alone
         return None
     classes = data.n_classes if data.name == "gaussians" else None
     return json.dumps(
