@@ -1,8 +1,9 @@
 """riemexp: the Riemannian geometry of neural networks (Hauser & Ray, NeurIPS 2017), measured.
 
 Public surface:
-    RunConfig and its parts      typed configuration (riemexp.config)
-    make_dataset                 toy datasets (riemexp.datasets)
+    RunConfig and its parts      typed configuration (riemexp.config; one config class per
+                                 dataset, e.g. MoonsConfig, and per optimizer, e.g. SgdConfig)
+    make_dataset                 the datasets: generated toy sets and CSV files (riemexp.data)
     build_network                a network of any registered kind (riemexp.nets)
     run, load_run                train into a run folder, read one back (riemexp.runner)
     load_sweep                   a sweep's summary as records or a DataFrame (riemexp.notebook)
@@ -22,16 +23,24 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "DatasetConfig": "riemexp.config",
     "GeometryConfig": "riemexp.config",
     "NetworkConfig": "riemexp.config",
     "OdeConfig": "riemexp.config",
     "OptimConfig": "riemexp.config",
+    "AdamConfig": "riemexp.config",
+    "SgdConfig": "riemexp.config",
     "PlotConfig": "riemexp.config",
     "RunConfig": "riemexp.config",
     "load_config": "riemexp.config",
-    "Dataset": "riemexp.datasets",
-    "make_dataset": "riemexp.datasets",
+    "DatasetConfig": "riemexp.data.base",
+    "SpiralsConfig": "riemexp.data.toy",
+    "CirclesConfig": "riemexp.data.toy",
+    "MoonsConfig": "riemexp.data.toy",
+    "XorConfig": "riemexp.data.toy",
+    "GaussiansConfig": "riemexp.data.toy",
+    "CsvConfig": "riemexp.data.csv",
+    "Dataset": "riemexp.data.dataset",
+    "make_dataset": "riemexp.data.dataset",
     "LayeredNetwork": "riemexp.nets.network",
     "build_network": "riemexp.nets.network",
     "LoadedRun": "riemexp.runner",

@@ -1,11 +1,18 @@
 """Typed run configuration, checked once when a config is loaded.
 
-Hydra composes YAML from `conf/` into a plain mapping; `load_config` turns that mapping
-into frozen dataclasses and checks every value before any work starts. Core functions
-(`riemexp.train.run`, ...) take a `RunConfig`, never a Hydra object, so Python users and
-tests can build one directly:
+The dataclasses below are the schema: every option and its one default value. Hydra composes
+the command line's config from them (`riemexp.commands.schema` registers them with Hydra's
+ConfigStore) into a plain mapping; `load_config` turns that mapping into these frozen dataclasses
+and checks every value's type and range before any work starts, without reading any file.
+Core functions (`riemexp.run.run`, ...) take a `RunConfig`, never a Hydra object, so Python
+users and tests can build one directly:
 
-    cfg = RunConfig(dataset=DatasetConfig(name="moons"), network=NetworkConfig(depth=4))
+    cfg = RunConfig(dataset=MoonsConfig(n_samples=500), network=NetworkConfig(depth=4))
+    cfg = RunConfig(dataset=DatasetConfig.of("moons"), optim=OptimConfig.of("sgd", lr=0.05))
+
+Datasets and optimizers have one config class each, holding only the options that apply to
+them: the datasets' are in `riemexp.data` (one file per kind of dataset, and a registry), the
+optimizers' here.
 """
 
 from __future__ import annotations
@@ -13,23 +20,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from riemexp.errors import ConfigError, DataError, MemoryNeedError
+from riemexp.data.base import DatasetConfig, check
+from riemexp.data.registry import config_class as dataset_class
+from riemexp.errors import ConfigError
 
 #: the data are points of the plane; wider networks pad them with zeros
 INPUT_DIM = 2
-
-#: dataset.name choices (`riemexp.datasets.DATASETS` makes them; named here so that checking a
-#: config needs no torch)
-DATASET_NAMES = ("spirals", "circles", "moons", "xor", "gaussians", "csv")
 
 
 class Activation(str, Enum):
@@ -78,40 +81,6 @@ def _coerce_enums(obj: Any) -> None:
 
 
 @dataclass(frozen=True)
-class DatasetConfig:
-    """A 2-D dataset: a toy set generated in memory, or the user's own CSV (`riemexp.datasets`).
-
-    `seed` None means: use the run's top-level seed.
-    """
-
-    name: str = "spirals"
-    n_samples: int = 1000
-    noise: float = 0.05
-    test_fraction: float = 0.25
-    seed: int | None = None
-    # spirals: number of turns of each arm
-    turns: float = 1.0
-    # circles: radius of the inner disc relative to the outer ring
-    factor: float = 0.5
-    # gaussians: number of classes (blobs, centred on the unit circle) and each blob's std
-    n_classes: int = 3
-    spread: float = 0.25
-    # csv: the file (relative to the working directory; kept absolute) and its layout.
-    # Columns are names (from the header) or 0-based indices. n_samples and noise are unused.
-    path: str | None = None
-    header: bool | None = None  # None: detect (a first line whose coordinates are not numbers)
-    coordinate_columns: tuple[str | int, ...] = (0, 1)
-    label_column: str | int = 2
-    delimiter: str = ","
-
-    def __post_init__(self) -> None:
-        _coerce_enums(self)
-        if self.path is not None and self.path != "":
-            # absolute, so that a run folder can regenerate its dataset from any directory
-            object.__setattr__(self, "path", os.path.abspath(os.path.expanduser(self.path)))
-
-
-@dataclass(frozen=True)
 class NetworkConfig:
     """Width, depth and update rule of the hidden layers; a linear softmax head follows.
 
@@ -136,15 +105,98 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    """The options every optimizer has; `AdamConfig` and `SgdConfig` are the optimizers.
+
+    Make one with its class, or by name: `OptimConfig.of("sgd", lr=0.05)`.
+    """
+
     name: OptimizerName = OptimizerName.ADAM
     lr: float = 0.05
     epochs: int = 300
     batch_size: int | None = None  # None: full batch
     weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
+
+    #: the kind of thing a config of this family is, in messages
+    family: ClassVar[str] = "optim"
 
     def __post_init__(self) -> None:
+        if type(self) is OptimConfig:
+            raise TypeError(
+                "OptimConfig holds the options every optimizer shares; make one optimizer's config with "
+                "its class (AdamConfig, SgdConfig) or by name, OptimConfig.of('sgd', lr=0.05)"
+            )
         _coerce_enums(self)
+        own = type(self).default_name()
+        if self.name.value != own:
+            raise ConfigError(
+                f"optim.name of a {type(self).__name__} must be '{own}', got '{self.name.value}'"
+            )
+
+    @classmethod
+    def default_name(cls) -> str:
+        return str(cls.__dataclass_fields__["name"].default.value)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @staticmethod
+    def of(name: str, **options: Any) -> OptimConfig:
+        """The config of optimizer `name` (adam, sgd) with `options`; ConfigError for an unknown
+        optimizer or an option it does not have."""
+        cls = optim_class(name)
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown option optim.{unknown[0]} for optimizer '{name}'; expected one of: "
+                f"{', '.join(cls.option_names())}"
+            )
+        return cls(**options)
+
+    def check(self) -> None:
+        """Check the ranges of the options (ConfigError)."""
+        check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        check(self.epochs >= 1, f"optim.epochs must be >= 1, got {self.epochs}")
+        check(
+            self.batch_size is None or self.batch_size >= 1,
+            f"optim.batch_size must be >= 1 or null (full batch), got {self.batch_size}",
+        )
+        check(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class AdamConfig(OptimConfig):
+    """Adam, full batch by default."""
+
+
+@dataclass(frozen=True)
+class SgdConfig(OptimConfig):
+    """SGD with momentum, full batch by default."""
+
+    name: OptimizerName = OptimizerName.SGD
+    lr: float = 0.1
+    epochs: int = 1000
+    momentum: float = 0.9
+
+    def check(self) -> None:
+        super().check()
+        check(0 <= self.momentum < 1, f"optim.momentum must lie in [0, 1), got {self.momentum}")
+
+
+#: optimizer name -> its config class
+OPTIMIZERS: dict[str, type[OptimConfig]] = {
+    OptimizerName.ADAM.value: AdamConfig,
+    OptimizerName.SGD.value: SgdConfig,
+}
+
+
+def optim_class(name: Any) -> type[OptimConfig]:
+    """The config class of optimizer `name`; ConfigError naming the choices if there is none."""
+    key = name.value if isinstance(name, OptimizerName) else name
+    if not isinstance(key, str) or key not in OPTIMIZERS:
+        shown = f"'{key}'" if isinstance(key, str) else repr(key)
+        raise ConfigError(f"optim.name must be one of {{{', '.join(OPTIMIZERS)}}}, got {shown}")
+    return OPTIMIZERS[key]
 
 
 @dataclass(frozen=True)
@@ -213,9 +265,9 @@ class RunConfig:
     device: Device = Device.AUTO
     max_memory_gb: float | None = None  # refuse any stage that would need more (None: free memory)
     threads: int | str = "auto"  # torch threads: auto (riemexp.threads) or 1 .. the CPUs
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    dataset: DatasetConfig = field(default_factory=lambda: DatasetConfig.of("spirals"))
     network: NetworkConfig = field(default_factory=NetworkConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=AdamConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     plot: PlotConfig = field(default_factory=PlotConfig)
     ode: OdeConfig = field(default_factory=OdeConfig)
@@ -288,99 +340,71 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise TypeError(f"unsupported config type {hint!r} at {where}")  # programming error
 
 
+#: config classes with one subclass per choice, picked by the section's `name`
+_FAMILIES: dict[type, Any] = {DatasetConfig: dataset_class, OptimConfig: optim_class}
+
+
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(f"unknown option {prefix}{unknown[0]}; expected one of: {', '.join(names)}")
-    kwargs = {
-        name: _convert(values[name], hints[name], f"{where}.{name}" if where else name)
-        for name in names
-        if name in values
-    }
+        of = f" for {cls.family} '{cls.default_name()}'" if hasattr(cls, "family") else ""
+        raise ConfigError(f"unknown option {prefix}{unknown[0]}{of}; expected one of: {', '.join(names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        at = f"{where}.{f.name}" if where else f.name
+        hint, value = hints[f.name], values[f.name]
+        if hint in _FAMILIES and isinstance(value, Mapping):  # the section's name picks its class
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            hint = _FAMILIES[hint](value.get("name", getattr(default, "name", None)))
+        kwargs[f.name] = _convert(value, hint, at)
     return cls(**kwargs)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check the ranges of every value; return cfg unchanged or raise ConfigError.
+    """Check the range of every value; return cfg unchanged or raise ConfigError.
 
-    A csv dataset's file is read and checked here too (DataError), so that a bad file is
-    reported before any run folder exists. Nothing here loads torch but the last check of a
-    valid CSV (its seeded split and standardisation).
+    Reads no file and loads no torch: what a run's data and memory could still refuse (a CSV
+    file, a stage too large) is checked by `riemexp.preflight` before any run folder exists.
     """
-    from riemexp.csvfile import MIN_SAMPLES, _check_read_memory, check_split, parse_csv
     from riemexp.threads import check_setting
 
-    d, n, o, g, p, e = cfg.dataset, cfg.network, cfg.optim, cfg.geometry, cfg.plot, cfg.ode
+    d, n, g, p, e = cfg.dataset, cfg.network, cfg.geometry, cfg.plot, cfg.ode
     for section in ("dataset", "network", "optim", "geometry", "plot", "ode", "refine"):
         for f in dataclasses.fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), f.name)
-            _check(
+            check(
                 not isinstance(value, float) or math.isfinite(value),
                 f"{section}.{f.name} must be a finite number, got {value}",
             )
     for name, seed in (("seed", cfg.seed), ("dataset.seed", d.seed)):
-        _check(
+        check(
             seed is None or -(2**63) <= seed < 2**63 - 1,
             f"{name} must lie in [-2**63, 2**63 - 1) (a 64-bit integer), got {seed}",
         )
     check_setting(cfg.threads)
-    _check(
-        d.name in DATASET_NAMES,
-        f"dataset must be one of {{{', '.join(sorted(DATASET_NAMES))}}}, got '{d.name}'",
-    )
-    _check(
-        0 < d.test_fraction < 1,
-        f"dataset.test_fraction must lie in (0, 1), got {d.test_fraction}",
-    )
-    if d.name != "csv":  # a CSV's size is its number of rows, checked with the file below
-        _check(
-            d.n_samples >= MIN_SAMPLES,
-            f"dataset.n_samples must be >= {MIN_SAMPLES} (enough for a train and a test split), "
-            f"got {d.n_samples}",
-        )
-        check_split(d.n_samples, d.test_fraction, f"n_samples={d.n_samples}")
-    _check(d.noise >= 0, f"dataset.noise must be >= 0, got {d.noise}")
-    _check(d.turns > 0, f"dataset.turns must be > 0, got {d.turns}")
-    _check(0 < d.factor < 1, f"dataset.factor must lie in (0, 1), got {d.factor}")
-    _check(d.n_classes >= 2, f"dataset.n_classes must be >= 2, got {d.n_classes}")
-    _check(
+    dataset_class(d.name)  # a registered dataset
+    d.check()
+    check(
         cfg.max_memory_gb is None or (math.isfinite(cfg.max_memory_gb) and cfg.max_memory_gb > 0),
         f"max_memory_gb must be > 0 or null (the memory free on this machine), got {cfg.max_memory_gb}",
     )
-    _check(d.spread > 0, f"dataset.spread must be > 0, got {d.spread}")
-    if d.name == "gaussians":
-        _check(
-            d.n_samples >= 2 * d.n_classes,
-            f"dataset.n_samples={d.n_samples} is too few for n_classes={d.n_classes}; "
-            f"expected at least 2 points per class (n_samples >= {2 * d.n_classes})",
-        )
-    n_points = d.n_samples
-    if d.name == "csv":
-        # the file: exists, parses, 2+ classes, splits (DataError); its size is its number of rows
-        if d.path:
-            _check_read_memory(Path(d.path), cfg.max_memory_gb)
-        n_points = len(parse_csv(d))
-        check_split(n_points, d.test_fraction, f"{d.path} ({n_points} data rows)", DataError)
-    _check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
-    _check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
-    _check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
+    check(n.depth >= 1, f"network.depth must be >= 1, got {n.depth}")
+    check(n.width >= 2, f"network.width must be >= 2 (the input is 2-D), got {n.width}")
+    check(n.step_size > 0, f"network.step_size must be > 0, got {n.step_size}")
     if n.lipschitz is not None:
-        _check(
+        check(
             0 < n.lipschitz < 1,
             f"network.lipschitz must lie in (0, 1) (the bound on h ||W_l||_2 max|sigma'|) or be null, "
             f"got {n.lipschitz}",
         )
         from riemexp.nets.registry import get_kind  # torch-free
 
-        _check(
+        check(
             get_kind(n.kind).contraction_factor(n.step_size) is not None,
             f"network.lipschitz constrains residual layers; got network.kind={n.kind} "
             "(use network=residual or network.lipschitz=null)",
@@ -388,83 +412,54 @@ def validate(cfg: RunConfig) -> RunConfig:
     r = cfg.refine
     if r.from_depth is not None:
         ratio = n.depth // r.from_depth if r.from_depth >= 1 else 0
-        _check(
+        check(
             r.from_depth >= 1 and ratio >= 2 and ratio * r.from_depth == n.depth and ratio & (ratio - 1) == 0,
             f"refine.from_depth must divide network.depth={n.depth} by a power of two >= 2 (e.g. "
             f"{max(n.depth // 2, 1)}), or be null (train from scratch); got {r.from_depth}",
         )
         from riemexp.nets.registry import get_kind  # torch-free
 
-        _check(
+        check(
             get_kind(n.kind).ode_order is not None,
             "refine.from_depth splits layers into steps of h/2 of the same ODE: kinds with an ODE only "
             f"(residual, c2); got network.kind={n.kind}",
         )
-    _check(r.epochs >= 0, f"refine.epochs must be >= 0, got {r.epochs}")
-    _check(r.lr is None or r.lr > 0, f"refine.lr must be > 0 or null (optim.lr), got {r.lr}")
-    _check(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
-    _check(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
-    _check(
-        o.batch_size is None or o.batch_size >= 1,
-        f"optim.batch_size must be >= 1 or null (full batch), got {o.batch_size}",
-    )
-    _check(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
-    _check(0 <= o.momentum < 1, f"optim.momentum must lie in [0, 1), got {o.momentum}")
-    _check(g.grid_density >= 2, f"geometry.grid_density must be >= 2, got {g.grid_density}")
-    _check(g.margin >= 0, f"geometry.margin must be >= 0, got {g.margin}")
-    _check(g.max_memory_gb > 0, f"geometry.max_memory_gb must be > 0, got {g.max_memory_gb}")
-    _check(g.snapshots >= 0, f"geometry.snapshots must be >= 0 (0: none), got {g.snapshots}")
-    _check(
+    check(r.epochs >= 0, f"refine.epochs must be >= 0, got {r.epochs}")
+    check(r.lr is None or r.lr > 0, f"refine.lr must be > 0 or null (optim.lr), got {r.lr}")
+    cfg.optim.check()
+    check(g.grid_density >= 2, f"geometry.grid_density must be >= 2, got {g.grid_density}")
+    check(g.margin >= 0, f"geometry.margin must be >= 0, got {g.margin}")
+    check(g.max_memory_gb > 0, f"geometry.max_memory_gb must be > 0, got {g.max_memory_gb}")
+    check(g.snapshots >= 0, f"geometry.snapshots must be >= 0 (0: none), got {g.snapshots}")
+    check(
         0 < g.boundary_band < 0.5,
         f"geometry.boundary_band must lie in (0, 0.5) (a fraction of the grid box), got {g.boundary_band}",
     )
-    _check(p.n_layers >= 2, f"plot.n_layers must be >= 2, got {p.n_layers}")
-    _check(p.glyph_density >= 1, f"plot.glyph_density must be >= 1, got {p.glyph_density}")
+    check(p.n_layers >= 2, f"plot.n_layers must be >= 2, got {p.n_layers}")
+    check(p.glyph_density >= 1, f"plot.glyph_density must be >= 1, got {p.glyph_density}")
     if p.layers is not None:
-        _check(
+        check(
             len(p.layers) > 0,
             "plot.layers must list at least one layer, e.g. [0,5,10], or be null (about plot.n_layers "
             "evenly spaced), got []",
         )
         bad = [layer for layer in p.layers if not 0 <= layer <= n.depth]
-        _check(
+        check(
             not bad,
             f"plot.layers must lie in [0, network.depth={n.depth}], got {list(p.layers)}",
         )
     formats = {"png", "pdf", "svg"}
     bad_formats = [f for f in p.formats if f not in formats]
-    _check(
+    check(
         bool(p.formats) and not bad_formats,
         f"plot.formats must be one or more of {{png, pdf, svg}}, got {list(p.formats)}",
     )
-    _check(
+    check(
         e.max_refinement >= 1 and e.max_refinement & (e.max_refinement - 1) == 0,
         f"ode.max_refinement must be a power of two >= 1, got {e.max_refinement}",
     )
-    _check(e.rtol > 0 and e.atol > 0, f"ode.rtol and ode.atol must be > 0, got {e.rtol}, {e.atol}")
-    _check(e.max_steps_per_layer >= 1, f"ode.max_steps_per_layer must be >= 1, got {e.max_steps_per_layer}")
-    # refuse a stage that cannot fit before training, not after (MemoryNeedError, GeometryError)
-    from riemexp.memory import check_stages
-
-    n_classes = d.n_classes if d.name == "gaussians" else 2
-    check_stages(cfg, n_points, n_classes)
-    # snapshots.npz: per snapshot and grid point g_0 (4), log volume (1), probabilities (C), det J_l (L)
-    snapshot_bytes = (
-        (g.snapshots + 1)
-        * g.grid_density**2
-        * (5 + (d.n_classes if d.name == "gaussians" else 2) + n.depth)
-        * 8
-    )
-    if g.enabled and g.snapshots > 0 and snapshot_bytes > g.max_memory_gb * 2**30:
-        raise MemoryNeedError(
-            f"geometry.snapshots={g.snapshots} on a {g.grid_density} x {g.grid_density} grid at depth "
-            f"{n.depth} needs {snapshot_bytes / 2**30:.2f} GB, more than geometry.max_memory_gb="
-            f"{g.max_memory_gb}; expected fewer snapshots or a coarser grid"
-        )
-    if d.name == "csv":  # last, as it needs torch: the seeded split and the standardisation
-        from riemexp.datasets import check_csv
-
-        check_csv(d, cfg.data_seed, cfg.max_memory_gb)
+    check(e.rtol > 0 and e.atol > 0, f"ode.rtol and ode.atol must be > 0, got {e.rtol}, {e.atol}")
+    check(e.max_steps_per_layer >= 1, f"ode.max_steps_per_layer must be >= 1, got {e.max_steps_per_layer}")
     return cfg
 
 
@@ -472,10 +467,38 @@ def load_config(values: Mapping[str, Any]) -> RunConfig:
     """Build and check a RunConfig from a plain mapping (e.g. a resolved Hydra config).
 
     Keys outside the schema (such as Hydra's own `hydra` node) are not accepted, except
-    that a top-level `hydra` key is ignored.
+    that a top-level `hydra` key is ignored. The dataset's and the optimizer's `name` pick
+    their config class; a section without one gets RunConfig's default (spirals, adam).
     """
     values = {k: v for k, v in values.items() if k != "hydra"}
     return validate(_build(RunConfig, values, ""))
+
+
+#: the options of riemexp's config before each dataset and optimizer had a class of its own: a run
+#: saved then lists all of them in its dataset and optim sections, whichever applied
+_FLAT_SECTIONS = {
+    "dataset": (
+        frozenset(
+            "name n_samples noise test_fraction seed turns factor n_classes spread path header "
+            "coordinate_columns label_column delimiter".split()
+        ),
+        dataset_class,
+    ),
+    "optim": (frozenset("name lr epochs batch_size weight_decay momentum".split()), optim_class),
+}
+
+
+def load_saved_config(values: Mapping[str, Any]) -> RunConfig:
+    """`load_config` for the config a run saved, by this version of riemexp or by one from before
+    each dataset and optimizer had its own class: a dataset or optim section listing every old
+    option keeps only those of its own dataset or optimizer."""
+    values = dict(values)
+    for section, (flat, pick) in _FLAT_SECTIONS.items():
+        node = values.get(section)
+        if isinstance(node, Mapping) and set(node) == flat:
+            own = pick(node.get("name")).option_names()
+            values[section] = {k: v for k, v in node.items() if k in own}
+    return load_config(values)
 
 
 def config_to_dict(cfg: Any) -> Any:

@@ -26,7 +26,7 @@ import logging
 import torch
 
 from riemexp.config import RefineConfig, RunConfig
-from riemexp.datasets import Dataset
+from riemexp.data.dataset import Dataset
 from riemexp.train import EpochCallback, TrainResult, train
 
 log = logging.getLogger("riemexp")

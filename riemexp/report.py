@@ -46,17 +46,11 @@ HEADLINE = (
     ("train_seconds", "training time (s)"),
 )
 
-#: the config values shown in a report's table, by section; dataset options only where they apply
+#: the config values shown in a report's table, in this order; DATASET_ROWS stands for the options
+#: of the run's own dataset (its config class's, riemexp.data), in the order of its config
+DATASET_ROWS = "dataset.*"
 CONFIG_ROWS = (
-    "dataset.name",
-    "dataset.n_samples",
-    "dataset.noise",
-    "dataset.turns",
-    "dataset.factor",
-    "dataset.n_classes",
-    "dataset.spread",
-    "dataset.path",
-    "dataset.test_fraction",
+    DATASET_ROWS,
     "network.kind",
     "network.depth",
     "network.width",
@@ -70,16 +64,8 @@ CONFIG_ROWS = (
     "seed",
     "device",
 )
-#: dataset options that apply to one dataset only
-DATASET_ONLY = {
-    "dataset.turns": ("spirals",),
-    "dataset.factor": ("circles",),
-    "dataset.n_classes": ("gaussians",),
-    "dataset.spread": ("gaussians",),
-    "dataset.path": ("csv",),
-    "dataset.n_samples": ("spirals", "moons", "circles", "xor", "gaussians"),
-    "dataset.noise": ("spirals", "moons", "circles", "xor", "gaussians"),
-}
+#: dataset options not shown (the data seed is the run's seed unless set)
+DATASET_HIDDEN = ("dataset.seed",)
 
 #: what each figure of a run shows (plots/STEM.png)
 FIGURE_CAPTIONS = {
@@ -131,15 +117,26 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|") or "–"
 
 
+def _dataset_keys(config: Mapping[str, Any]) -> list[str]:
+    """The dataset options of a flattened config that apply to its dataset (a config saved before
+    each dataset had its own class lists every dataset's options)."""
+    from riemexp.data.registry import DATASETS
+
+    source = DATASETS.get(str(config.get("dataset.name")))
+    own = None if source is None else {f"dataset.{k}" for k in source.config.option_names()}
+    return [
+        k
+        for k in config
+        if k.startswith("dataset.") and k not in DATASET_HIDDEN and (own is None or k in own)
+    ]
+
+
 def config_rows(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The shown config values of a flattened config, as rows {setting, value}."""
-    name = config.get("dataset.name")
     kind = config.get("network.kind")
     rows = []
-    for key in CONFIG_ROWS:
+    for key in [k for row in CONFIG_ROWS for k in (_dataset_keys(config) if row == DATASET_ROWS else [row])]:
         if key not in config:
-            continue
-        if key in DATASET_ONLY and name not in DATASET_ONLY[key]:
             continue
         if key == "network.step_size" and not uses_step_size(str(kind)):
             continue

@@ -99,12 +99,10 @@ def run_threads(
         cfg = dataclasses.replace(cfg, threads=available_cpus())
     if n_data is not None:
         n = n_data
-    elif cfg.dataset.name == "csv":  # the file's rows (read and cached by the config check)
-        from riemexp.csvfile import parse_csv
+    else:  # a CSV file's rows (read and cached by the check before the run), or n_samples
+        from riemexp.data.registry import size
 
-        n = len(parse_csv(cfg.dataset).points)
-    else:
-        n = cfg.dataset.n_samples
+        n = size(cfg.dataset)[0]
     grid = cfg.geometry.grid_density**2 if cfg.geometry.enabled else 0
     return resolve_threads(cfg.threads, max(n, grid), cfg.network.width, share)
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from riemexp.nets.network import LayeredNetwork
 
 F64 = torch.float64
-#: the circles dataset's labels (riemexp.datasets.make_circles)
+#: the circles dataset's labels (riemexp.data.toy.make_circles)
 RING, DISC = 0, 1
 BOX = 1.6  # the boundary lattice covers [-BOX, BOX]^2 (the ring has radius 1)
 

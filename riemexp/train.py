@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from riemexp.certify import constrain
-from riemexp.config import Device, OptimConfig, OptimizerName, RunConfig
-from riemexp.datasets import Dataset
+from riemexp.config import AdamConfig, Device, OptimConfig, RunConfig, SgdConfig
+from riemexp.data.dataset import Dataset
 from riemexp.errors import ConfigError, DivergedError
 from riemexp.nets.network import LayeredNetwork, build_network
 
@@ -59,11 +59,13 @@ def resolve_device(device: Device | str) -> torch.device:
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name is OptimizerName.ADAM:
+    if isinstance(cfg, AdamConfig):
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    if isinstance(cfg, SgdConfig):
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    raise TypeError(f"no optimizer for {type(cfg).__name__}")
 
 
 def train_step(

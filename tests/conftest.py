@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from riemexp.config import DatasetConfig, GeometryConfig, NetworkConfig, OptimConfig, RunConfig
+from riemexp.config import AdamConfig, GeometryConfig, NetworkConfig, RunConfig
+from riemexp.data.toy import MoonsConfig
 
 torch.set_num_threads(1)
 
@@ -34,9 +35,9 @@ def tiny_config(**sections: object) -> RunConfig:
     Keyword arguments replace whole sections, e.g. tiny_config(network=NetworkConfig(...)).
     """
     base = dict(
-        dataset=DatasetConfig(name="moons", n_samples=120),
+        dataset=MoonsConfig(n_samples=120),
         network=NetworkConfig(depth=3),
-        optim=OptimConfig(epochs=5),
+        optim=AdamConfig(epochs=5),
         geometry=GeometryConfig(snapshots=0),
     )
     base.update(sections)

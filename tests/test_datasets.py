@@ -13,8 +13,11 @@ import torch
 from omegaconf import OmegaConf
 
 from riemexp import cli
-from riemexp.config import DatasetConfig, OptimConfig, load_config
-from riemexp.datasets import DATASETS, make_dataset, read_csv
+from riemexp.config import AdamConfig, DatasetConfig, load_config
+from riemexp.data.csv import CsvConfig, read_csv
+from riemexp.data.dataset import make_dataset
+from riemexp.data.registry import DATASETS
+from riemexp.data.toy import GaussiansConfig, XorConfig
 from riemexp.errors import ConfigError, DataError, RunFolderError
 from riemexp.train import train
 from tests.conftest import run_cli, tiny_config
@@ -46,7 +49,7 @@ def write_csv(
 
 
 def csv_config(path: Path, **options) -> DatasetConfig:
-    return DatasetConfig(name="csv", path=str(path), **options)
+    return CsvConfig(path=str(path), **options)
 
 
 # --------------------------------------------------------------------------- toy generators
@@ -54,7 +57,7 @@ def csv_config(path: Path, **options) -> DatasetConfig:
 
 @pytest.mark.parametrize("name", GENERATED)
 def test_generators_are_deterministic_and_seeded(name):
-    cfg = DatasetConfig(name=name, n_samples=101)
+    cfg = DatasetConfig.of(name, n_samples=101)
     a, b, c = make_dataset(cfg, 3), make_dataset(cfg, 3), make_dataset(cfg, 4)
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.is_test, b.is_test)
     assert not torch.equal(a.x, c.x)
@@ -67,7 +70,7 @@ def test_generators_are_deterministic_and_seeded(name):
 
 
 def test_xor_labels_are_quadrants():
-    data = make_dataset(DatasetConfig(name="xor", n_samples=400, noise=0.0), 0)
+    data = make_dataset(XorConfig(n_samples=400, noise=0.0), 0)
     x, y = data.x, data.y
     assert torch.equal(y, (x[:, 0] * x[:, 1] < 0).long())
     assert int((y == 0).sum()) == int((y == 1).sum()) == 200
@@ -79,7 +82,7 @@ def test_xor_labels_are_quadrants():
 
 
 def test_gaussians_classes_centres_and_spread():
-    cfg = DatasetConfig(name="gaussians", n_samples=4003, n_classes=4, spread=0.1, noise=0.0)
+    cfg = GaussiansConfig(n_samples=4003, n_classes=4, spread=0.1, noise=0.0)
     data = make_dataset(cfg, 0)
     assert data.class_names == ("blob 0", "blob 1", "blob 2", "blob 3")
     counts = torch.bincount(data.y).tolist()
@@ -110,12 +113,10 @@ def test_bad_dataset_options_are_config_errors(options, message):
 
 
 def test_column_options_accept_names_and_indices_only():
-    cfg = load_config(
-        {"dataset": {"name": "spirals", "label_column": "kind", "coordinate_columns": ["a", 3]}}
-    )
+    cfg = load_config({"dataset": {"name": "csv", "label_column": "kind", "coordinate_columns": ["a", 3]}})
     assert cfg.dataset.label_column == "kind" and cfg.dataset.coordinate_columns == ("a", 3)
     with pytest.raises(ConfigError, match=r"dataset.label_column must be a str or int, got 1.5"):
-        load_config({"dataset": {"label_column": 1.5}})
+        load_config({"dataset": {"name": "csv", "label_column": 1.5}})
 
 
 # --------------------------------------------------------------------------- CSV: reading
@@ -124,9 +125,7 @@ def test_column_options_accept_names_and_indices_only():
 def test_csv_with_header_names_and_relative_path(tmp_path, monkeypatch):
     write_csv(tmp_path / "iris.csv")
     monkeypatch.chdir(tmp_path)
-    cfg = DatasetConfig(
-        name="csv", path="iris.csv", coordinate_columns=("length", "width"), label_column="species"
-    )
+    cfg = CsvConfig(path="iris.csv", coordinate_columns=("length", "width"), label_column="species")
     assert cfg.path == str(tmp_path / "iris.csv")  # kept absolute, for load_run from anywhere
     table = read_csv(cfg)
     assert table.class_names == ("setosa", "versicolor", "virginica")
@@ -136,7 +135,7 @@ def test_csv_with_header_names_and_relative_path(tmp_path, monkeypatch):
         float(v) for v in (tmp_path / "iris.csv").read_text().splitlines()[1].split(",")[:2]
     ]
     # the same file by index, header detected
-    by_index = read_csv(DatasetConfig(name="csv", path="iris.csv"))
+    by_index = read_csv(CsvConfig(path="iris.csv"))
     assert torch.equal(by_index.x, table.x) and torch.equal(by_index.y, table.y)
 
 
@@ -171,7 +170,7 @@ def test_csv_is_standardised_with_training_statistics(tmp_path):
     assert torch.allclose(data.input_scale, data.x_train.std(0, correction=0))
     assert not torch.allclose(data.input_shift, data.x.mean(0))  # training split only, not all rows
     # train() gives the network the statistics: it sees standardised training points
-    run_cfg = tiny_config(dataset=cfg, optim=OptimConfig(epochs=2))
+    run_cfg = tiny_config(dataset=cfg, optim=AdamConfig(epochs=2))
     model = train(run_cfg, data).model
     assert torch.allclose(model.input_shift, data.input_shift.float())
     assert torch.allclose(model.input_scale, data.input_scale.float())
@@ -189,7 +188,7 @@ def test_input_metric_of_a_csv_model_is_in_user_units(tmp_path):
 
     cfg = csv_config(write_csv(tmp_path / "iris.csv"))
     data = make_dataset(cfg, 0)
-    model = train(tiny_config(dataset=cfg, optim=OptimConfig(epochs=20)), data).model
+    model = train(tiny_config(dataset=cfg, optim=AdamConfig(epochs=20)), data).model
     x = data.x_test[:6]  # (6, 2), user units
     model64 = copy.deepcopy(model).double()
     jac = torch.vmap(torch.func.jacrev(lambda p: model64.hidden(p[None])[0]))(x)  # (6, w, 2)
@@ -450,6 +449,6 @@ def test_registry_names_match_the_config_group():
     for p in conf.glob("*.yaml"):
         values = OmegaConf.to_container(OmegaConf.load(p))
         assert values["name"] == p.stem
-        DatasetConfig(**values)  # every option in the YAML is a real option
+        DatasetConfig.of(**values)  # every option in the YAML is a real option
         if p.stem != "csv":  # (csv's path is the user's to give)
             assert load_config({"dataset": values}).dataset.name == p.stem

@@ -16,8 +16,10 @@ import torch
 from torch.nn import functional as F
 
 from riemexp.bench.ensemble import grid_configs
-from riemexp.config import DatasetConfig, NetworkConfig, OptimConfig, RunConfig
-from riemexp.datasets import make_dataset
+from riemexp.config import AdamConfig, DatasetConfig, NetworkConfig, RunConfig, SgdConfig
+from riemexp.data.csv import CsvConfig
+from riemexp.data.dataset import make_dataset
+from riemexp.data.toy import GaussiansConfig, MoonsConfig, SpiralsConfig
 from riemexp.ensemble import (
     StackedNetwork,
     TrainedEnsemble,
@@ -118,9 +120,9 @@ def test_every_kind_and_activation_matches_single_runs(kind: str, activation: st
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="spirals", n_samples=150),
+            dataset=SpiralsConfig(n_samples=150),
             network=NetworkConfig(kind=kind, depth=4, activation=activation, step_size=(0.1, 0.5, 1.0)[s]),
-            optim=OptimConfig(epochs=6),
+            optim=AdamConfig(epochs=6),
         )
         for s in range(3)
     ]
@@ -132,11 +134,11 @@ def test_per_member_hyperparameters_data_and_optimizers_match_single_runs() -> N
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(
-                name=("moons", "circles", "xor")[s % 3], n_samples=130, noise=0.05 + 0.01 * s
+            dataset=DatasetConfig.of(
+                ("moons", "circles", "xor")[s % 3], n_samples=130, noise=0.05 + 0.01 * s
             ),
             network=NetworkConfig(kind="residual", depth=5, step_size=(0.1, 0.5, 1.0)[s % 3]),
-            optim=OptimConfig(epochs=8, lr=(0.05, 0.01)[s % 2], weight_decay=(0.0, 1e-3, 1e-2)[s % 3]),
+            optim=AdamConfig(epochs=8, lr=(0.05, 0.01)[s % 2], weight_decay=(0.0, 1e-3, 1e-2)[s % 3]),
         )
         for s in range(30)
     ]
@@ -147,10 +149,9 @@ def test_sgd_with_per_member_momentum_and_mini_batches_matches_single_runs() -> 
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="moons", n_samples=140),
+            dataset=MoonsConfig(n_samples=140),
             network=NetworkConfig(kind="plain", depth=4),
-            optim=OptimConfig(
-                name="sgd",
+            optim=SgdConfig(
                 epochs=5,
                 lr=(0.1, 0.05)[s % 2],
                 momentum=(0.9, 0.0, 0.5)[s % 3],
@@ -170,9 +171,9 @@ def test_mini_batch_adam_matches_single_runs(kind: str, activation: str, members
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="spirals", n_samples=160),
+            dataset=SpiralsConfig(n_samples=160),
             network=NetworkConfig(kind=kind, depth=5, activation=activation),
-            optim=OptimConfig(epochs=3, batch_size=50),
+            optim=AdamConfig(epochs=3, batch_size=50),
         )
         for s in range(members)
     ]
@@ -183,28 +184,26 @@ def test_width_three_three_classes_and_a_standardised_csv_match_single_runs(tmp_
     gaussians = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="gaussians", n_classes=3, n_samples=150),
+            dataset=GaussiansConfig(n_classes=3, n_samples=150),
             network=NetworkConfig(kind="residual", depth=4, width=3),
-            optim=OptimConfig(epochs=6),
+            optim=AdamConfig(epochs=6),
         )
         for s in range(4)
     ]
     assert StackedNetwork.from_networks([alone(gaussians[0])[0].model]).exact
     check_against_single_runs(gaussians)
     # a CSV in its own units: the network standardises its input with the training split's statistics
-    points = make_dataset(DatasetConfig(name="moons", n_samples=120), 3)
+    points = make_dataset(MoonsConfig(n_samples=120), 3)
     lines = ["x,y,label"] + [
         f"{100 + 30 * a:.6f},{-7 + 0.2 * b:.6f},{c}"
         for (a, b), c in zip(points.x.tolist(), points.y.tolist())
     ]
     (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
-    csv = DatasetConfig(
-        name="csv", path=str(tmp_path / "points.csv"), coordinate_columns=("x", "y"), label_column="label"
-    )
+    csv = CsvConfig(path=str(tmp_path / "points.csv"), coordinate_columns=("x", "y"), label_column="label")
     assert not torch.equal(make_dataset(csv, 0).input_scale, torch.ones(2, dtype=torch.float64))
     check_against_single_runs(
         [
-            RunConfig(seed=s, dataset=csv, network=NetworkConfig(depth=3), optim=OptimConfig(epochs=6))
+            RunConfig(seed=s, dataset=csv, network=NetworkConfig(depth=3), optim=AdamConfig(epochs=6))
             for s in range(3)
         ]
     )
@@ -214,9 +213,9 @@ def test_members_with_different_epochs_leave_when_done() -> None:
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="moons", n_samples=120),
+            dataset=MoonsConfig(n_samples=120),
             network=NetworkConfig(depth=3),
-            optim=OptimConfig(epochs=e),
+            optim=AdamConfig(epochs=e),
         )
         for s, e in enumerate((7, 3, 1, 7))
     ]
@@ -235,9 +234,9 @@ def test_an_ensemble_trained_twice_is_bit_identical() -> None:
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(n_samples=150),
+            dataset=SpiralsConfig(n_samples=150),
             network=NetworkConfig(depth=6, step_size=0.1 * (s + 1)),
-            optim=OptimConfig(epochs=5, batch_size=40),
+            optim=AdamConfig(epochs=5, batch_size=40),
         )
         for s in range(5)
     ]
@@ -260,14 +259,14 @@ def test_an_ensemble_trained_twice_is_bit_identical() -> None:
 def test_a_diverging_member_leaves_its_neighbours_unchanged(batch_size: int | None) -> None:
     """Member 1 diverges (SGD with lr 1000 on an identity residual network); members 0 and 2 are
     bit-identical to the ensemble without it, and it ends as its single run ends."""
-    data = DatasetConfig(name="moons", n_samples=120)
+    data = MoonsConfig(n_samples=120)
 
     def config(seed: int, lr: float) -> RunConfig:
         return RunConfig(
             seed=seed,
             dataset=data,
             network=NetworkConfig(kind="residual", depth=6, activation="identity", step_size=1.0),
-            optim=OptimConfig(name="sgd", lr=lr, epochs=6, batch_size=batch_size),
+            optim=SgdConfig(lr=lr, epochs=6, batch_size=batch_size),
         )
 
     good, bad = [config(0, 0.05), config(2, 0.05)], config(1, 1000.0)
@@ -297,9 +296,9 @@ def test_a_member_whose_loss_explodes_diverges_as_its_single_run_does(batch_size
     def config(seed: int, lr: float) -> RunConfig:
         return RunConfig(
             seed=seed,
-            dataset=DatasetConfig(name="moons", n_samples=120),
+            dataset=MoonsConfig(n_samples=120),
             network=NetworkConfig(depth=4),
-            optim=OptimConfig(name="sgd", lr=lr, epochs=6, batch_size=batch_size),
+            optim=SgdConfig(lr=lr, epochs=6, batch_size=batch_size),
         )
 
     good, bad = config(0, 0.05), config(1, 1e30)
@@ -317,9 +316,9 @@ def test_split_ensemble_gives_ordinary_networks_and_keeps_the_global_rng() -> No
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="moons", n_samples=120),
+            dataset=MoonsConfig(n_samples=120),
             network=NetworkConfig(depth=3, step_size=0.2 * (s + 1)),
-            optim=OptimConfig(epochs=2),
+            optim=AdamConfig(epochs=2),
         )
         for s in range(3)
     ]
@@ -375,9 +374,9 @@ def test_inexact_mode_agrees_to_float32_rounding(width: int, exact: bool | None)
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(n_samples=150),
+            dataset=SpiralsConfig(n_samples=150),
             network=NetworkConfig(depth=4, width=width),
-            optim=OptimConfig(epochs=3),
+            optim=AdamConfig(epochs=3),
         )
         for s in range(3)
     ]
@@ -394,9 +393,9 @@ def test_on_epoch_sees_each_epoch_and_a_passed_result_keeps_the_history_when_sto
     cfgs = [
         RunConfig(
             seed=s,
-            dataset=DatasetConfig(name="moons", n_samples=120),
+            dataset=MoonsConfig(n_samples=120),
             network=NetworkConfig(depth=3),
-            optim=OptimConfig(epochs=9),
+            optim=AdamConfig(epochs=9),
         )
         for s in range(2)
     ]
@@ -418,9 +417,9 @@ def test_on_epoch_sees_each_epoch_and_a_passed_result_keeps_the_history_when_sto
 
 def test_members_that_cannot_share_an_ensemble_are_refused_in_one_line() -> None:
     base = RunConfig(
-        dataset=DatasetConfig(name="moons", n_samples=120),
+        dataset=MoonsConfig(n_samples=120),
         network=NetworkConfig(depth=3),
-        optim=OptimConfig(epochs=2),
+        optim=AdamConfig(epochs=2),
     )
     cases = [
         (
@@ -429,7 +428,7 @@ def test_members_that_cannot_share_an_ensemble_are_refused_in_one_line() -> None
         ),
         (replace(base, network=replace(base.network, kind="plain")), "network.kind: member 0 has residual"),
         (
-            replace(base, optim=replace(base.optim, name="sgd")),
+            replace(base, optim=SgdConfig(epochs=2)),
             "optim.name: member 0 has adam, member 1 has sgd",
         ),
         (
@@ -455,9 +454,7 @@ def test_members_that_cannot_share_an_ensemble_are_refused_in_one_line() -> None
 
 def test_group_members_keeps_order_and_cuts_large_groups() -> None:
     def cfg(depth: int, seed: int) -> RunConfig:
-        return RunConfig(
-            seed=seed, dataset=DatasetConfig(name="moons", n_samples=120), network=NetworkConfig(depth=depth)
-        )
+        return RunConfig(seed=seed, dataset=MoonsConfig(n_samples=120), network=NetworkConfig(depth=depth))
 
     cfgs = [cfg(2, 0), cfg(3, 0), cfg(2, 1), cfg(2, 2), cfg(3, 1)]
     datasets = member_datasets(cfgs)

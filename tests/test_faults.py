@@ -24,6 +24,7 @@ from riemexp import load_run, lock, run
 from riemexp.analyses.plots import redraw_run
 from riemexp.commands.train import unique_folder
 from riemexp.config import GeometryConfig, NetworkConfig, OdeConfig, PlotConfig
+from riemexp.data.csv import CsvConfig
 from riemexp.errors import MemoryNeedError
 from riemexp.nets.network import build_network
 from riemexp.ode import reference_solve
@@ -489,26 +490,29 @@ def test_each_stage_is_checked_against_memory_and_names_its_cause(
 ) -> None:
     from riemexp.commands.hydra_app import compose_config, to_run_config
     from riemexp.errors import GeometryError
+    from riemexp.preflight import check_run
 
     values = ["max_memory_gb=1", *overrides] if not any("max_memory" in o for o in overrides) else overrides
+    cfg = to_run_config(compose_config("train", values))
     with pytest.raises((MemoryNeedError, GeometryError), match=expected):
-        to_run_config(compose_config("train", values))
+        check_run(cfg)
 
 
 def test_a_csv_too_big_to_read_is_refused_naming_the_file(tmp_path: Path) -> None:
-    from riemexp.config import DatasetConfig, RunConfig, config_to_dict, load_config
+    from riemexp.config import RunConfig
+    from riemexp.preflight import check_run
 
     path = tmp_path / "big.csv"
     path.write_text("x,y,label\n" + "".join(f"{i % 97},{i % 89},{i % 2}\n" for i in range(60000)))
-    cfg = RunConfig(dataset=DatasetConfig(name="csv", path=str(path)), max_memory_gb=0.005)
+    cfg = RunConfig(dataset=CsvConfig(path=str(path)), max_memory_gb=0.005)
     with pytest.raises(MemoryNeedError, match=rf"reading {path} would need about .* for a 0.\d+ MB file"):
-        load_config(config_to_dict(cfg))
+        check_run(cfg)
 
 
 MEASURE_CSV = """
 import os, sys
-from riemexp.config import DatasetConfig
-from riemexp.datasets import read_csv
+import torch  # loaded before the measurement: what is measured is the reading
+from riemexp.data.csv import CsvConfig, read_csv
 
 
 def status(key):
@@ -518,7 +522,7 @@ def status(key):
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # the peak (VmHWM) starts again from the current size
 before = status("VmRSS")
-read_csv(DatasetConfig(name="csv", path=sys.argv[1]))
+read_csv(CsvConfig(path=sys.argv[1]))
 print((status("VmHWM") - before) / os.path.getsize(sys.argv[1]))
 """
 

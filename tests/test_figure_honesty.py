@@ -33,7 +33,7 @@ from riemexp.config import (
     OptimConfig,
     RunConfig,
 )
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
 from riemexp.nets.network import build_network
 from riemexp.plotting import input_space_figure, layer_row_figure
 from riemexp.plotting.glyphs import KEY_LENGTHS, SIZE_POWER, grid_glyph_indices, legend_handles, make_glyphs

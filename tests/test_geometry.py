@@ -14,7 +14,8 @@ from riemexp import budget
 from riemexp import geometry as geo
 from riemexp.analyses import geometry as steps
 from riemexp.config import GeometryConfig, NetworkConfig
-from riemexp.datasets import Dataset
+from riemexp.data.csv import CsvConfig
+from riemexp.data.dataset import Dataset
 from riemexp.errors import GeometryError, RunFolderError
 from riemexp.nets.network import LayeredNetwork
 from tests.conftest import TINY_OVERRIDES, run_cli
@@ -452,12 +453,12 @@ def test_input_log_volume_stays_finite_where_the_metric_underflows() -> None:
 def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path) -> None:
     """A CSV in far-from-unit units at width 3: every reader gives the same numbers."""
     from riemexp import load_run, run
-    from riemexp.config import DatasetConfig, OdeConfig, PlotConfig
+    from riemexp.config import OdeConfig, PlotConfig
     from riemexp.sweep.figures import read_log_volume
     from tests.conftest import tiny_config
     from tests.test_datasets import write_csv
 
-    data = DatasetConfig(name="csv", path=str(write_csv(tmp_path / "blobs.csv")))
+    data = CsvConfig(path=str(write_csv(tmp_path / "blobs.csv")))
     cfg = tiny_config(
         dataset=data,
         network=NetworkConfig(kind="residual", width=3, depth=3),
@@ -477,9 +478,10 @@ def test_run_metrics_heat_map_and_sweep_maps_share_one_input_log_volume(tmp_path
 
 
 def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
-    """validate reads the CSV and counts its rows; run() checks again before training."""
+    """The check before a run reads the CSV and counts its rows; run() checks again before training."""
     from riemexp import run
-    from riemexp.config import DatasetConfig, config_to_dict, load_config
+    from riemexp.config import config_to_dict, load_config
+    from riemexp.preflight import check_run
     from tests.conftest import tiny_config
     from tests.test_datasets import write_csv
 
@@ -488,11 +490,12 @@ def test_memory_check_counts_a_csv_datasets_real_points(tmp_path) -> None:
     with_data = budget.geometry_nbytes(8 * 8, 6000, 3, 2, 3, "residual")
     limit = (grid_only + with_data) / 2 / 2**30
     cfg = tiny_config(
-        dataset=DatasetConfig(name="csv", path=str(path)),
+        dataset=CsvConfig(path=str(path)),
         geometry=GeometryConfig(grid_density=8, max_memory_gb=limit),
     )
+    load_config(config_to_dict(cfg))  # the config alone reads no file
     with pytest.raises(GeometryError, match="for 6000 data points through 4 layers"):
-        load_config(config_to_dict(cfg))  # the grid alone would fit; the file's 6000 rows do not
+        check_run(cfg)  # the grid alone would fit; the file's 6000 rows do not
     with pytest.raises(GeometryError, match="would need"):
         run(cfg, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from riemexp.config import DatasetConfig, NetworkConfig, RunConfig, config_to_dict
+from riemexp.config import NetworkConfig, RunConfig, config_to_dict
+from riemexp.data.toy import MoonsConfig
 from riemexp.identity import identity_of, run_identity
 
 
@@ -15,7 +16,7 @@ def test_identity_is_stable_and_tells_configs_apart():
 
 
 def test_identity_ignores_key_order_but_not_the_dataset_file():
-    cfg = RunConfig(dataset=DatasetConfig(name="moons"))
+    cfg = RunConfig(dataset=MoonsConfig())
     values = config_to_dict(cfg)
     reordered = dict(reversed(list(values.items())))
     assert identity_of(reordered, None) == run_identity(cfg)

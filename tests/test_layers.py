@@ -92,7 +92,7 @@ def test_the_maths_knows_nothing_of_steps_figures_commands_sweeps_files_or_memor
         "riemexp.memory",
         "riemexp.budget",
         "riemexp.timing",
-        "riemexp.datasets",
+        "riemexp.data",
         "matplotlib",
     )
     assert violations(("riemexp.geometry", "riemexp.ode"), above) == []

@@ -13,7 +13,7 @@ from riemexp.analyses import RunContext
 from riemexp.analyses.lie import lie_step
 from riemexp.analyses.ode import ode_step
 from riemexp.config import NetworkConfig, PlotConfig
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
 from riemexp.geometry.lie import lie_table, matrix_log
 from riemexp.nets.network import build_network
 from riemexp.ode import convergence_table, measure, reference_solve, refine, table_order

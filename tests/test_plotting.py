@@ -24,7 +24,7 @@ from riemexp.config import (
     OdeConfig,
     PlotConfig,
 )
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
 from riemexp.errors import RunFolderError
 from riemexp.layout import GEOMETRY_FILE
 from riemexp.nets.network import build_network
@@ -61,7 +61,7 @@ def panel_pixels(fig, ax) -> np.ndarray:
 
 def figure_data_for(kind: str, width: int = 2, depth: int = 4, n_classes_name: str = "moons"):
     cfg = tiny_config(
-        dataset=DatasetConfig(name=n_classes_name, n_samples=120),
+        dataset=DatasetConfig.of(n_classes_name, n_samples=120),
         network=NetworkConfig(kind=kind, width=width, depth=depth),
         geometry=GeometryConfig(grid_density=16),
     )

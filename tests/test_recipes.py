@@ -22,7 +22,7 @@ import pytest
 from riemexp import verdict
 from riemexp.commands.hydra_app import compose_config, to_run_config
 from riemexp.config import RunConfig
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
 from riemexp.identity import run_identity
 from riemexp.train import train
 from tests.conftest import REPO

@@ -18,7 +18,7 @@ from riemexp.config import (
     RefineConfig,
     validate,
 )
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
 from riemexp.errors import ConfigError
 from riemexp.geometry import layer_coordinates
 from riemexp.refine import path_depths, split_layers

@@ -16,7 +16,7 @@ import pytest
 
 import riemexp
 from riemexp.commands.sweep import aggregate
-from riemexp.config import NetworkConfig, OdeConfig, PlotConfig
+from riemexp.config import AdamConfig, NetworkConfig, OdeConfig, PlotConfig
 from riemexp.errors import ConfigError, RunFolderError
 from riemexp.runner import run
 from tests.conftest import TINY_OVERRIDES, run_cli, tiny_config
@@ -79,10 +79,9 @@ def test_plot_metric_rewrites_the_report(full_run: Path) -> None:
 
 
 def test_a_diverged_run_says_so_in_its_report(tmp_path: Path) -> None:
-    from riemexp.config import OptimConfig
     from riemexp.errors import DivergedError
 
-    cfg = tiny_config(optim=OptimConfig(lr=1e6, epochs=30), network=NetworkConfig(depth=3, step_size=5.0))
+    cfg = tiny_config(optim=AdamConfig(lr=1e6, epochs=30), network=NetworkConfig(depth=3, step_size=5.0))
     with pytest.raises(DivergedError):
         run(cfg, tmp_path / "run")
     report = (tmp_path / "run/report.md").read_text()

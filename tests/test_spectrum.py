@@ -239,7 +239,7 @@ def test_c2_metric_is_the_datas_metric_in_layer_coordinates(width: int, activati
 def test_sweep_maps_and_ode_limit_read_the_true_log_volume(tmp_path) -> None:
     """A saturated plain network: its saved g_0 reads as singular, its saved log volume is finite."""
     from riemexp.config import GeometryConfig
-    from riemexp.datasets import Dataset
+    from riemexp.data.dataset import Dataset
     from riemexp.sweep import ode_limit
     from riemexp.sweep.figures import read_log_volume
     from riemexp.sweep.summary import Job

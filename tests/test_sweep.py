@@ -16,6 +16,7 @@ from riemexp.analyses.geometry import save_geometry
 from riemexp.cli import conf_dir
 from riemexp.cli import main as cli_main
 from riemexp.commands.sweep import aggregate
+from riemexp.data.csv import CsvConfig
 from riemexp.errors import ConfigError, RunFolderError
 from riemexp.identity import identity_of
 from riemexp.sweep.figures import draw_sweep_figures
@@ -366,14 +367,14 @@ def test_sweep_cli_refuses_a_bad_value_before_running(tmp_path: Path, cli) -> No
 
 def test_resume_runs_a_csv_job_again_when_its_file_changed(tmp_path: Path) -> None:
     from riemexp import run
-    from riemexp.config import DatasetConfig, GeometryConfig, OdeConfig, PlotConfig
+    from riemexp.config import GeometryConfig, OdeConfig, PlotConfig
     from riemexp.sweep.jobs import finished
     from tests.conftest import tiny_config
     from tests.test_datasets import write_csv
 
     data = write_csv(tmp_path / "blobs.csv")
     off = dict(geometry=GeometryConfig(enabled=False), plot=PlotConfig(enabled=False))
-    cfg = tiny_config(dataset=DatasetConfig(name="csv", path=str(data)), ode=OdeConfig(enabled=False), **off)
+    cfg = tiny_config(dataset=CsvConfig(path=str(data)), ode=OdeConfig(enabled=False), **off)
     run(cfg, tmp_path / "job")
     assert finished(tmp_path / "job", cfg)
     assert not finished(tmp_path / "job", tiny_config(**off))  # another config

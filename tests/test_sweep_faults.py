@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from riemexp.cli import main as cli_main
+from riemexp.config import AdamConfig
 from riemexp.identity import identity_of, run_identity
 from tests.conftest import REPO, run_cli
 
@@ -264,14 +265,14 @@ def test_train_multirun_with_another_grid_keeps_the_earlier_runs(tmp_path: Path)
 
 def _tiny_run(tmp_path: Path, name: str, **changes: object) -> Path:
     from riemexp import run
-    from riemexp.config import GeometryConfig, OdeConfig, OptimConfig, PlotConfig
+    from riemexp.config import GeometryConfig, OdeConfig, PlotConfig
     from tests.conftest import tiny_config
 
     sections = dict(
         geometry=GeometryConfig(enabled=False), plot=PlotConfig(enabled=False), ode=OdeConfig(enabled=False)
     )
     sections.update(changes)  # type: ignore[arg-type]
-    sections.setdefault("optim", OptimConfig(epochs=5))
+    sections.setdefault("optim", AdamConfig(epochs=5))
     out = tmp_path / name
     run(tiny_config(**sections), out)
     return out
@@ -279,24 +280,23 @@ def _tiny_run(tmp_path: Path, name: str, **changes: object) -> Path:
 
 def test_a_folder_whose_files_name_different_runs_is_untrusted(tmp_path: Path, capsys) -> None:
     from riemexp.commands.sweep import aggregate
-    from riemexp.config import OptimConfig
     from riemexp.sweep.folders import read_job_folder
     from riemexp.sweep.jobs import finished
     from tests.conftest import tiny_config
 
     sweep = tmp_path / "sweep"
-    short = _tiny_run(sweep, "short", optim=OptimConfig(epochs=3))
-    long = _tiny_run(sweep, "long", optim=OptimConfig(epochs=7))
+    short = _tiny_run(sweep, "short", optim=AdamConfig(epochs=3))
+    long = _tiny_run(sweep, "long", optim=AdamConfig(epochs=7))
     assert read_job_folder(short).trusted and read_job_folder(long).trusted
     # the orphan of the fault review: config.yaml of one config, model and metrics of another
     shutil.copy(long / "config.yaml", short / "config.yaml")
     folder = read_job_folder(short)
     assert not folder.trusted and "config.yaml is the config of run" in (folder.problem or "")
-    cfg = tiny_config(optim=OptimConfig(epochs=7))
+    cfg = tiny_config(optim=AdamConfig(epochs=7))
     assert not finished(short, cfg)  # resume would train it again
     # model.pt from another run
     shutil.copy(long / "model.pt", tmp_path / "model.pt")
-    _tiny_run(sweep, "other", optim=OptimConfig(epochs=4))
+    _tiny_run(sweep, "other", optim=AdamConfig(epochs=4))
     shutil.copy(tmp_path / "model.pt", sweep / "other" / "model.pt")
     assert "model.pt is of run" in (read_job_folder(sweep / "other").problem or "")
 

@@ -9,15 +9,17 @@ import torch
 
 from riemexp import load_run, run
 from riemexp.config import (
+    AdamConfig,
     DatasetConfig,
     GeometryConfig,
     NetworkConfig,
     OdeConfig,
-    OptimConfig,
     PlotConfig,
     RunConfig,
+    SgdConfig,
 )
-from riemexp.datasets import make_dataset
+from riemexp.data.dataset import make_dataset
+from riemexp.data.toy import MoonsConfig
 from riemexp.errors import DivergedError, RunFolderError
 from riemexp.nets.network import build_network
 from riemexp.train import train
@@ -73,25 +75,25 @@ def test_residual_layers_start_near_identity() -> None:
 
 
 def test_same_seed_same_weights_and_history() -> None:
-    cfg = tiny_config(optim=OptimConfig(epochs=8))
+    cfg = tiny_config(optim=AdamConfig(epochs=8))
     data = make_dataset(cfg.dataset, cfg.data_seed)
     a, b = train(cfg, data), train(cfg, data)
     assert a.history == b.history
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
-    c = train(tiny_config(optim=OptimConfig(epochs=8), seed=1), data)
+    c = train(tiny_config(optim=AdamConfig(epochs=8), seed=1), data)
     assert c.history != a.history
 
 
 def test_minibatches_are_seeded() -> None:
-    cfg = tiny_config(optim=OptimConfig(epochs=3, batch_size=16))
+    cfg = tiny_config(optim=AdamConfig(epochs=3, batch_size=16))
     data = make_dataset(cfg.dataset, cfg.data_seed)
     assert train(cfg, data).history == train(cfg, data).history
 
 
 def test_dataset_generation_is_seeded_and_split() -> None:
     for name in ("spirals", "circles", "moons"):
-        cfg = DatasetConfig(name=name, n_samples=200, test_fraction=0.25)
+        cfg = DatasetConfig.of(name, n_samples=200, test_fraction=0.25)
         a, b, c = make_dataset(cfg, 0), make_dataset(cfg, 0), make_dataset(cfg, 1)
         assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
         assert not torch.equal(a.x, c.x)
@@ -138,9 +140,9 @@ def test_run_writes_a_complete_run_folder_and_load_run_reads_it(tmp_path) -> Non
 
 def test_divergence_is_reported_and_recorded(tmp_path) -> None:
     cfg = RunConfig(
-        dataset=DatasetConfig(name="moons", n_samples=100),
+        dataset=MoonsConfig(n_samples=100),
         network=NetworkConfig(depth=10, activation="identity", step_size=1.0),
-        optim=OptimConfig(name="sgd", lr=1e6, epochs=50),
+        optim=SgdConfig(lr=1e6, epochs=50),
         **NO_ANALYSIS,
     )
     with pytest.raises(DivergedError, match="diverged at epoch .*Try a smaller optim.lr"):
@@ -184,9 +186,9 @@ def test_a_failed_re_run_keeps_the_earlier_run_and_a_completed_one_replaces_it(t
     (tmp_path / "notes.txt").write_text("the user's own file")
     # the second run diverges: the first run stays, byte for byte; the attempt's record beside it
     diverging = RunConfig(
-        dataset=DatasetConfig(name="moons", n_samples=100),
+        dataset=MoonsConfig(n_samples=100),
         network=NetworkConfig(depth=10, activation="identity", step_size=1.0),
-        optim=OptimConfig(name="sgd", lr=1e6, epochs=50),
+        optim=SgdConfig(lr=1e6, epochs=50),
     )
     with pytest.raises(DivergedError):
         run(diverging, tmp_path)

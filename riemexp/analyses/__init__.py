@@ -30,7 +30,7 @@ from riemexp.config import RunConfig
 from riemexp.figures import FigurePool
 
 if TYPE_CHECKING:
-    from riemexp.datasets import Dataset
+    from riemexp.data.dataset import Dataset
     from riemexp.nets.network import LayeredNetwork
 
 

@@ -20,7 +20,7 @@ from riemexp.analyses import RunContext
 from riemexp.budget import check_memory
 from riemexp.certify import CERTIFICATE_COLUMNS, with_certificate
 from riemexp.config import INPUT_DIM, GeometryConfig
-from riemexp.datasets import Dataset
+from riemexp.data.dataset import Dataset
 from riemexp.errors import RunFolderError, safe_reason
 from riemexp.geometry import (
     geometry_arrays,

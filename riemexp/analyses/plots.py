@@ -40,7 +40,8 @@ from riemexp.analyses.geometry import compute_geometry, load_geometry
 from riemexp.analyses.ode import ODE_TABLE, choose_points, load_flow, points_per_class
 from riemexp.budget import fitting_density, lattice_fits
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
-from riemexp.datasets import Dataset, read_csv
+from riemexp.data.csv import read_csv
+from riemexp.data.dataset import Dataset
 from riemexp.errors import ConfigError, RiemexpError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.geometry import input_log_volume, input_metric, layer_coordinates

@@ -40,7 +40,7 @@ from riemexp.timing import stage
 
 if TYPE_CHECKING:
     from riemexp.analyses import RunContext
-    from riemexp.datasets import Dataset
+    from riemexp.data.dataset import Dataset
     from riemexp.nets.network import LayeredNetwork
 
 BOUNDARY_TABLE = f"{TABLES_DIR}/boundary"

@@ -216,11 +216,11 @@ def memory_probe(members: int, depth: int, epochs: int) -> dict[str, float]:
 
     Returns the resident memory before training and its peak during training, in MiB.
     """
-    from riemexp.config import NetworkConfig, OptimConfig
+    from riemexp.config import AdamConfig, NetworkConfig
     from riemexp.ensemble import member_datasets, train_ensemble
 
     cfgs = [
-        RunConfig(seed=s, network=NetworkConfig(depth=depth), optim=OptimConfig(epochs=epochs))
+        RunConfig(seed=s, network=NetworkConfig(depth=depth), optim=AdamConfig(epochs=epochs))
         for s in range(members)
     ]
     datasets = member_datasets(cfgs)

@@ -39,8 +39,9 @@ import torch
 
 from riemexp import geometry as geo
 from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
-from riemexp.config import DatasetConfig, NetworkConfig
-from riemexp.datasets import make_dataset
+from riemexp.config import NetworkConfig
+from riemexp.data.dataset import make_dataset
+from riemexp.data.toy import SpiralsConfig
 from riemexp.nets.network import LayeredNetwork
 
 F64 = torch.float64
@@ -52,7 +53,7 @@ def network(depth: int, seed: int = 0) -> LayeredNetwork:
 
 
 def grid_points(density: int) -> torch.Tensor:
-    data = make_dataset(DatasetConfig(name="spirals", n_samples=1000), seed=0)
+    data = make_dataset(SpiralsConfig(n_samples=1000), seed=0)
     grid, _ = geo.make_grid(data.x, density, margin=0.1)
     return torch.as_tensor(grid)
 

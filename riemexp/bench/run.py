@@ -92,11 +92,13 @@ ACTIVATIONS = {
 
 def floor_settings(cfg: Any, threads: int) -> dict[str, Any]:
     """The floor's settings for a RunConfig: what decides its training time, nothing more."""
-    n = cfg.dataset.n_samples
+    from riemexp.data.registry import size
+
+    n, classes = size(cfg.dataset)
     return {
         "seed": cfg.seed,
         "points": n - round(n * cfg.dataset.test_fraction),
-        "classes": cfg.dataset.n_classes if cfg.dataset.name == "gaussians" else 2,
+        "classes": classes,
         "width": cfg.network.width,
         "depth": cfg.network.depth,
         "kind": cfg.network.kind,
@@ -202,7 +204,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def under_load(cfg: Any, repeat: int, contrast: bool) -> None:
     """Section 2: training idle and beside two CPU-bound processes, alternating."""
-    from riemexp.datasets import make_dataset
+    from riemexp.data.dataset import make_dataset
     from riemexp.threads import available_cpus, run_threads, using_threads
     from riemexp.train import train
 

@@ -88,7 +88,7 @@ def _children_cpu() -> float:
 def training_alone(cfg: Any, repeat: int) -> float:
     """Section 2: training with the recorder and without, in this process; returns the ratio."""
     from riemexp.analyses.snapshots import SnapshotRecorder
-    from riemexp.datasets import make_dataset
+    from riemexp.data.dataset import make_dataset
     from riemexp.nets.network import build_network
     from riemexp.threads import run_threads, using_threads
     from riemexp.train import train

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from riemexp.bench import add_threads_option, machine, option_parser, parse_options, progress, use_threads
-from riemexp.config import DatasetConfig, NetworkConfig
-from riemexp.datasets import make_dataset
+from riemexp.config import NetworkConfig
+from riemexp.data.dataset import make_dataset
+from riemexp.data.toy import SpiralsConfig
 from riemexp.nets.network import build_network
 from riemexp.train import train_step
 
@@ -69,7 +70,7 @@ def main(args: list[str]) -> int:
     threads = use_threads(parser.prog, opts.threads, opts.points, 2)
     print(machine(threads), flush=True)
 
-    data = make_dataset(DatasetConfig(name="spirals", n_samples=opts.points, test_fraction=0.1), seed=0)
+    data = make_dataset(SpiralsConfig(n_samples=opts.points, test_fraction=0.1), seed=0)
     x = torch.cat([data.x_train, data.x_test]).float()
     y = torch.cat([data.y_train, data.y_test])
     torch.manual_seed(0)

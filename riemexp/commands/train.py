@@ -37,6 +37,7 @@ from riemexp.commands.hydra_app import (
 from riemexp.config import Device
 from riemexp.errors import ConfigError, OutputError
 from riemexp.layout import HYDRA_NEXT_DIR
+from riemexp.preflight import check_run
 from riemexp.threads import check_threads
 
 _hydra_called: list[float] = []  # when `main` handed over to Hydra: its set-up is timed up to the task
@@ -125,6 +126,7 @@ def main(args: list[str]) -> int:
     with timing.stage("config"):
         composed = compose_config("train", task_overrides(args))
         cfg = to_run_config(composed)
+        check_run(cfg)  # its data (a CSV file read and checked) and every stage's memory
         check_threads(cfg.threads)
         logger_values(composed)  # a chosen logger that is not installed: said now, before any folder
         if cfg.device is Device.CUDA:  # torch only to ask for CUDA

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from riemexp.config import RunConfig, config_to_dict
-from riemexp.datasets import Dataset, make_dataset
+from riemexp.data.dataset import Dataset, make_dataset
 from riemexp.errors import ConfigError
 from riemexp.train import resolve_device
 

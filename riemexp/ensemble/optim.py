@@ -47,7 +47,7 @@ class StackedOptimizer:
         self.name = OptimizerName(configs[0].name)
         self.lr = [float(c.lr) for c in configs]
         self.weight_decay = [float(c.weight_decay) for c in configs]
-        self.momentum = [float(c.momentum) for c in configs]
+        self.momentum = [float(getattr(c, "momentum", 0.0)) for c in configs]  # sgd's only
         self.steps = 0
         self.exp_avg: torch.Tensor | None = None  # Adam's first and second moments
         self.exp_avg_sq: torch.Tensor | None = None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from riemexp.config import RunConfig
-from riemexp.datasets import Dataset
+from riemexp.data.dataset import Dataset
 from riemexp.ensemble.loss import accuracy, mean_nll, mean_nll_backward, predictions
 from riemexp.ensemble.members import check_members, member_datasets
 from riemexp.ensemble.network import StackedNetwork, Tape

@@ -48,7 +48,7 @@ class LayeredNetwork(nn.Module):
         self.bias = nn.Parameter(bias)  # (L, w)
         self.head = nn.Linear(cfg.width, n_classes)
         # input standardisation x -> (x - input_shift) / input_scale, saved with the weights;
-        # identity unless a dataset in its own units sets it (see riemexp.datasets)
+        # identity unless a dataset in its own units sets it (see riemexp.data.dataset)
         self.register_buffer("input_shift", torch.zeros(INPUT_DIM))
         self.register_buffer("input_scale", torch.ones(INPUT_DIM))
 

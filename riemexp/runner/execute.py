@@ -28,7 +28,8 @@ from omegaconf import OmegaConf
 from riemexp import console, lock, memory, phases, signals, timing, verdict
 from riemexp.analyses import ANALYSES, RunContext
 from riemexp.config import RunConfig, config_to_dict
-from riemexp.datasets import make_dataset, source_fingerprint
+from riemexp.data.dataset import make_dataset
+from riemexp.data.registry import fingerprint
 from riemexp.errors import OutputError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.identity import IDENTITY_KEY, run_identity
@@ -129,7 +130,7 @@ def _first_record(cfg: RunConfig, threads: int) -> dict[str, Any]:
         "dataset": cfg.dataset.name,
         "network": cfg.network.kind,
         "seed": cfg.seed,
-        IDENTITY_KEY: run_identity(cfg, source_fingerprint(cfg.dataset)),
+        IDENTITY_KEY: run_identity(cfg, fingerprint(cfg.dataset)),
         **versions(),
         "pid": os.getpid(),
         "host": lock.host_name(),

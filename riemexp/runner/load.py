@@ -18,8 +18,9 @@ import torch
 
 import riemexp
 from riemexp import lock
-from riemexp.config import RunConfig, config_to_dict, load_config
-from riemexp.datasets import Dataset, make_dataset, source_fingerprint
+from riemexp.config import RunConfig, config_to_dict, load_saved_config
+from riemexp.data.dataset import Dataset, make_dataset
+from riemexp.data.registry import fingerprint, source_of
 from riemexp.errors import RiemexpError, RunFolderError, safe_reason
 from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_bytes
@@ -30,7 +31,7 @@ from riemexp.nets.network import LayeredNetwork, build_network
 def save_model(out_dir: Path, model: LayeredNetwork, cfg: RunConfig, data: Dataset) -> None:
     """model.pt: the weights, the resolved config, the class names, the dataset's fingerprint and
     the run identity (torch.save of a dict, written atomically)."""
-    dataset_sha256 = source_fingerprint(cfg.dataset)
+    dataset_sha256 = fingerprint(cfg.dataset)
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config_to_dict(cfg),
@@ -163,7 +164,7 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
     model_file = path / MODEL_FILE
     payload = read_model_file(path)
     try:
-        cfg = load_config(payload["config"])
+        cfg = load_saved_config(payload["config"])
         state = payload["state_dict"]
         n_classes = len(payload["class_names"])
     except RiemexpError as err:
@@ -177,9 +178,10 @@ def load_run(path: str | Path, require_completed: bool = True) -> LoadedRun:
         raise RunFolderError(f"{model_file} does not match its config: {err}") from None
     model.eval()
     saved_hash = payload.get("dataset_sha256")
-    if saved_hash is not None and saved_hash != source_fingerprint(cfg.dataset):
+    if saved_hash is not None and saved_hash != fingerprint(cfg.dataset):
+        where = source_of(cfg.dataset).where(cfg.dataset)
         raise RunFolderError(
-            f"the dataset file {cfg.dataset.path} has changed since run {path} was trained (its sha256 "
+            f"the dataset file {where} has changed since run {path} was trained (its sha256 "
             "differs from the one saved in model.pt); restore the file or train a new run"
         )
     data = make_dataset(cfg.dataset, cfg.data_seed)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from riemexp.config import RunConfig
 
 if TYPE_CHECKING:
-    from riemexp.datasets import Dataset
+    from riemexp.data.dataset import Dataset
     from riemexp.ensemble import MemberResult
 
 log = logging.getLogger("riemexp")
@@ -47,10 +47,10 @@ _members: dict[str, MemberResult] = {}
 
 
 def identity_of(cfg: RunConfig) -> str:
-    from riemexp.datasets import source_fingerprint
+    from riemexp.data.registry import fingerprint
     from riemexp.identity import run_identity
 
-    return run_identity(cfg, source_fingerprint(cfg.dataset))
+    return run_identity(cfg, fingerprint(cfg.dataset))
 
 
 def member_for(cfg: RunConfig) -> MemberResult | None:
@@ -184,7 +184,7 @@ def plan_groups(
 def datasets_of(cfgs: Sequence[RunConfig | None]) -> list[Dataset | None]:
     """Each config's dataset (shared between configs with the same data); None where it cannot be made."""
     from riemexp.config import config_to_dict
-    from riemexp.datasets import make_dataset
+    from riemexp.data.dataset import make_dataset
 
     made: dict[str, Dataset | None] = {}
     out: list[Dataset | None] = []

@@ -49,23 +49,23 @@ def finished(out_dir: Path, cfg: RunConfig) -> bool:
     """True when out_dir holds a trusted completed run of cfg (riemexp.sweep.folders): its
     config.yaml, metrics.json and model.pt name the identity of cfg and of the dataset file as it
     is now (so an edited CSV is trained again), and no analysis file is missing."""
-    from riemexp.datasets import source_fingerprint
+    from riemexp.data.registry import fingerprint
 
     try:
         folder = read_job_folder(out_dir)
-        return folder.trusted and folder.identity == run_identity(cfg, source_fingerprint(cfg.dataset))
+        return folder.trusted and folder.identity == run_identity(cfg, fingerprint(cfg.dataset))
     except Exception:  # an unreadable record or data file: run the job again
         return False
 
 
 def _check_planned_identity(cfg: RunConfig) -> None:
     """ConfigError when the job's config is not the one its sweep planned (by identity)."""
-    from riemexp.datasets import source_fingerprint
+    from riemexp.data.registry import fingerprint
 
     planned = os.environ.get(JOB_IDENTITY_ENV)
     if not planned:
         return
-    actual = run_identity(cfg, source_fingerprint(cfg.dataset))
+    actual = run_identity(cfg, fingerprint(cfg.dataset))
     if actual != planned:
         raise ConfigError(
             f"this job's config resolved to run identity {actual}, but the sweep planned {planned} "

@@ -165,26 +165,27 @@ class PlannedJob:
 
 
 def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[PlannedJob]:
-    """Compose and check every job's config and compute its identity; ConfigError naming the
-    first job whose config is refused (nothing has been written)."""
+    """Compose and check every job's config, its data and memory (riemexp.preflight) and compute
+    its identity; ConfigError naming the first job whose config is refused (nothing has been
+    written)."""
     from riemexp.commands.hydra_app import to_run_config
     from riemexp.config import config_to_dict
+    from riemexp.data.registry import fingerprint
     from riemexp.identity import run_identity
+    from riemexp.preflight import check_run
     from riemexp.sweep.ensemble import batch_key
 
-    fingerprints: dict[str | None, str | None] = {None: None}
+    fingerprints: dict[Any, str | None] = {}  # by dataset config: a CSV's contents are part of the identity
     planned = []
     for job in jobs:
         try:
             cfg = to_run_config(composer.values(job))
-            path = cfg.dataset.path if cfg.dataset.name == "csv" else None
-            if path not in fingerprints:  # a CSV's contents are part of the identity
-                from riemexp.datasets import source_fingerprint
-
-                fingerprints[path] = source_fingerprint(cfg.dataset)
         except ConfigError as err:
             raise type(err)(f"{err} (in the sweep job {' '.join(job)})") from None
-        identity = run_identity(cfg, fingerprints[path])
+        check_run(cfg)
+        if cfg.dataset not in fingerprints:
+            fingerprints[cfg.dataset] = fingerprint(cfg.dataset)
+        identity = run_identity(cfg, fingerprints[cfg.dataset])
         values = flatten(config_to_dict(cfg))
         planned.append(PlannedJob(list(job), identity, values=values, batch=batch_key(cfg)))
     return planned
