@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "--version":
         print(__version__)
         return 0
+    if args[0] in ("--shell-completion", "-sc"):  # Hydra's shell completion, for every command
+        args = ["train", *args]
     name = args[0]
     if name not in COMMANDS:
         _error(f"unknown command '{name}'; expected one of: {', '.join(COMMANDS)}")

@@ -219,12 +219,12 @@ class PlotConfig:
     """Figures written to `plots/` (`riemexp.plotting`)."""
 
     enabled: bool = True
-    layers: tuple[int, ...] | None = None  # None: about `n_layers` evenly spaced
+    layers: tuple[int, ...] | None = None  # e.g. [0,5,10]; None: about `n_layers` evenly spaced
     n_layers: int = 8
     glyph_density: int = 12  # glyphs along each axis
-    glyph: GlyphConvention = GlyphConvention.STRETCH
-    formats: tuple[str, ...] = ("png",)
-    animation: bool = False
+    glyph: GlyphConvention = GlyphConvention.STRETCH  # stretch (axes ~ sqrt(lambda)) | unit_ball (~ 1/sqrt)
+    formats: tuple[str, ...] = ("png",)  # any of png, pdf, svg
+    animation: bool = False  # also write a GIF moving from layer to layer
 
     def __post_init__(self) -> None:
         _coerce_enums(self)
@@ -234,7 +234,7 @@ class PlotConfig:
 class OdeConfig:
     """The ODE-consistency check of residual and c2 networks (`riemexp.ode`)."""
 
-    enabled: bool = True
+    enabled: bool = True  # residual and c2 networks: compare with the network's own ODE
     max_refinement: int = 64  # k = 1, 2, 4, ..., max_refinement sub-steps per layer
     rtol: float = 1e-9
     atol: float = 1e-9
@@ -261,8 +261,8 @@ class RefineConfig:
 class RunConfig:
     """Everything one `riemexp train` run needs. One seed fixes data, init and training."""
 
-    seed: int = 0
-    device: Device = Device.AUTO
+    seed: int = 0  # fixes the data (unless dataset.seed is set), the initialisation and training
+    device: Device = Device.AUTO  # auto (cuda when available, else cpu) | cpu | cuda
     max_memory_gb: float | None = None  # refuse any stage that would need more (None: free memory)
     threads: int | str = "auto"  # torch threads: auto (riemexp.threads) or 1 .. the CPUs
     dataset: DatasetConfig = field(default_factory=lambda: DatasetConfig.of("spirals"))
@@ -474,31 +474,59 @@ def load_config(values: Mapping[str, Any]) -> RunConfig:
     return validate(_build(RunConfig, values, ""))
 
 
-#: the options of riemexp's config before each dataset and optimizer had a class of its own: a run
-#: saved then lists all of them in its dataset and optim sections, whichever applied
-_FLAT_SECTIONS = {
-    "dataset": (
-        frozenset(
-            "name n_samples noise test_fraction seed turns factor n_classes spread path header "
-            "coordinate_columns label_column delimiter".split()
-        ),
-        dataset_class,
-    ),
-    "optim": (frozenset("name lr epochs batch_size weight_decay momentum".split()), optim_class),
+#: riemexp's dataset and optim sections before each dataset and optimizer had a class of its own:
+#: every option of every dataset (optimizer), with its default then. A run saved then lists all of
+#: them, whichever applied, and its run identity (riemexp.identity) hashes them all.
+LEGACY_SECTIONS: dict[str, dict[str, Any]] = {
+    "dataset": {
+        "name": "spirals",
+        "n_samples": 1000,
+        "noise": 0.05,
+        "test_fraction": 0.25,
+        "seed": None,
+        "turns": 1.0,
+        "factor": 0.5,
+        "n_classes": 3,
+        "spread": 0.25,
+        "path": None,
+        "header": None,
+        "coordinate_columns": [0, 1],
+        "label_column": 2,
+        "delimiter": ",",
+    },
+    "optim": {
+        "name": "adam",
+        "lr": 0.05,
+        "epochs": 300,
+        "batch_size": None,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+    },
 }
+_LEGACY_CLASS = {"dataset": dataset_class, "optim": optim_class}
 
 
 def load_saved_config(values: Mapping[str, Any]) -> RunConfig:
     """`load_config` for the config a run saved, by this version of riemexp or by one from before
     each dataset and optimizer had its own class: a dataset or optim section listing every old
-    option keeps only those of its own dataset or optimizer."""
+    option (LEGACY_SECTIONS) keeps only those of its own dataset or optimizer."""
     values = dict(values)
-    for section, (flat, pick) in _FLAT_SECTIONS.items():
+    for section, legacy in LEGACY_SECTIONS.items():
         node = values.get(section)
-        if isinstance(node, Mapping) and set(node) == flat:
-            own = pick(node.get("name")).option_names()
+        if isinstance(node, Mapping) and set(node) == set(legacy):
+            own = _LEGACY_CLASS[section](node.get("name")).option_names()
             values[section] = {k: v for k, v in node.items() if k in own}
     return load_config(values)
+
+
+def legacy_values(cfg: RunConfig) -> dict[str, Any]:
+    """`config_to_dict(cfg)` as riemexp saved it before each dataset and optimizer had its own class
+    (every old option in the dataset and optim sections, those that do not apply at their old
+    defaults): what a run of cfg saved then, for finding such runs by their identity."""
+    values = config_to_dict(cfg)
+    for section, legacy in LEGACY_SECTIONS.items():
+        values[section] = {**legacy, **values[section]}
+    return values
 
 
 def config_to_dict(cfg: Any) -> Any:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from riemexp.config import RunConfig, config_to_dict
+from riemexp.config import RunConfig, config_to_dict, legacy_values
 
 IDENTITY_KEY = "run_identity"
 IDENTITY_LENGTH = 16  # hex digits: 64 bits, ample for the runs of one folder
@@ -38,4 +38,16 @@ def run_identity(cfg: RunConfig, dataset_sha256: str | None = None) -> str:
     return identity_of(config_to_dict(cfg), dataset_sha256)
 
 
-__all__ = ["IDENTITY_KEY", "canonical_json", "identity_of", "run_identity"]
+def legacy_identity(cfg: RunConfig, dataset_sha256: str | None = None) -> str:
+    """The identity a run of `cfg` had when riemexp saved every dataset's and optimizer's options in
+    one flat section (`riemexp.config.legacy_values`), so that a sweep folder written then is
+    resumed, not run again."""
+    return identity_of(legacy_values(cfg), dataset_sha256)
+
+
+def identities(cfg: RunConfig, dataset_sha256: str | None = None) -> tuple[str, str]:
+    """(identity, legacy identity) of a run of `cfg`: a completed run of either is a run of cfg."""
+    return run_identity(cfg, dataset_sha256), legacy_identity(cfg, dataset_sha256)
+
+
+__all__ = ["IDENTITY_KEY", "canonical_json", "identities", "identity_of", "legacy_identity", "run_identity"]

@@ -444,11 +444,10 @@ def test_three_class_csv_plot_metric(three_class_run, tmp_path):
 
 
 def test_registry_names_match_the_config_group():
-    conf = Path(__file__).resolve().parent.parent / "conf" / "dataset"
-    assert sorted(p.stem for p in conf.glob("*.yaml")) == sorted(DATASETS)
-    for p in conf.glob("*.yaml"):
-        values = OmegaConf.to_container(OmegaConf.load(p))
-        assert values["name"] == p.stem
-        DatasetConfig.of(**values)  # every option in the YAML is a real option
-        if p.stem != "csv":  # (csv's path is the user's to give)
-            assert load_config({"dataset": values}).dataset.name == p.stem
+    from riemexp.commands.hydra_app import compose_config, group_options
+
+    assert group_options("dataset") == sorted(DATASETS)
+    for name in DATASETS:
+        values = OmegaConf.to_container(compose_config("train", [f"dataset={name}"]).dataset)
+        assert values["name"] == name
+        assert DatasetConfig.of(**values) == DATASETS[name].config()  # the class's own defaults

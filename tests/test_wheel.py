@@ -36,7 +36,7 @@ def test_wheel_install_runs_from_any_folder(tmp_path: Path) -> None:
     )
     (wheel,) = dist.glob("riemexp-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "riemexp/conf/train.yaml" in names and "riemexp/conf/dataset/spirals.yaml" in names
+    assert "riemexp/conf/train.yaml" in names and "riemexp/conf/grid/default.yaml" in names
     assert "hydra_plugins/riemexp_sweeper/riemexp_sweeper.py" in names  # riemexp's Hydra sweeper
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

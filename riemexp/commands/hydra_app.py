@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from riemexp.cli import conf_dir
+from riemexp.commands.schema import ensure_registered
 from riemexp.config import RunConfig, load_config
 from riemexp.errors import ConfigError, OutputError, RiemexpError
 
@@ -34,73 +34,146 @@ HYDRA_FLAGS = (
     "--resolve",
     "-p",
     "--package",
+    "--shell-completion",
+    "-sc",
 )
 
-
-def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files in conf/GROUP/."""
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+ensure_registered()  # riemexp's schema, before any Hydra app or composition of this process
 
 
 #: the group of experiment presets (conf/experiment/, `# @package _global_`): not in the defaults
 #: list, so a preset is added with `+experiment=NAME`
 EXPERIMENT_GROUP = "experiment"
 
-#: folders of conf/ that are not option groups of the training config
+
+def search_path(config_dir: str | None = None) -> Any:
+    """Hydra's config search path for riemexp: Hydra's own configs, conf/, `config_dir` (a user's
+    config folder, as `--config-dir` adds it) and the ConfigStore, where riemexp's schema is."""
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+
+    ensure_registered()
+    path = create_config_search_path(str(conf_dir()))
+    if config_dir is not None:
+        folder = os.path.abspath(os.path.expanduser(config_dir))
+        if not os.path.isdir(folder):
+            raise ConfigError(
+                f"--config-dir must be a folder of configs, got '{config_dir}' (no such folder)"
+            )
+        anchor = SearchPathQuery(provider="schema")  # after conf/, before the schema: as Hydra does
+        path.prepend(provider="command-line", path=f"file://{folder}", anchor=anchor)
+    return path
+
+
+def config_loader(config_dir: str | None = None) -> Any:
+    """Hydra's config loader over `search_path(config_dir)`."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    return ConfigLoaderImpl(config_search_path=search_path(config_dir))
+
+
+def group_options(group: str, config_dir: str | None = None) -> list[str]:
+    """The options of a config group: riemexp's (ConfigStore, conf/GROUP/) and a user config
+    folder's."""
+    from hydra.core.object_type import ObjectType
+
+    return sorted(config_loader(config_dir).get_group_options(group, results_filter=ObjectType.CONFIG))
+
+
+#: config groups that are not option groups of the training config
 NOT_TRAIN_GROUPS = ("grid", "hydra")
 
 
-def groups() -> list[str]:
-    """The option groups of the training config (conf/dataset/, conf/network/, ...)."""
-    return sorted(
-        p.name
-        for p in conf_dir().iterdir()
-        if p.is_dir() and not p.name.startswith(("_", ".")) and p.name not in NOT_TRAIN_GROUPS
-    )
+def groups(config_dir: str | None = None) -> list[str]:
+    """The option groups of the training config (dataset, network, optim, logger, and any a user
+    config folder adds)."""
+    return sorted(g for g in config_loader(config_dir).list_groups("") if g not in NOT_TRAIN_GROUPS)
 
 
-def check_group_choices(overrides: list[str]) -> None:
-    """Refuse `group=option` overrides whose option has no YAML file, naming the choices.
+#: Hydra's flags that take a value (`--config-dir DIR` or `--config-dir=DIR`); --info's is optional
+VALUE_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c")
+VALUE_FLAGS += ("--package", "-p", "--experimental-rerun")
+INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
-    Comma-separated sweep values (`dataset=spirals,moons`) are checked one by one.
-    """
-    known = set(groups())
-    for item in overrides:
-        if "=" not in item or item.startswith(("-", "hydra")):
-            continue
-        key, value = item.split("=", 1)
-        key = key.lstrip("+~")
-        if key not in known:
-            continue
-        options = group_options(key)
-        if value.startswith("[") and value.endswith("]"):  # several options at once: logger=[a,b]
-            value = value[1:-1]
-            if not value.strip():
-                continue
-        values = value.split(",") if "(" not in value else []
-        for choice in values:
-            if choice.strip() not in options:
-                raise ConfigError(f"unknown {key} '{choice.strip()}'; expected one of: {', '.join(options)}")
+
+def flag_values(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Hydra's command line split as Hydra reads it: (its overrides, {flag: value}) with flags by
+    their long name, e.g. {"--config-dir": "my_conf"}."""
+    long = {"-cd": "--config-dir", "-cp": "--config-path", "-cn": "--config-name", "-c": "--cfg"}
+    long |= {"-p": "--package", "-i": "--info"}
+    overrides: list[str] = []
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if arg.startswith("-") and name in (*VALUE_FLAGS, "--info", "-i"):
+            flag = long.get(name, name)
+            if eq:
+                values[flag] = value
+            elif flag == "--info":
+                if i + 1 < len(args) and args[i + 1] in INFO_CHOICES:
+                    values[flag] = args[i + 1]
+                    i += 1
+            elif i + 1 < len(args):
+                values[flag] = args[i + 1]
+                i += 1
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+        i += 1
+    return overrides, values
 
 
 def task_overrides(args: list[str]) -> list[str]:
-    """The overrides that shape the task config (not Hydra's own, not flags)."""
-    return [a for a in args if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    """The overrides that shape the task config (not Hydra's own, not flags nor their values)."""
+    return [a for a in flag_values(args)[0] if not a.lstrip("+~").startswith("hydra")]
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose conf/CONFIG_NAME.yaml with overrides, turning Hydra's errors into ConfigError."""
-    check_group_choices(overrides)
+def searchpath_overrides(args: list[str]) -> list[str]:
+    """The command line's `hydra.searchpath=[...]` overrides (they add config folders)."""
+    return [a for a in flag_values(args)[0] if a.lstrip("+~").split("=", 1)[0] == "hydra.searchpath"]
+
+
+def compose_args(config_name: str, args: list[str]) -> DictConfig:
+    """The task config of a command line, composed as Hydra will compose it: its overrides, and
+    the config folders it adds (--config-dir, hydra.searchpath); ConfigError for what Hydra refuses."""
+    _, flags = flag_values(args)
+    overrides = [*task_overrides(args), *searchpath_overrides(args)]
+    return compose_config(flags.get("--config-name", config_name), overrides, flags.get("--config-dir"))
+
+
+def compose_config(config_name: str, overrides: list[str], config_dir: str | None = None) -> DictConfig:
+    """Compose CONFIG_NAME (conf/CONFIG_NAME.yaml and riemexp's schema) with overrides, turning
+    Hydra's errors into ConfigError. `config_dir`: a user's config folder (as --config-dir)."""
+    return _without_hydra(compose_full(config_name, overrides, config_dir))
+
+
+def compose_full(config_name: str, overrides: list[str], config_dir: str | None = None) -> DictConfig:
+    """`compose_config` with Hydra's own node (hydra.run.dir, ...) kept."""
+    from hydra.types import RunMode
+
+    loader = config_loader(config_dir)
     try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose(config_name=config_name, overrides=overrides)
+        return loader.load_configuration(config_name, list(overrides), run_mode=RunMode.RUN, from_shell=False)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(_explain(config_name, overrides, message)) from None
+        raise ConfigError(_explain(loader, config_name, overrides, str(err))) from None
 
 
-def _explain(config_name: str, overrides: list[str], message: str) -> str:
-    """Hydra's one-line complaint about an override, with what was expected where we know it."""
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    with read_write(cfg), open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def _explain(loader: Any, config_name: str, overrides: list[str], error: str) -> str:
+    """Hydra's complaint about an override in one line, with what was expected where we know it."""
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", error)
+    if missing:  # an unknown group option: Hydra lists the options it found
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", error.split("Config search path")[0], flags=re.M)
+        listed = f"; expected one of: {', '.join(options)}" if options else ""
+        return f"unknown {group} '{option}'{listed}"
+    message = error.strip().splitlines()[0] if error.strip() else "unknown error"
     unknown = re.match(r"Could not override '([^']+)'", message)
     if unknown and unknown.group(1) == EXPERIMENT_GROUP:
         presets = ", ".join(group_options(EXPERIMENT_GROUP))
@@ -110,13 +183,16 @@ def _explain(config_name: str, overrides: list[str], message: str) -> str:
         parent, _, leaf = key.rpartition(".")
         rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
         try:
-            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-                base = compose(config_name=config_name, overrides=rest)
-            node = OmegaConf.select(base, parent) if parent else base
+            from hydra.types import RunMode
+
+            base = loader.load_configuration(config_name, rest, run_mode=RunMode.RUN, from_shell=False)
+            node = OmegaConf.select(base, parent) if parent else _without_hydra(base)
         except Exception:  # the other overrides are broken too: say what Hydra said
             node = None
         if isinstance(node, DictConfig):
             where = f"'{parent}'" if parent else "the config"
+            if parent in ("dataset", "optim") and isinstance(node.get("name"), str):
+                where = f"{parent} '{node.name}'"  # each dataset and optimizer has its own options
             return (
                 f"unknown key '{key}': {where} has no '{leaf}'; expected one of: {', '.join(map(str, node))}"
             )

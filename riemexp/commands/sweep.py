@@ -137,6 +137,7 @@ def job_list(jobs: Sequence[PlannedJob]) -> list[dict[str, Any]]:
         {
             "folder": job.folder,
             "identity": job.identity,
+            **({"legacy_identity": job.legacy} if job.legacy else {}),  # an older riemexp's run
             "action": "skip" if job.done else ("busy" if job.busy else "run"),
             "overrides": list(job.overrides),
             "values": {k: job.values.get(k) for k in keys},
@@ -345,6 +346,10 @@ def plan(grid: Grid, task: list[str], group_names: list[str]) -> tuple[list[str]
 
 
 def main(args: list[str]) -> int:
+    from riemexp.commands.train import COMPLETION_FLAGS, shell_completion
+
+    if any(a in COMPLETION_FLAGS for a in args):  # Hydra's, for every riemexp command
+        return shell_completion(args)
     if any(a in ("-h", "--help") for a in args):
         print(usage())
         return 0

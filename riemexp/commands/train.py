@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +22,9 @@ from riemexp.cli import conf_dir
 from riemexp.commands.hydra_app import (
     EXPERIMENT_GROUP,
     HYDRA_FLAGS,
-    compose_config,
+    compose_args,
+    compose_full,
+    flag_values,
     group_options,
     groups,
     hydra_argv,
@@ -97,6 +98,11 @@ Examples:
   riemexp train dataset=circles network.width=3 hydra.run.dir=outputs/circles-w3
   riemexp train -m network.depth=2,4,8      # several runs (see also `riemexp sweep`)
 
+Your own group options: put them in a folder (DIR/network/shallow.yaml, DIR/dataset/mine.yaml; a
+file may start from riemexp's option with `defaults: [residual, _self_]`) and add
+`--config-dir DIR` (or hydra.searchpath=[file://DIR]). Shell completion (bash, zsh, fish):
+  eval "$(riemexp train --shell-completion install=bash)"
+
 The run folder defaults to outputs/DATE/TIME_DATASET_NETWORK under the current folder (-2, -3, ...
 appended when runs start in the same second). One run at a time writes into a folder.
 Hydra's own flags (--cfg job, --info, --hydra-help, -m) work too.
@@ -104,14 +110,57 @@ Hydra's own flags (--cfg job, --info, --hydra-help, -m) work too.
 
 
 def help_text(args: list[str]) -> str:
+    config_dir = flag_values(args)[1].get("--config-dir")
     listing = "\n".join(
-        f"{'+' if g == EXPERIMENT_GROUP else ''}{g}: {', '.join(group_options(g))}" for g in groups()
+        f"{'+' if g == EXPERIMENT_GROUP else ''}{g}: {', '.join(group_options(g, config_dir))}"
+        for g in groups(config_dir)
     )
-    config = OmegaConf.to_yaml(compose_config("train", task_overrides(args)))
+    config = OmegaConf.to_yaml(compose_args("train", args))
     return HELP.format(groups=listing, config=config)
 
 
+#: Hydra's shell-completion flag
+COMPLETION_FLAGS = ("--shell-completion", "-sc")
+
+#: subcommands whose arguments complete as `riemexp train`'s config (groups, options, keys)
+COMPLETED_COMMANDS = ("train", "sweep")
+
+
+def shell_completion(args: list[str]) -> int:
+    """Hydra's shell completion for riemexp: `riemexp train --shell-completion install=bash`
+    prints the script to eval (bash, zsh, fish: Hydra's), registered for the `riemexp` command.
+
+    The installed script calls `riemexp -sc query=SHELL` with the line typed so far in COMP_LINE
+    ("riemexp train dataset=m"): the subcommand is completed from riemexp's commands, and the
+    arguments of train and sweep by Hydra from the training config (a `--config-dir` on the line
+    adds that folder's options).
+    """
+    from riemexp.cli import COMMANDS
+
+    line = os.environ.get("COMP_LINE")
+    query = any(a.startswith("query=") for a in args)
+    if query and line is not None:
+        words = line.split()
+        typing_command = len(words) == 1 and line.endswith(" ") or len(words) == 2 and not line.endswith(" ")
+        if typing_command:
+            start = words[1] if len(words) == 2 else ""
+            print(" ".join(name for name in COMMANDS if name.startswith(start)))
+            return 0
+        if len(words) < 2 or words[1] not in COMPLETED_COMMANDS:
+            return 0
+        rest = line.split(None, 2)[2] if len(words) > 2 else ""
+        os.environ["COMP_LINE"] = f"riemexp {rest}"
+        config_dir = flag_values(words[2:])[1].get("--config-dir")
+        if config_dir is not None and os.path.isdir(os.path.expanduser(config_dir)):
+            args = [*args, "--config-dir", config_dir]
+    with hydra_argv("riemexp", [a for a in args if a not in COMPLETION_FLAGS] + ["--shell-completion"]):
+        _task()
+    return 0
+
+
 def main(args: list[str]) -> int:
+    if any(a in COMPLETION_FLAGS for a in args):
+        return shell_completion(args)
     if "-h" in args or "--help" in args:
         print(help_text([a for a in args if a not in ("-h", "--help")]))
         return 0
@@ -124,7 +173,7 @@ def main(args: list[str]) -> int:
         return 0
     # check the whole config, its threads and that its device exists, before Hydra makes a run folder
     with timing.stage("config"):
-        composed = compose_config("train", task_overrides(args))
+        composed = compose_args("train", args)
         cfg = to_run_config(composed)
         check_run(cfg)  # its data (a CSV file read and checked) and every stage's memory
         check_threads(cfg.threads)
@@ -193,10 +242,14 @@ def resolve_run_dir(args: list[str]) -> Path | None:
     if given and "${" not in given[-1]:
         folder = Path(given[-1]).expanduser()
     else:
-        hydra_overrides = [a for a in args if a.lstrip("+~").startswith("hydra.")]
+        overrides, flags = flag_values(args)
+        hydra_overrides = [a for a in overrides if a.lstrip("+~").startswith("hydra.")]
         try:
-            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-                full = compose("train", [*task_overrides(args), *hydra_overrides], return_hydra_config=True)
+            full = compose_full(
+                flags.get("--config-name", "train"),
+                [*task_overrides(args), *hydra_overrides],
+                flags.get("--config-dir"),
+            )
             folder = Path(str(OmegaConf.select(full, "hydra.run.dir", throw_on_missing=True))).expanduser()
         except Exception:  # e.g. ${hydra.job.override_dirname}: Hydra fills it in at run time
             return None

@@ -32,7 +32,7 @@ from typing import Any
 from riemexp import timing
 from riemexp.config import RunConfig
 from riemexp.errors import ConfigError, DivergedError, FolderBusyError, RiemexpError, RunFolderError
-from riemexp.identity import run_identity
+from riemexp.identity import identities, run_identity
 from riemexp.io import atomic_write_json
 from riemexp.layout import METRICS_FILE
 from riemexp.loggers import RunLoggers
@@ -53,7 +53,7 @@ def finished(out_dir: Path, cfg: RunConfig) -> bool:
 
     try:
         folder = read_job_folder(out_dir)
-        return folder.trusted and folder.identity == run_identity(cfg, fingerprint(cfg.dataset))
+        return folder.trusted and folder.identity in identities(cfg, fingerprint(cfg.dataset))
     except Exception:  # an unreadable record or data file: run the job again
         return False
 

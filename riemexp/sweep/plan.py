@@ -162,6 +162,9 @@ class PlannedJob:
     values: dict[str, Any] = field(default_factory=dict)  # its resolved config, dotted keys
     busy: str | None = None  # its folder is being written by another live run: who (not launched)
     batch: str | None = None  # what it must share with jobs trained with it (riemexp.sweep.ensemble)
+    # its identity as riemexp saved runs before each dataset and optimizer had its own config class
+    # (riemexp.identity.legacy_identity); after `match`, set only when its folder holds such a run
+    legacy: str | None = None
 
 
 def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[PlannedJob]:
@@ -171,7 +174,7 @@ def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[Planned
     from riemexp.commands.hydra_app import to_run_config
     from riemexp.config import config_to_dict
     from riemexp.data.registry import fingerprint
-    from riemexp.identity import run_identity
+    from riemexp.identity import identities
     from riemexp.preflight import check_run
     from riemexp.sweep.ensemble import batch_key
 
@@ -185,9 +188,9 @@ def plan_jobs(jobs: Sequence[Sequence[str]], composer: Composer) -> list[Planned
         check_run(cfg)
         if cfg.dataset not in fingerprints:
             fingerprints[cfg.dataset] = fingerprint(cfg.dataset)
-        identity = run_identity(cfg, fingerprints[cfg.dataset])
+        identity, legacy = identities(cfg, fingerprints[cfg.dataset])
         values = flatten(config_to_dict(cfg))
-        planned.append(PlannedJob(list(job), identity, values=values, batch=batch_key(cfg)))
+        planned.append(PlannedJob(list(job), identity, values=values, batch=batch_key(cfg), legacy=legacy))
     return planned
 
 
@@ -244,16 +247,19 @@ def match(jobs: list[PlannedJob], folders: Sequence[JobFolder], sweep_dir: Path 
             trusted.setdefault(f.identity, []).append(f)
     used: set[str] = set()
     for job in jobs:
-        found = trusted.get(job.identity, [])
+        # a folder of this identity, else one an older riemexp wrote for the same config
+        found = trusted.get(job.identity, []) or trusted.get(job.legacy or "", [])
         canonical = [f for f in found if f.name == job.identity]
         chosen = (canonical or found)[0] if found else None
+        if chosen is None or chosen.identity == job.identity:
+            job.legacy = None  # kept only where the job's run is an older riemexp's
         job.done = chosen is not None
         job.folder = chosen.name if chosen is not None else job.identity
         if not job.done:
             folder = by_name.get(job.folder)
             job.busy = _live_writer(sweep_dir / job.folder if sweep_dir else None, folder)
         used.add(job.folder)
-    wanted = {j.identity for j in jobs}
+    wanted = {j.identity for j in jobs} | {j.legacy for j in jobs if j.legacy}
     outside = []
     for f in folders:
         if f.name in used:

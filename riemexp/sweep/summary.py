@@ -152,6 +152,7 @@ def recorded_jobs(sweep_dir: Path) -> list[PlannedJob] | None:
                 str(job["identity"]),
                 str(job["folder"]),
                 values={str(k): v for k, v in (job.get("values") or {}).items()},
+                legacy=str(job["legacy_identity"]) if job.get("legacy_identity") else None,
             )
             for job in record["job_list"]
         ]
@@ -171,7 +172,11 @@ def _planned_rows(
             rows.append(Job(job.folder, sweep_dir / job.folder, dict(job.values), {}, {}, None, job.identity))
             continue
         row = _job(folder)
-        if folder.status == "completed" and row.problem is None and folder.identity != job.identity:
+        if (
+            folder.status == "completed"
+            and row.problem is None
+            and folder.identity not in (job.identity, job.legacy)
+        ):
             row.problem = f"the folder holds run {folder.identity}, not this job's run {job.identity}"
         if not row.config:
             row.config = dict(job.values)
