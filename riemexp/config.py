@@ -119,6 +119,22 @@ class OptimConfig:
     #: the kind of thing a config of this family is, in messages
     family: ClassVar[str] = "optim"
 
+    def __new__(cls, *args: Any, **options: Any) -> OptimConfig:
+        """`OptimConfig(name="sgd", lr=0.05)` makes the named optimizer's own config (an SgdConfig,
+        with SGD's defaults); without a name, Adam's. An option it does not have is a ConfigError."""
+        if cls is OptimConfig:
+            name = options.get("name", args[0] if args else OptimizerName.ADAM)
+            own = optim_class(name)
+            unknown = sorted(set(options) - set(own.option_names()))
+            if unknown or len(args) > 1:
+                shown = name.value if isinstance(name, OptimizerName) else name
+                raise ConfigError(
+                    f"unknown option optim.{unknown[0] if unknown else '?'} for optimizer '{shown}'; "
+                    f"expected one of: {', '.join(own.option_names())}"
+                )
+            return super().__new__(own)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         if type(self) is OptimConfig:
             raise TypeError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from riemexp.commands.hydra_app import compose_config, to_run_config
+from riemexp.commands.hydra_app import compose_args, to_run_config
 from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -91,10 +91,12 @@ def _train_commands() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("page,line", _train_commands())
-def test_documented_train_command_composes(page: str, line: str) -> None:
-    """Every `riemexp train ...` shown composes into a config that passes riemexp's checks."""
+def test_documented_train_command_composes(page: str, line: str, monkeypatch) -> None:
+    """Every `riemexp train ...` shown composes into a config that passes riemexp's checks (from the
+    repository's root, where a --config-dir such as docs/examples/my_conf is)."""
+    monkeypatch.chdir(REPO)
     overrides = [w for w in shlex.split(line)[2:] if not w.startswith("hydra.")]
-    dcfg = compose_config("train", overrides)
+    dcfg = compose_args("train", overrides)
     path = dcfg.dataset.get("path")
     if path is not None and not (REPO / path).is_file():  # a user's own file, e.g. points.tsv
         return

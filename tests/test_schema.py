@@ -81,6 +81,21 @@ def test_options_of_another_dataset_are_refused_everywhere():
         OptimConfig.of("adam", momentum=0.5)
     with pytest.raises(ConfigError, match="dataset.name of a MoonsConfig must be 'moons'"):
         MoonsConfig(name="spirals")
+    with pytest.raises(ConfigError, match="unknown option dataset.turns for dataset 'moons'"):
+        DatasetConfig(name="moons", turns=3)
+    with pytest.raises(ConfigError, match="unknown option optim.momentum for optimizer 'adam'"):
+        OptimConfig(name="adam", momentum=0.5)
+
+
+def test_the_family_classes_make_the_named_class():
+    """Python written before per-dataset classes keeps working: DatasetConfig(name=...) and
+    OptimConfig(name=...) are the named dataset's and optimizer's own classes, with their defaults."""
+    assert DatasetConfig(name="moons", n_samples=500) == MoonsConfig(n_samples=500)
+    assert type(DatasetConfig(name="gaussians")) is GaussiansConfig and DatasetConfig() == SpiralsConfig()
+    assert OptimConfig(name="sgd", lr=0.05) == SgdConfig(lr=0.05) and OptimConfig(epochs=5) == AdamConfig(
+        epochs=5
+    )
+    assert dataclasses.replace(DatasetConfig(name="moons"), noise=0.1) == MoonsConfig(noise=0.1)
 
 
 def test_a_saved_config_lists_only_the_options_that_apply():

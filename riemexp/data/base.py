@@ -43,7 +43,8 @@ class DatasetConfig:
     """The options every dataset has; each dataset's own class adds its options.
 
     `seed` None means: use the run's top-level seed. Make a dataset's config with its class
-    (`riemexp.data.SpiralsConfig(turns=2)`) or by name (`DatasetConfig.of("spirals", turns=2)`).
+    (`riemexp.data.SpiralsConfig(turns=2)`) or by name (`DatasetConfig(name="spirals", turns=2)`,
+    `DatasetConfig.of("spirals", turns=2)`): either way it is the dataset's own class.
     """
 
     name: str = ""
@@ -52,6 +53,25 @@ class DatasetConfig:
 
     #: the kind of thing a config of this family is, in messages
     family: ClassVar[str] = "dataset"
+    #: the dataset of `DatasetConfig(...)` without a name
+    default_dataset: ClassVar[str] = "spirals"
+
+    def __new__(cls, *args: Any, **options: Any) -> DatasetConfig:
+        """`DatasetConfig(name="moons", n_samples=500)` makes the named dataset's own config
+        (here a MoonsConfig); an option the dataset does not have is a ConfigError."""
+        if cls is DatasetConfig:
+            name = options.get("name", args[0] if args else cls.default_dataset)
+            from riemexp.data.registry import config_class
+
+            own = config_class(name)
+            unknown = sorted(set(options) - set(own.option_names()))
+            if unknown or len(args) > 1:
+                raise ConfigError(
+                    f"unknown option dataset.{unknown[0] if unknown else '?'} for dataset '{name}'; "
+                    f"expected one of: {', '.join(own.option_names())}"
+                )
+            return super().__new__(own)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         if type(self) is DatasetConfig:
