@@ -265,3 +265,23 @@ def test_saved_configs_of_every_old_dataset_and_optimizer_keep_their_identity():
     assert dataclasses.asdict(load_saved_config({"optim": dict(LEGACY_SECTIONS["optim"])}).optim) == (
         dataclasses.asdict(AdamConfig())
     )
+
+
+def test_a_sweep_plans_with_a_user_config_folder(user_conf):
+    """riemexp sweep and train -m hand a user's folders to every job as one hydra.searchpath,
+    together with a preset's paired sets (here the default preset's network sets)."""
+    from riemexp.commands.hydra_app import user_search_path
+    from riemexp.commands.sweep import job_search_path, plan
+    from riemexp.sweep.grid import load_grid
+
+    args, paths = user_search_path(["--config-dir", str(user_conf), "dataset=small_moons", "seed=0"])
+    assert args == ["dataset=small_moons", "seed=0"] and paths == [f"file://{user_conf}"]
+    assert user_search_path([f"hydra.searchpath=[file://{user_conf}]"]) == ([], paths)
+    assert job_search_path(paths, None) == [f"hydra.searchpath=[file://{user_conf}]"]
+    grid = load_grid("default", REPO / "conf")
+    _, jobs, _ = plan(grid, args, groups(paths), paths)
+    assert len(jobs) == 4 * 5  # paired network sets x depths, one seed
+    assert {j.values["dataset.n_samples"] for j in jobs} == {60}
+    assert {j.values["network.kind"] for j in jobs} == {"plain", "residual"}
+    with pytest.raises(ConfigError, match="unknown dataset 'small_moons'"):
+        plan(grid, args, groups(), [])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,33 +46,86 @@ ensure_registered()  # riemexp's schema, before any Hydra app or composition of 
 EXPERIMENT_GROUP = "experiment"
 
 
-def search_path(config_dir: str | None = None) -> Any:
-    """Hydra's config search path for riemexp: Hydra's own configs, conf/, `config_dir` (a user's
-    config folder, as `--config-dir` adds it) and the ConfigStore, where riemexp's schema is."""
+#: a user's config folders: one folder (as --config-dir gives it), or search path entries
+#: (file://FOLDER, pkg://MODULE, or a folder), as hydra.searchpath lists them
+ConfigDirs = str | Sequence[str] | None
+
+
+def search_url(entry: str, flag: str = "--config-dir") -> str:
+    """A search path entry: a folder as file://ABSOLUTE (ConfigError when there is none), a
+    file:// or pkg:// entry as it is."""
+    if "://" in entry:
+        return entry
+    folder = os.path.abspath(os.path.expanduser(entry))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{flag} must be a folder of configs, got '{entry}' (no such folder)")
+    return f"file://{folder}"
+
+
+def search_path(config_dir: ConfigDirs = None) -> Any:
+    """Hydra's config search path for riemexp: Hydra's own configs, conf/, a user's config folders
+    (`config_dir`, as `--config-dir` adds one) and the ConfigStore, where riemexp's schema is."""
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
     ensure_registered()
     path = create_config_search_path(str(conf_dir()))
-    if config_dir is not None:
-        folder = os.path.abspath(os.path.expanduser(config_dir))
-        if not os.path.isdir(folder):
-            raise ConfigError(
-                f"--config-dir must be a folder of configs, got '{config_dir}' (no such folder)"
-            )
+    entries = [config_dir] if isinstance(config_dir, str) else list(config_dir or [])
+    for entry in entries:
         anchor = SearchPathQuery(provider="schema")  # after conf/, before the schema: as Hydra does
-        path.prepend(provider="command-line", path=f"file://{folder}", anchor=anchor)
+        path.prepend(provider="command-line", path=search_url(entry), anchor=anchor)
     return path
 
 
-def config_loader(config_dir: str | None = None) -> Any:
+def user_search_path(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(args without --config-dir DIR and hydra.searchpath=[...], the search path entries they
+    name): for the commands that pass a user's config folders on to every job as one
+    hydra.searchpath (riemexp sweep, riemexp train -m)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    rest: list[str] = []
+    entries: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in ("--config-dir", "-cd"):
+            if not eq:
+                if i + 1 >= len(args):
+                    raise ConfigError(f"{name} must name a folder of configs, got nothing")
+                value = args[i + 1]
+                i += 1
+            entries.append(search_url(value))
+        elif name.lstrip("+~") == "hydra.searchpath" and eq:
+            try:
+                (parsed,) = OverridesParser.create().parse_overrides([arg])
+                listed = parsed.value()
+            except Exception:
+                listed = None
+            if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+                raise ConfigError(
+                    f"hydra.searchpath must be a list of folders, e.g. [file://my_conf], got {value}"
+                )
+            entries += [search_url(v, "hydra.searchpath") for v in listed]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, entries
+
+
+def searchpath_override(entries: Sequence[str]) -> str:
+    """The hydra.searchpath override listing `entries`."""
+    return f"hydra.searchpath=[{','.join(entries)}]"
+
+
+def config_loader(config_dir: ConfigDirs = None) -> Any:
     """Hydra's config loader over `search_path(config_dir)`."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
     return ConfigLoaderImpl(config_search_path=search_path(config_dir))
 
 
-def group_options(group: str, config_dir: str | None = None) -> list[str]:
+def group_options(group: str, config_dir: ConfigDirs = None) -> list[str]:
     """The options of a config group: riemexp's (ConfigStore, conf/GROUP/) and a user config
     folder's."""
     from hydra.core.object_type import ObjectType
@@ -84,7 +137,7 @@ def group_options(group: str, config_dir: str | None = None) -> list[str]:
 NOT_TRAIN_GROUPS = ("grid", "hydra")
 
 
-def groups(config_dir: str | None = None) -> list[str]:
+def groups(config_dir: ConfigDirs = None) -> list[str]:
     """The option groups of the training config (dataset, network, optim, logger, and any a user
     config folder adds)."""
     return sorted(g for g in config_loader(config_dir).list_groups("") if g not in NOT_TRAIN_GROUPS)
@@ -142,13 +195,13 @@ def compose_args(config_name: str, args: list[str]) -> DictConfig:
     return compose_config(flags.get("--config-name", config_name), overrides, flags.get("--config-dir"))
 
 
-def compose_config(config_name: str, overrides: list[str], config_dir: str | None = None) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str], config_dir: ConfigDirs = None) -> DictConfig:
     """Compose CONFIG_NAME (conf/CONFIG_NAME.yaml and riemexp's schema) with overrides, turning
     Hydra's errors into ConfigError. `config_dir`: a user's config folder (as --config-dir)."""
     return _without_hydra(compose_full(config_name, overrides, config_dir))
 
 
-def compose_full(config_name: str, overrides: list[str], config_dir: str | None = None) -> DictConfig:
+def compose_full(config_name: str, overrides: list[str], config_dir: ConfigDirs = None) -> DictConfig:
     """`compose_config` with Hydra's own node (hydra.run.dir, ...) kept."""
     from hydra.types import RunMode
 

@@ -32,11 +32,11 @@ from riemexp.loggers import RunLoggers
 from riemexp.report import write_sweep_report
 from riemexp.sweep.folders import JobFolder, dump_literal_yaml, scan
 from riemexp.sweep.grid import (
+    SET_DIR,
     SET_GROUP,
     Grid,
     load_grid,
     preset_names,
-    search_path_override,
     sweep_overrides,
 )
 from riemexp.sweep.launch import SweepLock, hydra_settings, launch, sweep_in_progress
@@ -335,12 +335,25 @@ def aggregate(sweep_dir: str | Path) -> int:
     return status
 
 
-def plan(grid: Grid, task: list[str], group_names: list[str]) -> tuple[list[str], list[PlannedJob], int]:
+def job_search_path(user_paths: Sequence[str], sets_in: Path | None) -> list[str]:
+    """The hydra.searchpath override every job composes with (none when empty): a user's config
+    folders (--config-dir, hydra.searchpath) and, for a preset with paired sets, their folder."""
+    from riemexp.commands.hydra_app import searchpath_override
+
+    entries = list(user_paths)
+    if sets_in is not None:
+        entries.append(f"file://{(sets_in / SET_DIR).resolve()}")
+    return [searchpath_override(entries)] if entries else []
+
+
+def plan(
+    grid: Grid, task: list[str], group_names: list[str], user_paths: Sequence[str] = ()
+) -> tuple[list[str], list[PlannedJob], int]:
     """(the multirun's task overrides, the distinct jobs with their identities, how many jobs
     repeated another's config). Writes nothing: a preset's paired sets go to a scratch folder."""
     with tempfile.TemporaryDirectory() as scratch:
         overrides = sweep_overrides(grid, task, group_names, Path(scratch))
-        extra = [search_path_override(Path(scratch))] if grid.paired else []
+        extra = job_search_path(user_paths, Path(scratch) if grid.paired else None)
         jobs, repeats = dedupe(plan_jobs(expand(overrides), Composer([*group_names, SET_GROUP], extra)))
     return overrides, jobs, repeats
 
@@ -353,9 +366,12 @@ def main(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(usage())
         return 0
+    from riemexp.commands.hydra_app import user_search_path
+
+    args, user_paths = user_search_path(args)  # a user's config folders: on to every job
     own, task, hydra_args = _split(args)
     if "aggregate" in own:
-        if task or "grid" in own or hydra_args:
+        if task or "grid" in own or hydra_args or user_paths:
             raise ConfigError(
                 "aggregate=PATH rebuilds a summary and runs nothing: give no grid or overrides with it"
             )
@@ -369,8 +385,8 @@ def main(args: list[str]) -> int:
     grid = load_grid(own.get("grid", "default"), conf_dir())
     hydra_args = _with_default_launcher(hydra_args)
     settings = hydra_settings(hydra_args, "riemexp sweep")
-    group_names = [g for g in groups() if g not in ("grid", "hydra")]
-    overrides, jobs, repeats = plan(grid, task, group_names)
+    group_names = [g for g in groups(user_paths) if g not in ("grid", "hydra")]
+    overrides, jobs, repeats = plan(grid, task, group_names, user_paths)
     sweep_dir = settings.sweep_dir
     loggers = sweep_loggers(task, sweep_dir)
 
@@ -386,7 +402,7 @@ def main(args: list[str]) -> int:
             "params": grid.params,
             "paired": [dict(s) for s in grid.paired],
             "fixed": grid.fixed,
-            "command_line": [*task, *hydra_args],
+            "command_line": [*task, *hydra_args, *job_search_path(user_paths, None)],
         }
         record_path = write_record(sweep_dir, record, jobs, invocation)
         print(plan_line("sweep", f"grid '{grid.name}', ", jobs, repeats, sweep_dir), flush=True)
@@ -399,7 +415,7 @@ def main(args: list[str]) -> int:
             # the tables say from now on what this sweep has and has not done yet, even if killed
             write_summary(summarize(sweep_dir, jobs, folders))
             (sweep_dir / FIGURES_STAMP).unlink(missing_ok=True)
-            extra = [search_path_override(sweep_dir)] if grid.paired else []
+            extra = job_search_path(user_paths, sweep_dir if grid.paired else None)
             extra.append(f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}")
             try:
                 launch_failed = launch(

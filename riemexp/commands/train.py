@@ -278,6 +278,7 @@ def _multirun(args: list[str]) -> int:
     before anything is written, completed jobs found by run identity and skipped, each job in
     SWEEP_DIR/IDENTITY/; exit 1 when any of its runs failed."""
     from riemexp import console
+    from riemexp.commands.hydra_app import searchpath_override, user_search_path
     from riemexp.commands.sweep import (
         INVOCATION_ENV,
         log_done_jobs,
@@ -291,6 +292,8 @@ def _multirun(args: list[str]) -> int:
     from riemexp.sweep.plan import Composer, dedupe, expand, match, plan_jobs
     from riemexp.sweep.summary import FAILED, summarize
 
+    args, user_paths = user_search_path(args)  # a user's config folders: on to every job
+    search = [searchpath_override(user_paths)] if user_paths else []
     unknown = [a for a in args if a.startswith("-") and a not in ("-m", "--multirun")]
     if unknown:
         raise ConfigError(
@@ -299,20 +302,20 @@ def _multirun(args: list[str]) -> int:
     task = task_overrides(args)
     hydra_args = [a for a in args if not a.startswith("-") and a not in task]
     settings = hydra_settings(hydra_args, "riemexp train -m")
-    jobs, repeats = dedupe(plan_jobs(expand(task), Composer(groups())))
+    jobs, repeats = dedupe(plan_jobs(expand(task), Composer(groups(user_paths), search)))
     sweep_dir = settings.sweep_dir
     loggers = sweep_loggers(task, sweep_dir)
     with SweepLock(sweep_dir, "riemexp train -m"):
         jobs = match(jobs, scan(sweep_dir), sweep_dir).jobs
         invocation = uuid.uuid4().hex[:12]
-        record = write_record(sweep_dir, {"grid": "none", "command_line": list(args)}, jobs, invocation)
+        record = write_record(sweep_dir, {"grid": "none", "command_line": [*args, *search]}, jobs, invocation)
         print(plan_line("riemexp train -m", "", jobs, repeats, sweep_dir), flush=True)
         launched = [j.folder for j in jobs if not j.done and not j.busy]
         launch_failed = None
         if loggers:
             loggers.prepare_sweep()
         if launched:
-            extra = [f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}"]
+            extra = [*search, f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}"]
             launch_failed = launch("riemexp train", task, settings, record, hydra_args, extra, launched)
         summary = summarize(sweep_dir, jobs)
         log_done_jobs(loggers, jobs, sweep_dir)
