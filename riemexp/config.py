@@ -366,7 +366,8 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     unknown = sorted(set(values) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
-        of = f" for {cls.family} '{cls.default_name()}'" if hasattr(cls, "family") else ""
+        family: Any = cls  # DatasetConfig and OptimConfig subclasses say whose option it is not
+        of = f" for {family.family} '{family.default_name()}'" if hasattr(cls, "family") else ""
         raise ConfigError(f"unknown option {prefix}{unknown[0]}{of}; expected one of: {', '.join(names)}")
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -519,7 +520,7 @@ LEGACY_SECTIONS: dict[str, dict[str, Any]] = {
         "momentum": 0.9,
     },
 }
-_LEGACY_CLASS = {"dataset": dataset_class, "optim": optim_class}
+_LEGACY_CLASS: dict[str, Any] = {"dataset": dataset_class, "optim": optim_class}
 
 
 def load_saved_config(values: Mapping[str, Any]) -> RunConfig:

@@ -144,8 +144,8 @@ def groups(config_dir: ConfigDirs = None) -> list[str]:
 
 
 #: Hydra's flags that take a value (`--config-dir DIR` or `--config-dir=DIR`); --info's is optional
-VALUE_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c")
-VALUE_FLAGS += ("--package", "-p", "--experimental-rerun")
+VALUE_FLAGS: tuple[str, ...] = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+VALUE_FLAGS += ("--cfg", "-c", "--package", "-p", "--experimental-rerun")
 INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 

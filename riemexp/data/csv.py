@@ -413,7 +413,7 @@ def _classes(path: str, read: _Rows, label_shown: str) -> tuple[list[int] | list
             "at a coordinate?)"
         )
     index = {key: k for k, key in enumerate(classes)}
-    return classes, [index[key] for key in keys]  # type: ignore[index]
+    return classes, [index[key] for key in keys]  # type: ignore[index, return-value]
 
 
 @functools.lru_cache(maxsize=8)
