@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from riemexp.cli import conf_dir
-from riemexp.commands.schema import ensure_registered
+from riemexp.commands.schema import ensure_registered, register
 from riemexp.config import RunConfig, load_config
 from riemexp.errors import ConfigError, OutputError, RiemexpError
 
@@ -68,7 +68,7 @@ def search_path(config_dir: ConfigDirs = None) -> Any:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.config_search_path import SearchPathQuery
 
-    ensure_registered()
+    register()  # (again: a dataset or network kind registered from Python since is an option too)
     path = create_config_search_path(str(conf_dir()))
     entries = [config_dir] if isinstance(config_dir, str) else list(config_dir or [])
     for entry in entries:

@@ -6,7 +6,7 @@ their default values in Hydra's ConfigStore, where Hydra composes them like YAML
     riemexp_run        the top-level options (seed, device, threads, geometry, plot, ode)
     dataset/NAME       one option per registered dataset (riemexp.data.registry), e.g. dataset/moons
     optim/NAME         one per optimizer (riemexp.config.OPTIMIZERS): adam, sgd
-    network/KIND       one per network kind: plain, residual, c2
+    network/KIND       one per registered network kind (riemexp.nets.registry): plain, residual, c2
 
 conf/train.yaml lists them in its defaults and adds only Hydra's own settings. A user's config
 folder (`--config-dir DIR`, or `hydra.searchpath=[file://DIR]`) can add options to any of
@@ -34,8 +34,9 @@ _registered: list[bool] = []
 
 def nodes() -> dict[tuple[str | None, str], dict[str, Any]]:
     """Every node riemexp stores, by (group, name): plain values from the dataclasses' defaults."""
-    from riemexp.config import OPTIMIZERS, NetworkConfig, NetworkKind, RunConfig, config_to_dict
+    from riemexp.config import OPTIMIZERS, NetworkConfig, RunConfig, config_to_dict
     from riemexp.data.registry import DATASETS
+    from riemexp.nets.registry import kind_names
 
     run = config_to_dict(RunConfig())
     found: dict[tuple[str | None, str], dict[str, Any]] = {
@@ -45,14 +46,15 @@ def nodes() -> dict[tuple[str | None, str], dict[str, Any]]:
         found["dataset", name] = config_to_dict(source.config())
     for name, cls in OPTIMIZERS.items():
         found["optim", name] = config_to_dict(cls())
-    for kind in NetworkKind:
-        found["network", kind.value] = config_to_dict(dataclasses.replace(NetworkConfig(), kind=kind))
+    for kind in kind_names():
+        found["network", kind] = config_to_dict(dataclasses.replace(NetworkConfig(), kind=kind))
     return found
 
 
 def register() -> None:
-    """Store riemexp's nodes in Hydra's ConfigStore (once per process; again after a dataset has
-    been registered from Python, `riemexp.data.register`)."""
+    """Store riemexp's nodes in Hydra's ConfigStore; again after a dataset or a network kind has
+    been registered from Python (`riemexp.data.register`, `riemexp.nets.registry.register`), which
+    `riemexp.commands.hydra_app` does before every composition."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
