@@ -4,7 +4,7 @@ The dataclasses below are the schema: every option and its one default value. Hy
 the command line's config from them (`riemexp.commands.schema` registers them with Hydra's
 ConfigStore) into a plain mapping; `load_config` turns that mapping into these frozen dataclasses
 and checks every value's type and range before any work starts, without reading any file.
-Core functions (`riemexp.run.run`, ...) take a `RunConfig`, never a Hydra object, so Python
+Core functions (`riemexp.runner.run`, ...) take a `RunConfig`, never a Hydra object, so Python
 users and tests can build one directly:
 
     cfg = RunConfig(dataset=MoonsConfig(n_samples=500), network=NetworkConfig(depth=4))

@@ -3,7 +3,7 @@
 `riemexp.config.load_config` checks types and ranges without reading any file; `check_run` then
 looks at what the run would meet: its dataset (a CSV file read and checked: DataError) and the
 memory every enabled stage would need on that many points (MemoryNeedError, GeometryError).
-`riemexp train` and `riemexp sweep` call it before they make a folder; `riemexp.run.run` meets
+`riemexp train` and `riemexp sweep` call it before they make a folder; `riemexp.runner.run` meets
 the same checks as it goes.
 """
 

@@ -131,7 +131,7 @@ def test_a_user_config_folder_adds_group_options(user_conf):
         [f"hydra.searchpath=[file://{user_conf}]", "network=shallow", "dataset=small_moons"],
     ):
         cfg = to_run_config(compose_args("train", args))
-        assert (cfg.network.kind.value, cfg.network.depth, cfg.network.width) == ("residual", 3, 3), args
+        assert (cfg.network.kind, cfg.network.depth, cfg.network.width) == ("residual", 3, 3), args
         assert cfg.dataset == MoonsConfig(n_samples=60), args
     assert group_options("network", str(user_conf)) == ["c2", "plain", "residual", "shallow"]
     # an unknown option still gets one line, naming the user's options too
@@ -210,7 +210,7 @@ def test_shell_completion_installs_and_completes_in_bash(user_conf):
 def test_a_run_folder_saved_before_config_classes_loads_and_redraws(tmp_path):
     """tests/data/legacy_run: config.yaml, metrics.json, model.pt and history.csv of a run saved by
     riemexp before each dataset had its own config class (every dataset option in config.yaml)."""
-    from riemexp.run import load_run
+    from riemexp.runner import load_run
 
     folder = tmp_path / "old"
     shutil.copytree(DATA / "legacy_run", folder)
