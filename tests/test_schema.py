@@ -240,6 +240,7 @@ def test_a_sweep_folder_of_older_runs_is_resumed_not_run_again(tmp_path):
         "network.depth=3",
         "optim.epochs=5",
         "geometry.enabled=false",
+        "geometry.grid_density=40",  # the default when the folder was written
         "plot.enabled=false",
         "ode.enabled=false",
         "seed=0,1",
