@@ -84,10 +84,10 @@ def batch_key(cfg: RunConfig) -> str | None:
             optim.name.value,
             optim.batch_size,
             data.name,
-            data.n_samples,
+            getattr(data, "n_samples", None),  # a toy dataset's size; a CSV's size is its file's
             data.test_fraction,
             classes,
-            data.path,
+            getattr(data, "path", None),  # only a CSV dataset has a file
             cfg.device.value,
             cfg.threads,
         ]
