@@ -136,8 +136,8 @@ def _planned_batches(config: DictConfig) -> dict[str, str | None]:
     if not jobs_file:
         return {}
     try:
-        record = OmegaConf.to_container(OmegaConf.load(str(jobs_file)), resolve=False)
-        return {str(j["folder"]): j.get("batch") for j in record["job_list"]}  # type: ignore[index]
+        record: Any = OmegaConf.to_container(OmegaConf.load(str(jobs_file)), resolve=False)
+        return {str(j["folder"]): j.get("batch") for j in record["job_list"]}
     except Exception:  # no usable record: every job alone
         return {}
 

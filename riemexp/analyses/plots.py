@@ -40,7 +40,7 @@ from riemexp.analyses.geometry import compute_geometry, load_geometry
 from riemexp.analyses.ode import ODE_TABLE, choose_points, load_flow, points_per_class
 from riemexp.budget import fitting_density, lattice_fits
 from riemexp.config import GeometryConfig, PlotConfig, RunConfig, config_to_dict, load_config
-from riemexp.data.csv import read_csv
+from riemexp.data.csv import CsvConfig, read_csv
 from riemexp.data.dataset import Dataset
 from riemexp.errors import ConfigError, RiemexpError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
@@ -127,7 +127,7 @@ def geometry_for_plots(
 
 def dataset_title(cfg: RunConfig) -> str:
     """The dataset as figure titles name it: its name, or a CSV's file name."""
-    if cfg.dataset.name == "csv" and cfg.dataset.path:
+    if isinstance(cfg.dataset, CsvConfig) and cfg.dataset.path:
         return Path(cfg.dataset.path).name
     return cfg.dataset.name
 
@@ -144,12 +144,13 @@ def run_title(cfg: RunConfig) -> str:
 
 def coordinate_names(cfg: RunConfig) -> tuple[str, str]:
     """Axis labels of the input plane: a CSV's coordinate column names, else input x_1, x_2."""
-    if cfg.dataset.name == "csv" and cfg.dataset.path:
+    data = cfg.dataset
+    if isinstance(data, CsvConfig) and data.path:
         try:
-            first, second = read_csv(cfg.dataset).coordinate_names
+            first, second = read_csv(data).coordinate_names
             return str(first), str(second)
         except (RiemexpError, OSError):  # the file has gone: its columns as configured
-            columns = cfg.dataset.coordinate_columns
+            columns = data.coordinate_columns
             return f"column {columns[0]}", f"column {columns[1]}"
     return "input $x_1$", "input $x_2$"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from riemexp.analyses import RunContext
+from riemexp.data.toy import CirclesConfig
 from riemexp.topology import measure
 
 log = logging.getLogger("riemexp")
@@ -16,7 +17,10 @@ log = logging.getLogger("riemexp")
 
 def topology_step(ctx: RunContext) -> None:
     """Analysis step of `riemexp train` on dataset=circles: the `measure` metrics into metrics.json."""
-    values = measure(ctx.model, ctx.cfg.dataset.factor, ctx.data.x)
+    data = ctx.cfg.dataset
+    if not isinstance(data, CirclesConfig):  # the disc and ring exist only for circles
+        return
+    values = measure(ctx.model, data.factor, ctx.data.x)
     ctx.metrics.update(values)
     log.info(
         "topology: disc misclassified %.4g, ring misclassified %.4g; boundary to disc %s, to ring %s",

@@ -74,7 +74,7 @@ def batch_key(cfg: RunConfig) -> str | None:
     if net.width > EXACT_WIDTH or (cfg.geometry.enabled and cfg.geometry.snapshots > 0):
         # geometry snapshots are taken during a run's own training: such a run trains alone
         return None
-    classes = data.n_classes if data.name == "gaussians" else None
+    classes = getattr(data, "n_classes", None)  # gaussians choose their number of classes
     return json.dumps(
         [
             net.kind,
