@@ -48,6 +48,20 @@ def shown_commands(paths: list[Path] | None = None) -> list[tuple[str, list[str]
     return found
 
 
+def split_config_dir(args: list[str]) -> tuple[list[str], str | None]:
+    """(the arguments without `--config-dir FOLDER` / `-cd FOLDER`, that folder in the repository)."""
+    rest, folder = [], None
+    words = iter(args)
+    for word in words:
+        if word in ("--config-dir", "-cd"):
+            folder = str(REPO / next(words))
+        elif word.startswith("--config-dir="):
+            folder = str(REPO / word.split("=", 1)[1])
+        else:
+            rest.append(word)
+    return rest, folder
+
+
 def runs_of(args: list[str]) -> list[list[str]] | None:
     """The overrides of each run a shown command trains; None for a command that trains nothing
     (--help, --cfg) or whose data file is the reader's own (not in the repository)."""
@@ -67,9 +81,10 @@ def runs_of(args: list[str]) -> list[list[str]] | None:
 def recipe_configs() -> dict[str, tuple[RunConfig, list[str]]]:
     """run identity -> (config, where it is shown and how), one entry per distinct training run."""
     configs: dict[str, tuple[RunConfig, list[str]]] = {}
-    for where, args in shown_commands():
+    for where, shown in shown_commands():
+        args, config_dir = split_config_dir(shown)
         for overrides in runs_of(args) or []:
-            cfg = to_run_config(compose_config("train", overrides))
+            cfg = to_run_config(compose_config("train", overrides, config_dir))
             key = run_identity(dataclasses.replace(cfg, geometry=RunConfig().geometry, plot=RunConfig().plot))
             configs.setdefault(key, (cfg, []))[1].append(f"{where}: riemexp train {' '.join(overrides)}")
     return configs

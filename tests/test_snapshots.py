@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from riemexp.analyses.snapshots import SNAPSHOT_ARRAYS, load_snapshots, snapshot_epochs
-from riemexp.config import GeometryConfig, OdeConfig, PlotConfig, load_config
+from riemexp.config import DatasetConfig, GeometryConfig, OdeConfig, PlotConfig, load_config
 from riemexp.errors import ConfigError, MemoryNeedError, RunFolderError
+from riemexp.preflight import check_run
 from riemexp.runner import load_run, run
 from riemexp.sweep.summary import summarize
 from tests.conftest import tiny_config
@@ -48,7 +49,9 @@ def test_snapshot_options_are_checked():
     with pytest.raises(ConfigError, match=r"geometry.boundary_band must lie in \(0, 0.5\)"):
         load_config({**base, "geometry": {"boundary_band": 0.5}})
     with pytest.raises(MemoryNeedError, match="expected fewer snapshots or a coarser grid"):
-        load_config({**base, "geometry": {"snapshots": 1000, "grid_density": 400, "max_memory_gb": 1.0}})
+        # the memory a run would need is checked before its folder is made (riemexp.preflight)
+        huge = {"snapshots": 1000, "grid_density": 400, "max_memory_gb": 1.0}
+        check_run(load_config({**base, "geometry": huge}))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folders = []
     for count in (4, 0):
         cfg = tiny_config(
-            dataset=tiny_config().dataset.__class__(name="circles", n_samples=160),
+            dataset=DatasetConfig(name="circles", n_samples=160),
             optim=tiny_config().optim.__class__(epochs=12),
             geometry=GeometryConfig(grid_density=20, snapshots=count),
             plot=PlotConfig(enabled=False),
