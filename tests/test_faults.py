@@ -22,7 +22,7 @@ import torch
 
 from riemexp import load_run, lock, run
 from riemexp.analyses.plots import redraw_run
-from riemexp.commands.train import unique_folder
+from riemexp.commands.train import resolve_run_dir, unique_folder
 from riemexp.config import GeometryConfig, NetworkConfig, OdeConfig, PlotConfig
 from riemexp.data.csv import CsvConfig
 from riemexp.errors import MemoryNeedError
@@ -224,6 +224,15 @@ def test_runs_started_together_get_their_own_default_folders(tmp_path: Path) -> 
         assert saved["status"] == "completed"
         assert f"seed: {saved['seed']}\n" in (folder / "config.yaml").read_text()
     assert sorted(metrics(f)["seed"] for f in folders) == [0, 1]
+
+
+def test_the_default_folder_is_made_before_hydra_starts(tmp_path: Path, monkeypatch) -> None:
+    """riemexp makes the default folder itself (Hydra's ${now:...} name, then -2, ...): were it left
+    to Hydra, runs started in the same second would share it. Deterministic, unlike the race above."""
+    monkeypatch.chdir(tmp_path)
+    first, second = resolve_run_dir(["dataset=moons", "seed=0"]), resolve_run_dir(["dataset=moons", "seed=1"])
+    assert first is not None and second is not None and first != second
+    assert first.is_dir() and second.is_dir() and first.parent.parent == (tmp_path / "outputs").resolve()
 
 
 def test_default_folder_names_taken_get_a_suffix(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 from riemexp import budget
 from riemexp import geometry as geo
 from riemexp.analyses import geometry as steps
-from riemexp.config import GeometryConfig, NetworkConfig
+from riemexp.config import GeometryConfig, NetworkConfig, RunConfig
 from riemexp.data.csv import CsvConfig
 from riemexp.data.dataset import Dataset
 from riemexp.errors import GeometryError, RunFolderError
@@ -392,9 +392,10 @@ def test_cli_run_writes_geometry_and_layer_tables(tmp_path) -> None:
     result = run_cli("train", *TINY_OVERRIDES, f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr
     arrays = steps.load_geometry(out / "geometry.npz")
-    assert arrays["grid_metric"].shape == (4, 40 * 40, 2, 2)
+    density = RunConfig().geometry.grid_density  # the default grid
+    assert arrays["grid_metric"].shape == (4, density**2, 2, 2)
     assert arrays["data_coords"].shape == (4, 120, 2)
-    assert arrays["grid_proba"].shape == (1600, 2)
+    assert arrays["grid_proba"].shape == (density**2, 2)
     with open(out / "tables" / "layers.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["layer"]) for r in rows] == [0, 1, 2, 3] and list(rows[0]) == list(steps.LAYER_COLUMNS)

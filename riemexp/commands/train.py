@@ -245,6 +245,9 @@ def resolve_run_dir(args: list[str]) -> Path | None:
         overrides, flags = flag_values(args)
         hydra_overrides = [a for a in overrides if a.lstrip("+~").startswith("hydra.")]
         try:
+            from hydra.core.utils import setup_globals
+
+            setup_globals()  # Hydra's ${now:...} resolver, which the default folder name uses
             full = compose_full(
                 flags.get("--config-name", "train"),
                 [*task_overrides(args), *hydra_overrides],
