@@ -83,3 +83,16 @@ def atomic_save(path: str | os.PathLike[str], save: Callable[[Path], None]) -> N
     """
     with atomic_path(path) as tmp:
         save(tmp)
+
+
+def read_npz(path: Path) -> dict[str, Any]:
+    """Every array of the .npz file at `path` (no pickles); RunFolderError when it is corrupt."""
+    import numpy as np
+
+    from riemexp.errors import RunFolderError, safe_reason
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except Exception as err:  # zip, zlib and format errors come in many types
+        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None

@@ -21,7 +21,7 @@ from riemexp.budget import check_memory
 from riemexp.certify import CERTIFICATE_COLUMNS, with_certificate
 from riemexp.config import INPUT_DIM, GeometryConfig
 from riemexp.data.dataset import Dataset
-from riemexp.errors import RunFolderError, safe_reason
+from riemexp.errors import RunFolderError
 from riemexp.geometry import (
     geometry_arrays,
     input_anisotropy,
@@ -31,7 +31,7 @@ from riemexp.geometry import (
     median,
 )
 from riemexp.geometry.folds import layer_determinants, negative_fraction
-from riemexp.io import atomic_save
+from riemexp.io import atomic_save, read_npz
 from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
 from riemexp.nets.network import LayeredNetwork
 from riemexp.tables import write_table
@@ -160,11 +160,7 @@ def load_geometry(path: str | Path) -> dict[str, np.ndarray]:
         path = path / GEOMETRY_FILE
     if not path.is_file():
         raise RunFolderError(f"{path} is missing (run `riemexp train` with geometry.enabled=true)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as err:  # zip, zlib and format errors come in many types
-        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None
+    arrays = read_npz(path)
     check_geometry(arrays, str(path))
     return arrays
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from riemexp.analyses import RunContext
-from riemexp.errors import RunFolderError, safe_reason
-from riemexp.io import atomic_save
+from riemexp.errors import RunFolderError
+from riemexp.io import atomic_save, read_npz
 from riemexp.layout import ODE_FILE, TABLES_DIR
 from riemexp.ode import measure, no_ode_note, unconverged_note
 from riemexp.tables import write_table
@@ -86,11 +86,7 @@ def load_flow(run_dir: Path) -> dict[str, np.ndarray] | None:
     path = Path(run_dir) / ODE_FILE
     if not path.is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as err:  # zip, zlib and format errors come in many types
-        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None
+    arrays = read_npz(path)
     missing = [name for name in ODE_ARRAYS if name not in arrays]
     if missing:
         raise RunFolderError(f"{path} is incomplete: missing {', '.join(missing)}")

@@ -30,10 +30,10 @@ import torch
 
 from riemexp import console
 from riemexp.config import RunConfig
-from riemexp.errors import RunFolderError, safe_reason
+from riemexp.errors import RunFolderError
 from riemexp.geometry.boundary import NUMBER_NAMES, BoundaryNumbers, network_boundary_numbers
 from riemexp.geometry.folds import negative_fraction
-from riemexp.io import atomic_save
+from riemexp.io import atomic_save, read_npz
 from riemexp.layout import PLOTS_DIR, SNAPSHOTS_FILE, TABLES_DIR
 from riemexp.tables import write_table
 from riemexp.timing import stage
@@ -233,11 +233,7 @@ def load_snapshots(path: str | Path) -> dict[str, np.ndarray]:
         path = path / SNAPSHOTS_FILE
     if not path.is_file():
         raise RunFolderError(f"{path} is missing (run `riemexp train` with geometry.snapshots > 0)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as err:  # zip, zlib and format errors come in many types
-        raise RunFolderError(f"{path} is corrupt: {safe_reason(err)}") from None
+    arrays = read_npz(path)
     check_snapshots(arrays, str(path))
     return arrays
 
