@@ -226,6 +226,9 @@ class GeometryConfig:
     # g_0, class probabilities, losses and accuracies on the grid at initialisation and at this many
     # epochs spread over training, in snapshots.npz (`riemexp.analyses.snapshots`); 0: none
     snapshots: int = 20
+    # grid points along each axis of the snapshots' grid (the same box as grid_density's): coarser
+    # than the final geometry's, so that recording costs a few milliseconds a snapshot
+    snapshot_density: int = 40
     # the band around the decision boundary: half-width = this fraction of the grid box's shorter side
     boundary_band: float = 0.05
 
@@ -448,6 +451,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     check(g.margin >= 0, f"geometry.margin must be >= 0, got {g.margin}")
     check(g.max_memory_gb > 0, f"geometry.max_memory_gb must be > 0, got {g.max_memory_gb}")
     check(g.snapshots >= 0, f"geometry.snapshots must be >= 0 (0: none), got {g.snapshots}")
+    check(g.snapshot_density >= 2, f"geometry.snapshot_density must be >= 2, got {g.snapshot_density}")
     check(
         0 < g.boundary_band < 0.5,
         f"geometry.boundary_band must lie in (0, 0.5) (a fraction of the grid box), got {g.boundary_band}",

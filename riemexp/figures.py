@@ -61,6 +61,7 @@ class FigurePool:
     seconds: dict[str, float] = field(default_factory=dict)
     _queue: list[_Job] = field(default_factory=list)
     _running: list[_Job] = field(default_factory=list)
+    _warm: bool = False
 
     @property
     def parallel(self) -> bool:
@@ -101,6 +102,9 @@ class FigurePool:
 
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")
+        if self._queue and not self._warm:
+            warm_up_text()  # once, here: every child forked after it inherits the caches
+            self._warm = True
         while self._queue and len(self._running) < self.workers:
             job = self._queue.pop(0)
             receive, send = context.Pipe(duplex=False)
@@ -129,6 +133,23 @@ class FigurePool:
                 self.close()
                 raise outcome[1]
             self.seconds[job.name] = round(outcome[1], 4)
+
+
+def warm_up_text() -> None:
+    """Draw a small figure with the text every figure has (fonts, a math label, a legend with a title)
+    so that matplotlib's font and text-layout caches are filled in this process: each child forked
+    after it starts with them instead of building its own (about 0.1 s of CPU a figure)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2), layout="constrained")
+    ax = fig.subplots()
+    (line,) = ax.plot([0, 1], [0, 1], label="a")
+    ax.set_title(r"layer 1: $\frac{1}{2}\log\det g_0$ ρ ≤ 0.5", fontsize=9)
+    ax.set_xlabel("input $x_1$")
+    fig.legend(handles=[line], loc="outside lower center", title="caption", fontsize=8, title_fontsize=8)
+    fig.suptitle("title", fontsize=10)
+    FigureCanvasAgg(fig).draw()
 
 
 def _stop(signum: int, frame: Any) -> None:

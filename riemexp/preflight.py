@@ -33,12 +33,13 @@ def check_snapshots(cfg: RunConfig, n_classes: int) -> None:
     """MemoryNeedError when snapshots.npz would need more than geometry.max_memory_gb: per
     snapshot and grid point g_0 (4), log volume (1), probabilities (C), det J_l (L), float64."""
     g, n = cfg.geometry, cfg.network
-    snapshot_bytes = (g.snapshots + 1) * g.grid_density**2 * (5 + n_classes + n.depth) * 8
+    snapshot_bytes = (g.snapshots + 1) * g.snapshot_density**2 * (5 + n_classes + n.depth) * 8
     if g.enabled and g.snapshots > 0 and snapshot_bytes > g.max_memory_gb * 2**30:
         raise MemoryNeedError(
-            f"geometry.snapshots={g.snapshots} on a {g.grid_density} x {g.grid_density} grid at depth "
+            f"geometry.snapshots={g.snapshots} on a {g.snapshot_density} x {g.snapshot_density} grid "
+            f"(geometry.snapshot_density) at depth "
             f"{n.depth} needs {snapshot_bytes / 2**30:.2f} GB, more than geometry.max_memory_gb="
-            f"{g.max_memory_gb}; expected fewer snapshots or a coarser grid"
+            f"{g.max_memory_gb}; expected fewer snapshots or a coarser snapshot grid"
         )
 
 

@@ -48,9 +48,9 @@ def test_snapshot_options_are_checked():
         load_config({**base, "geometry": {"snapshots": -1}})
     with pytest.raises(ConfigError, match=r"geometry.boundary_band must lie in \(0, 0.5\)"):
         load_config({**base, "geometry": {"boundary_band": 0.5}})
-    with pytest.raises(MemoryNeedError, match="expected fewer snapshots or a coarser grid"):
+    with pytest.raises(MemoryNeedError, match="expected fewer snapshots or a coarser snapshot grid"):
         # the memory a run would need is checked before its folder is made (riemexp.preflight)
-        huge = {"snapshots": 1000, "grid_density": 400, "max_memory_gb": 1.0}
+        huge = {"snapshots": 1000, "snapshot_density": 400, "max_memory_gb": 1.0}
         check_run(load_config({**base, "geometry": huge}))
 
 
@@ -63,7 +63,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         cfg = tiny_config(
             dataset=DatasetConfig(name="circles", n_samples=160),
             optim=tiny_config().optim.__class__(epochs=12),
-            geometry=GeometryConfig(grid_density=20, snapshots=count),
+            geometry=GeometryConfig(grid_density=20, snapshot_density=20, snapshots=count),
             plot=PlotConfig(enabled=False),
             ode=OdeConfig(enabled=False),
         )
@@ -101,7 +101,8 @@ def test_snapshot_file_tables_and_metrics(runs: tuple[Path, Path]):
 
     metrics = json.loads((folder / "metrics.json").read_text())
     history = read_csv(folder / "history.csv")
-    # the last snapshot is the trained network: its scores and numbers are the run's
+    # the last snapshot is the trained network: its scores are the run's, and its numbers too where
+    # the snapshot grid is the geometry grid (geometry.snapshot_density == geometry.grid_density)
     assert arrays["train_loss"][-1] == pytest.approx(metrics["train_loss"], rel=1e-6)
     assert arrays["test_accuracy"][-1] == pytest.approx(float(history[-1]["test_accuracy"]))
     assert arrays["test_loss"][3] == pytest.approx(float(history[8]["test_loss"]), rel=1e-6)  # epoch 9

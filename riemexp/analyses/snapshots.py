@@ -2,7 +2,9 @@
 
 With `geometry.snapshots=N` (default 20; 0: none) a run records, at initialisation (epoch 0) and at
 N epochs spread evenly over training (`snapshot_epochs`: round(k E / N) for k = 1 .. N, always
-the last), on the geometry grid (`geometry.grid_density`, the box of `riemexp.geometry.make_grid`):
+the last), on the snapshot grid (`geometry.snapshot_density` points along each axis, default 40, in
+the box of `riemexp.geometry.make_grid`; coarser than the final geometry's `geometry.grid_density`,
+so the last snapshot's boundary numbers are those of metrics.json measured on the coarser grid):
 the input metric g_0 in the user's input units, the class probabilities, det J_l of every layer
 (`riemexp.geometry.folds`), the loss and accuracy of the model at that moment on the train and test sets
 (evaluated then, in eval mode), and the boundary numbers of `riemexp.geometry.boundary`. Recording reads the
@@ -92,7 +94,7 @@ class SnapshotRecorder:
         self.data = data
         self.data_points = data.x.detach().cpu().to(torch.float64).numpy()
         self.grid, self.grid_shape = make_grid(
-            self.data_points, cfg.geometry.grid_density, cfg.geometry.margin
+            self.data_points, cfg.geometry.snapshot_density, cfg.geometry.margin
         )
         self.rows: list[dict[str, Any]] = []
         self.seconds = 0.0  # spent recording
@@ -119,9 +121,9 @@ class SnapshotRecorder:
             y = getattr(self.data, f"y_{split}").to(device)
             scores[f"{split}_loss"], scores[f"{split}_accuracy"] = evaluate(model, x, y)
         model.train(was_training)
-        metric, log_volume, proba, dets = grid_state(model, self.grid)
+        metric, log_volume, proba, dets, classes = grid_state(model, self.grid)
         numbers, _ = network_boundary_numbers(
-            model, self.grid, self.grid_shape, self.data_points, self.band_fraction, log_volume
+            model, self.grid, self.grid_shape, self.data_points, self.band_fraction, log_volume, classes
         )
         self.rows.append(
             {
@@ -164,12 +166,13 @@ class SnapshotRecorder:
 @torch.no_grad()
 def grid_state(
     model: LayeredNetwork, grid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What a snapshot keeps of the grid (G, 2), from one pass through the layers, float64:
 
     g_in (G, 2, 2) the input metric in input units (`riemexp.geometry.input_metric`), its log volume
-    element (G,) (`riemexp.geometry.input_log_volume`), the class probabilities (G, C) and det J_l
-    (L, G) (`riemexp.folds.layer_determinants`).
+    element (G,) (`riemexp.geometry.input_log_volume`), the class probabilities (G, C), det J_l
+    (L, G) (`riemexp.folds.layer_determinants`), and the predicted classes (G,) (argmax of the logits,
+    as `riemexp.geometry.boundary.network_classifier`).
     """
     from riemexp.config import INPUT_DIM
     from riemexp.geometry import input_log_volume, layer_coordinates, pullback, trajectory_jacobians
@@ -188,8 +191,15 @@ def grid_state(
         log_volume = input_log_volume(model, grid)
     V = model.head.weight.detach().to(torch.float64).to(coords.device)  # (C, w)
     c = model.head.bias.detach().to(torch.float64).to(coords.device)  # (C,)
-    proba = torch.softmax(torch.addmm(c, coords[-1], V.T), dim=1)  # (G, C)
-    return (g_in.cpu().numpy(), log_volume.cpu().numpy(), proba.cpu().numpy(), dets.cpu().numpy())
+    logits = torch.addmm(c, coords[-1], V.T)  # (G, C)
+    proba = torch.softmax(logits, dim=1)
+    return (
+        g_in.cpu().numpy(),
+        log_volume.cpu().numpy(),
+        proba.cpu().numpy(),
+        dets.cpu().numpy(),
+        logits.argmax(dim=1).cpu().numpy(),
+    )
 
 
 # --------------------------------------------------------------------------- the file

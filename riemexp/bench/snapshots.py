@@ -119,7 +119,8 @@ def training_alone(cfg: Any, repeat: int) -> float:
         f"\ntraining alone ({cfg.optim.epochs} epochs): with {recorded} snapshots recorded {a:.3f} s, "
         f"without {b:.3f} s, ratio {ratio(a, b):.3f}; CPU with {ca:.3f} s, without {cb:.3f} s, ratio "
         f"{ratio(ca, cb):.3f}; {(ca - cb) / max(recorded, 1) * 1000:.1f} ms of CPU a snapshot "
-        f"({cfg.geometry.grid_density} x {cfg.geometry.grid_density} grid, depth {cfg.network.depth})"
+        f"({cfg.geometry.snapshot_density} x {cfg.geometry.snapshot_density} snapshot grid, "
+        f"depth {cfg.network.depth})"
     )
     return ratio(a, b)
 

@@ -88,14 +88,18 @@ def _locate(classify: Classifier, start: np.ndarray, end: np.ndarray, rounds: in
 
 
 def boundary_segments(
-    classify: Classifier, grid_points: np.ndarray, grid_shape: tuple[int, int], rounds: int = LOCATE_ROUNDS
+    classify: Classifier,
+    grid_points: np.ndarray,
+    grid_shape: tuple[int, int],
+    rounds: int = LOCATE_ROUNDS,
+    grid_classes: np.ndarray | None = None,
 ) -> np.ndarray:
     """The decision boundary inside the grid box as segments (S, 2, 2): [s, 0] and [s, 1] the ends.
 
     grid_points (G, 2) with G = ny * nx, x fastest (`riemexp.geometry.make_grid`); classify maps
-    points (M, 2) to classes (M,). Crossings are located by multisection along the grid edges whose
-    end points differ in class and joined cell by cell (module docstring). (0, 2, 2) when every
-    grid point is predicted the same class.
+    points (M, 2) to classes (M,); grid_classes (G,): classify(grid_points) where already known.
+    Crossings are located by multisection along the grid edges whose end points differ in class and
+    joined cell by cell (module docstring). (0, 2, 2) when every grid point is predicted the same class.
     """
     ny, nx = grid_shape
     points = np.asarray(grid_points, dtype=np.float64)
@@ -104,7 +108,7 @@ def boundary_segments(
             f"grid_points must have shape ({ny} * {nx}, 2) with ny, nx >= 2, got {points.shape}"
         )
     mesh = points.reshape(ny, nx, 2)
-    cls = np.asarray(classify(points)).reshape(ny, nx)
+    cls = np.asarray(classify(points) if grid_classes is None else grid_classes).reshape(ny, nx)
     # crossings on horizontal edges (ny, nx-1) and vertical edges (ny-1, nx); NaN where none
     h_pts = np.full((ny, nx - 1, 2), np.nan)
     v_pts = np.full((ny - 1, nx, 2), np.nan)
@@ -323,14 +327,18 @@ def network_boundary_numbers(
     data_points: np.ndarray,
     band_fraction: float = BAND_FRACTION,
     grid_log_volume: np.ndarray | None = None,
+    grid_classes: np.ndarray | None = None,
 ) -> tuple[BoundaryNumbers, np.ndarray]:
     """The boundary numbers of a network (and its boundary segments (S, 2, 2)), in input units.
 
-    grid_log_volume (G,): 1/2 log det g_in at the grid points when already computed.
+    grid_log_volume (G,): 1/2 log det g_in at the grid points, grid_classes (G,): their predicted
+    classes (argmax of the float64 logits), when already computed.
     """
     from riemexp.geometry.scalars import input_log_volume
 
-    segments = boundary_segments(network_classifier(model), grid_points, grid_shape)
+    segments = boundary_segments(
+        network_classifier(model), grid_points, grid_shape, grid_classes=grid_classes
+    )
     if grid_log_volume is None:
         grid_log_volume = input_log_volume(model, grid_points).cpu().numpy()
     data_log_volume = input_log_volume(model, data_points).cpu().numpy()

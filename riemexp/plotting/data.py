@@ -26,6 +26,8 @@ class FigureData:
       from the factor of g_0, so it stays finite where det g_0 underflows).
     head_weight (C, w), head_bias (C,): the linear head, logits = V x_L + c.
     kind: the network kind's name; two_step: whether its state is (x_l, x_{l-1}) (c2).
+    grid_layer_det: (L, G) det J_l at the grid points' images x_l (`riemexp.geometry.folds`), for the
+      folds det J_l = 0 on the input-space figure; None: no folds drawn.
     """
 
     geometry: Mapping[str, np.ndarray]
@@ -42,6 +44,7 @@ class FigureData:
     near_chance: bool = False
     #: names of the two input coordinates, for input-space axes (a CSV's column names)
     coordinate_names: tuple[str, str] = ("input $x_1$", "input $x_2$")
+    grid_layer_det: np.ndarray | None = None
 
     @property
     def depth(self) -> int:

@@ -1,8 +1,8 @@
 """Folds drawn on input-space panels: the curves det J_l = 0 of every layer, pulled back to the input.
 
 Arrays in (det J_l on a grid, `riemexp.geometry.folds`), contours out. One contour draws the folds of every
-layer (`fold_field`), dashed orange with a thin dark edge so that it reads on both ends of viridis
-and apart from the black decision boundary.
+layer (`fold_field`), dashed orange with a thin dark edge so that it reads on both ends of the
+log-volume scale (red, blue) and apart from the black decision boundary.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def draw_folds(
 ) -> list[int]:
     """Draw det J_l = 0 (dets (L, ny, nx)) of every layer that folds the grid; return those layers.
 
-    Dashed orange with a thin dark edge, so that it reads on both ends of viridis.
+    Dashed orange with a thin dark edge, so that it reads on both ends of the log-volume scale.
     """
     field, folding = fold_field(dets)
     if folding:

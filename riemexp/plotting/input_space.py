@@ -6,6 +6,10 @@ the classes tie, the decision boundary, the data, and glyphs of the input metric
 1/2 log det g_0 (how much the network magnifies area around each point) as a heat map,
 with the decision boundary drawn over it. Expected picture: space is stretched (large
 volume element) near the decision boundary and compressed inside each class.
+
+On both panels, where a layer folds the plane (det J_l changes sign over the grid), the folds
+det J_l = 0 pulled back to the input are drawn dashed orange (`riemexp.plotting.folds`): on them g_0
+is singular and the log volume element falls to -inf.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from matplotlib.patches import Patch
 
 from riemexp.config import GlyphConvention
 from riemexp.plotting.data import FigureData
+from riemexp.plotting.folds import FOLD_COLOUR, draw_folds
 from riemexp.plotting.glyphs import (
     Glyphs,
     caption,
@@ -143,6 +148,11 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="black", linewidths=0, alpha=0.35, zorder=3)
     ax_volume.set_title("log volume element: red stretched, blue shrunk", fontsize=10)
     ax_volume.set_label("input log volume")
+    folding: list[int] = []
+    if fd.grid_layer_det is not None:
+        dets = np.asarray(fd.grid_layer_det).reshape(-1, ny, nx)
+        for ax in (ax_regions, ax_volume):
+            folding = draw_folds(ax, xs, ys, dets)
 
     for ax in (ax_regions, ax_volume):
         ax.set_xlim(extent[0], extent[1])
@@ -159,6 +169,10 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
         for name, c, m in zip(fd.class_names, colours, markers)
     ]
     handles.append(Line2D([], [], color=BOUNDARY_COLOUR, label="decision boundary"))
+    if folding:
+        shown = ", ".join(str(layer) for layer in folding[:4]) + (", ..." if len(folding) > 4 else "")
+        label = f"fold det $J_l$ = 0: {len(folding)} layer{'s' if len(folding) > 1 else ''} (l = {shown})"
+        handles.append(Line2D([], [], color=FOLD_COLOUR, linestyle="--", label=label))
     handles += legend_handles([glyphs], convention)
     if singular.any():
         handles.append(Patch(facecolor=SINGULAR_COLOUR, label="$g_0$ singular (log volume $-\\infty$)"))

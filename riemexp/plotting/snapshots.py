@@ -22,12 +22,13 @@ from matplotlib import patheffects
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.patheffects import AbstractPathEffect
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from riemexp.figures import FigurePool
@@ -37,10 +38,10 @@ from riemexp.plotting.regions import draw_boundaries
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
     OKABE_ITO,
-    SCALAR_CMAP,
     SINGULAR_COLOUR,
     add_legend,
     figure_files,
+    log_volume_scale,
     new_figure,
     save_figure,
 )
@@ -70,21 +71,18 @@ def strip_indices(n_snapshots: int, panels: int = STRIP_PANELS) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n_snapshots - 1, min(panels, n_snapshots))})
 
 
-def colour_limits(log_volume: np.ndarray) -> tuple[float, float]:
-    """One colour scale for every panel: the 1st and 99th percentiles of the finite values."""
-    finite = log_volume[np.isfinite(log_volume)]
-    if finite.size == 0:
-        return -1.0, 1.0
-    lo, hi = np.percentile(finite, [1, 99])
-    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
+def colour_scale(log_volume: np.ndarray) -> tuple[Colormap, Normalize, str]:
+    """One colour scale for every panel: the run's diverging log-volume scale
+    (`riemexp.plotting.style.log_volume_scale`: red stretched, blue shrunk, white kept) over the values of
+    all the panels shown, so that colours compare across epochs and with input_space.png."""
+    return log_volume_scale(log_volume)
 
 
 def _panel(
     ax: Axes,
     arrays: Mapping[str, np.ndarray],
     s: int,
-    limits: tuple[float, float],
-    cmap: Colormap,
+    scale: tuple[Colormap, Normalize, str],
 ) -> tuple[AxesImage, list[int], bool]:
     """One heat map of snapshot s (log volume, boundary, folds, data): (image, folding layers, singular)."""
     ny, nx = (int(v) for v in arrays["grid_shape"])
@@ -96,13 +94,12 @@ def _panel(
         extent=extent,
         origin="lower",
         interpolation="nearest",
-        cmap=cmap,
-        vmin=limits[0],
-        vmax=limits[1],
+        cmap=scale[0],
+        norm=scale[1],
         zorder=0,
     )
     points = np.asarray(arrays["data_points"])
-    ax.scatter(points[:, 0], points[:, 1], s=1.5, c="white", linewidths=0, alpha=0.45, zorder=3)
+    ax.scatter(points[:, 0], points[:, 1], s=1.5, c="black", linewidths=0, alpha=0.35, zorder=3)
     proba = np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1)
     drawn_before = len(ax.collections)
     draw_boundaries(ax, xs, ys, np.log(np.clip(proba, 1e-300, None)), colour=BOUNDARY_COLOUR, linewidth=1.3)
@@ -116,6 +113,11 @@ def _panel(
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     return image, folding, bool(singular.any())
+
+
+def _colour_label(scale: tuple[Colormap, Normalize, str], short: bool = False) -> str:
+    name = r"$\frac{1}{2}\log\det g_0$" + ("" if short else ": red stretched, blue shrunk")
+    return name + scale[2].replace(" (", "\n(")
 
 
 def _panel_title(arrays: Mapping[str, np.ndarray], s: int) -> str:
@@ -135,7 +137,7 @@ def _legend_handles(folded: bool, singular: bool) -> list[Artist]:
             Line2D([], [], color=FOLD_COLOUR, linestyle="--", label="fold: det $J_l$ = 0 (layer l)")
         )
     handles.append(
-        Line2D([], [], linestyle="", marker="o", color="#bbbbbb", markersize=3, label="data points")
+        Line2D([], [], linestyle="", marker="o", color="#555555", markersize=3, label="data points")
     )
     if singular:
         handles.append(Patch(facecolor=SINGULAR_COLOUR, label="$g_0$ singular (log volume -inf)"))
@@ -143,31 +145,64 @@ def _legend_handles(folded: bool, singular: bool) -> list[Artist]:
 
 
 CAPTION = (
-    r"Heat map: $\frac{1}{2}\log\det g_0$ in input units, one colour scale for all panels. "
+    r"Heat map: $\frac{1}{2}\log\det g_0$ in input units, one colour scale for all panels "
+    "(as input_space.png). "
     "ρ: Spearman correlation of the log volume element with the distance to the decision boundary "
     "over the grid;\nband ratio: median volume element within the band around the boundary / outside it."
 )
 
 
+#: the strip's fixed layout, inches: margins around the row of panels (titles and suptitle above;
+#: tick labels, axis label, legend and caption below; colour bar right) and the gap between panels
+STRIP_MARGINS = {"left": 0.65, "right": 1.35, "top": 1.05, "bottom": 1.2}
+STRIP_GAP = 0.2
+STRIP_PANEL = 2.75
+
+
 def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: int = STRIP_PANELS) -> Figure:
-    """A strip of input-space heat maps at about `panels` snapshots spread over training."""
+    """A strip of input-space heat maps at about `panels` snapshots spread over training.
+
+    Laid out by hand (`STRIP_MARGINS`, no layout engine): the panels' sizes do not depend on the
+    data, and a run draws this figure beside its other work, where a layout pass would double its cost.
+    """
     shown = strip_indices(len(arrays["epoch"]), panels)
-    limits = colour_limits(np.asarray(arrays["grid_log_volume"])[shown])
-    cmap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
-    fig = new_figure(2.9 * len(shown) + 1.2, 4.9)
-    axes = np.atleast_1d(fig.subplots(1, len(shown), sharex=True, sharey=True))
+    scale = colour_scale(np.asarray(arrays["grid_log_volume"])[shown])
+    n = len(shown)
+    m = STRIP_MARGINS
+    width = m["left"] + n * STRIP_PANEL + (n - 1) * STRIP_GAP + m["right"]
+    height = m["bottom"] + STRIP_PANEL + m["top"]
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=m["left"] / width,
+        right=1 - m["right"] / width,
+        bottom=m["bottom"] / height,
+        top=1 - m["top"] / height,
+        wspace=STRIP_GAP / STRIP_PANEL,
+    )
+    axes = np.atleast_1d(fig.subplots(1, n, sharex=True, sharey=True))
     folded = singular = False
     image: AxesImage | None = None
     for ax, s in zip(axes, shown):
-        image, folding, sing = _panel(ax, arrays, s, limits, cmap)
+        image, folding, sing = _panel(ax, arrays, s, scale)
         folded, singular = folded or bool(folding), singular or sing
         ax.set_title(_panel_title(arrays, s), fontsize=8.5)
         ax.set_xlabel("input $x_1$", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
     axes[0].set_ylabel("input $x_2$", fontsize=8)
     assert image is not None
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label=r"$\frac{1}{2}\log\det g_0$")
-    add_legend(fig, _legend_handles(folded, singular), CAPTION, ncol=4)
-    fig.suptitle(f"{title}\nthe input metric through training", fontsize=10)
+    cax = fig.add_axes(
+        (
+            1 - (m["right"] - 0.25) / width,
+            (m["bottom"] + 0.1 * STRIP_PANEL) / height,
+            0.14 / width,
+            0.8 * STRIP_PANEL / height,
+        )
+    )
+    fig.colorbar(image, cax=cax, label=_colour_label(scale))
+    cax.tick_params(labelsize=8)
+    add_legend(fig, _legend_handles(folded, singular), CAPTION, ncol=4, loc="lower center")
+    fig.suptitle(f"{title}\nthe input metric through training", fontsize=10, y=1 - 0.08 / height, va="top")
     return fig
 
 
@@ -186,25 +221,21 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     n = len(arrays["epoch"])
     ny, nx = (int(v) for v in arrays["grid_shape"])
     xs, ys, _ = _axes(arrays)
-    limits = colour_limits(np.asarray(arrays["grid_log_volume"]))
-    cmap = matplotlib.colormaps[SCALAR_CMAP].with_extremes(bad=SINGULAR_COLOUR)
+    scale = colour_scale(np.asarray(arrays["grid_log_volume"]))
     fig = new_figure(5.2, 5.6)
     fig.set_dpi(GIF_DPI)
     canvas = FigureCanvasAgg(fig)
     ax = fig.subplots()
-    image, _, _ = _panel(ax, arrays, 0, limits, cmap)
+    image, _, _ = _panel(ax, arrays, 0, scale)
     ax.set_xlabel("input $x_1$", fontsize=8)
     ax.set_ylabel("input $x_2$", fontsize=8)
-    fig.colorbar(image, ax=ax, shrink=0.8, label=r"$\frac{1}{2}\log\det g_0$")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=_colour_label(scale, short=True))
     fig.suptitle(title, fontsize=7)
     ax.set_title(_panel_title(arrays, 0), fontsize=9)
-    canvas.draw()
-    fig.set_layout_engine("none")  # lay out once: every frame keeps the first one's layout
-    # the background (colour bar, ticks, labels: the text that is slow to draw) is drawn once; each
-    # frame restores it and draws the heat map, the data, the contours, the spines and the title
-    # the background (colour bar, ticks, labels: the text that is slow to draw) is drawn once; each
-    # frame restores it and draws the heat map, the data, the boundary and the folds (line
-    # collections whose segments are replaced), the spines and the title
+    # one full draw lays the figure out and makes the background (colour bar, ticks, labels: the text
+    # that is slow to draw); each frame restores it and draws the heat map, the data, the boundary and
+    # the folds (lines whose data are replaced), the spines and the title. The title is in the layout
+    # but drawn transparent, so that the background holds none
     points = ax.collections[0]
     for artist in ax.collections[1:]:
         artist.remove()
@@ -216,11 +247,13 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     image.set_visible(False)
     points.set_visible(False)
     title_text = ax.title.get_text()
-    ax.set_title("")
+    ax.title.set_color("none")
     canvas.draw()
+    fig.set_layout_engine("none")  # every frame keeps this layout
     background = canvas.copy_from_bbox(fig.bbox)
     image.set_visible(True)
     points.set_visible(True)
+    ax.title.set_color("black")
     frames = []
     for s in range(n):
         lv = np.asarray(arrays["grid_log_volume"][s]).reshape(ny, nx)
@@ -249,7 +282,12 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
 def boundary_curves_figure(arrays: Mapping[str, np.ndarray], title: str) -> Figure:
     """Three panels against epoch: Spearman correlation, band ratio, grid fraction each layer reverses."""
     epoch = np.asarray(arrays["epoch"])
-    fig = new_figure(13.0, 4.0)
+    # laid out by hand, as the strip (margins in inches: titles above, tick and axis labels below)
+    width, height = 13.0, 4.2
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height, top=1 - 1.05 / height, wspace=0.28
+    )
     ax_rho, ax_ratio, ax_fold = fig.subplots(1, 3, sharex=True)
     styles = {
         "grid": dict(color=OKABE_ITO[0], linestyle="-", marker="o"),
@@ -319,7 +357,7 @@ def boundary_curves_figure(arrays: Mapping[str, np.ndarray], title: str) -> Figu
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8)
         ax.set_xlabel("epoch (0: initialisation)")
-    fig.suptitle(f"{title}\nthe geometry through training", fontsize=10)
+    fig.suptitle(f"{title}\nthe geometry through training", fontsize=10, y=1 - 0.08 / height, va="top")
     return fig
 
 

@@ -95,11 +95,15 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def add_legend(fig: Figure, handles: Sequence[Artist], caption: str, ncol: int) -> None:
+def add_legend(
+    fig: Figure, handles: Sequence[Artist], caption: str, ncol: int, loc: str = "outside lower center"
+) -> None:
     """A legend under the panels, with the figure's caption (one or more lines) as its title.
 
     It is fitted to the figure: caption lines are wrapped to the figure's width, and the number
-    of columns is reduced until the legend is no wider than the figure (nothing clipped).
+    of columns is reduced until the legend is no wider than the figure (nothing clipped). loc:
+    "outside lower center" (a constrained layout makes room for it) or "lower center" (at the
+    figure's bottom edge, in a margin the figure leaves).
     """
     width_chars = max(40, int(fig.get_figwidth() * 72 / (0.56 * LEGEND_FONTSIZE)))
     caption = "\n".join(textwrap.fill(line, width_chars) if line else line for line in caption.split("\n"))
@@ -107,7 +111,7 @@ def add_legend(fig: Figure, handles: Sequence[Artist], caption: str, ncol: int) 
     while True:
         legend = fig.legend(
             handles=handles,
-            loc="outside lower center",
+            loc=loc,
             ncol=ncol,
             fontsize=LEGEND_FONTSIZE,
             frameon=False,
