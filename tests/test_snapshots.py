@@ -153,3 +153,24 @@ def test_sweep_summaries_group_the_boundary_numbers(tmp_path: Path):
     assert row["boundary_spearman_grid_mean"] == pytest.approx(-0.4)
     assert row["boundary_spearman_grid_std"] == pytest.approx(np.std([-0.5, -0.3], ddof=1))
     assert row["boundary_band_ratio_data_mean"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("kind", "width"), [("plain", 2), ("residual", 2), ("residual", 3), ("c2", 2)])
+def test_snapshot_log_volume_and_dets_agree_with_the_geometry(kind: str, width: int):
+    """The recorder's shortcuts (det J_l in closed form at width 2, the data's log volume element from
+    them) give what riemexp.geometry computes its own way."""
+    from riemexp.analyses.snapshots import data_log_volume, grid_state
+    from riemexp.config import NetworkConfig
+    from riemexp.geometry import input_log_volume
+    from riemexp.geometry.folds import layer_determinants
+    from riemexp.nets.network import build_network
+
+    torch.manual_seed(3)
+    model = build_network(NetworkConfig(kind=kind, depth=4, width=width, step_size=0.7), 3)
+    points = np.random.default_rng(0).uniform(-2, 2, size=(50, 2))
+    expected = input_log_volume(model, points).numpy()
+    np.testing.assert_allclose(data_log_volume(model, points), expected, rtol=1e-10, atol=1e-12)
+    _, log_volume, proba, dets, classes = grid_state(model, points)
+    np.testing.assert_allclose(log_volume, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dets, layer_determinants(model, points), rtol=1e-10, atol=1e-14)
+    assert np.array_equal(classes, proba.argmax(axis=1))

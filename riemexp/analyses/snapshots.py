@@ -123,7 +123,14 @@ class SnapshotRecorder:
         model.train(was_training)
         metric, log_volume, proba, dets, classes = grid_state(model, self.grid)
         numbers, _ = network_boundary_numbers(
-            model, self.grid, self.grid_shape, self.data_points, self.band_fraction, log_volume, classes
+            model,
+            self.grid,
+            self.grid_shape,
+            self.data_points,
+            self.band_fraction,
+            log_volume,
+            classes,
+            data_log_volume(model, self.data_points),
         )
         self.rows.append(
             {
@@ -175,19 +182,14 @@ def grid_state(
     as `riemexp.geometry.boundary.network_classifier`).
     """
     from riemexp.config import INPUT_DIM
-    from riemexp.geometry import input_log_volume, layer_coordinates, pullback, trajectory_jacobians
+    from riemexp.geometry import input_log_volume, layer_coordinates, pullback
 
     coords = layer_coordinates(model, grid)  # (L+1, G, w)
     metric, _ = pullback(model, coords)  # (L+1, G, w, w)
     scale = model.input_scale.detach().to(torch.float64).to(coords.device)  # (2,)
     g_in = metric[0, :, :INPUT_DIM, :INPUT_DIM] / (scale[:, None] * scale[None, :])  # (G, 2, 2)
-    jac = trajectory_jacobians(model, coords)  # (L, G, w, w)
-    sign, logabsdet = torch.linalg.slogdet(jac)
-    dets = sign * logabsdet.exp()  # (L, G)
-    if model.width == INPUT_DIM and not model.kind.two_step:
-        # the definition of input_log_volume at width 2: the sum of the layers' log|det J_l|
-        log_volume = logabsdet.sum(0) - torch.log(scale).sum()
-    else:
+    dets, log_volume = _dets_and_log_volume(model, coords)
+    if log_volume is None:
         log_volume = input_log_volume(model, grid)
     V = model.head.weight.detach().to(torch.float64).to(coords.device)  # (C, w)
     c = model.head.bias.detach().to(torch.float64).to(coords.device)  # (C,)
@@ -200,6 +202,38 @@ def grid_state(
         dets.cpu().numpy(),
         logits.argmax(dim=1).cpu().numpy(),
     )
+
+
+def _dets_and_log_volume(
+    model: LayeredNetwork, coords: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """det J_l (L, M) at layer coordinates coords (L+1, M, w), and the input log volume element (M,) where
+    it follows from them: at width 2 for one-step kinds, 1/2 log det g_in = sum_l log|det J_l| - sum log
+    scale (the definition of `riemexp.geometry.input_log_volume` there); else None.
+
+    At width 2, det J_l = J_00 J_11 - J_01 J_10 in closed form.
+    """
+    from riemexp.config import INPUT_DIM
+    from riemexp.geometry import trajectory_jacobians
+
+    jac = trajectory_jacobians(model, coords)  # (L, M, w, w)
+    if jac.shape[-1] == 2:
+        dets = jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0]
+    else:
+        dets = torch.linalg.det(jac)
+    if model.width != INPUT_DIM or model.kind.two_step:
+        return dets, None
+    scale = model.input_scale.detach().to(torch.float64).to(coords.device)
+    return dets, dets.abs().log().sum(0) - torch.log(scale).sum()
+
+
+def data_log_volume(model: LayeredNetwork, points: np.ndarray) -> np.ndarray:
+    """1/2 log det g_in at points (N, 2) in input units (`riemexp.geometry.input_log_volume`), by the
+    layers' determinants where the width allows (`_dets_and_log_volume`): (N,) float64."""
+    from riemexp.geometry import input_log_volume, layer_coordinates
+
+    _, log_volume = _dets_and_log_volume(model, layer_coordinates(model, points))
+    return (log_volume if log_volume is not None else input_log_volume(model, points)).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- the file

@@ -328,11 +328,13 @@ def network_boundary_numbers(
     band_fraction: float = BAND_FRACTION,
     grid_log_volume: np.ndarray | None = None,
     grid_classes: np.ndarray | None = None,
+    data_log_volume: np.ndarray | None = None,
 ) -> tuple[BoundaryNumbers, np.ndarray]:
     """The boundary numbers of a network (and its boundary segments (S, 2, 2)), in input units.
 
     grid_log_volume (G,): 1/2 log det g_in at the grid points, grid_classes (G,): their predicted
-    classes (argmax of the float64 logits), when already computed.
+    classes (argmax of the float64 logits), data_log_volume (N,): 1/2 log det g_in at the data points,
+    when already computed.
     """
     from riemexp.geometry.scalars import input_log_volume
 
@@ -341,7 +343,8 @@ def network_boundary_numbers(
     )
     if grid_log_volume is None:
         grid_log_volume = input_log_volume(model, grid_points).cpu().numpy()
-    data_log_volume = input_log_volume(model, data_points).cpu().numpy()
+    if data_log_volume is None:
+        data_log_volume = input_log_volume(model, data_points).cpu().numpy()
     numbers = measure(
         segments, grid_points, grid_shape, grid_log_volume, data_points, data_log_volume, band_fraction
     )
