@@ -42,7 +42,6 @@ from riemexp.plotting.style import (
     add_legend,
     figure_files,
     log_volume_scale,
-    new_figure,
     save_figure,
 )
 
@@ -222,17 +221,28 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     ny, nx = (int(v) for v in arrays["grid_shape"])
     xs, ys, _ = _axes(arrays)
     scale = colour_scale(np.asarray(arrays["grid_log_volume"]))
-    fig = new_figure(5.2, 5.6)
-    fig.set_dpi(GIF_DPI)
+    # laid out by hand (inches: title lines above, tick and axis labels below, colour bar right)
+    width, height = 5.2, 5.6
+    fig = Figure(figsize=(width, height), dpi=GIF_DPI)
+    fig.subplots_adjust(left=0.7 / width, right=1 - 1.25 / width, bottom=0.6 / height, top=1 - 0.85 / height)
     canvas = FigureCanvasAgg(fig)
     ax = fig.subplots()
     image, _, _ = _panel(ax, arrays, 0, scale)
     ax.set_xlabel("input $x_1$", fontsize=8)
     ax.set_ylabel("input $x_2$", fontsize=8)
-    fig.colorbar(image, ax=ax, shrink=0.8, label=_colour_label(scale, short=True))
-    fig.suptitle(title, fontsize=7)
+    cax = fig.add_axes(
+        (
+            1 - 1.0 / width,
+            0.6 / height + 0.1 * (height - 1.45) / height,
+            0.15 / width,
+            0.8 * (height - 1.45) / height,
+        )
+    )
+    fig.colorbar(image, cax=cax, label=_colour_label(scale, short=True))
+    cax.tick_params(labelsize=8)
+    fig.suptitle(title, fontsize=7, y=1 - 0.06 / height, va="top")
     ax.set_title(_panel_title(arrays, 0), fontsize=9)
-    # one full draw lays the figure out and makes the background (colour bar, ticks, labels: the text
+    # one full draw makes the background (colour bar, ticks, labels: the text
     # that is slow to draw); each frame restores it and draws the heat map, the data, the boundary and
     # the folds (lines whose data are replaced), the spines and the title. The title is in the layout
     # but drawn transparent, so that the background holds none
@@ -249,7 +259,6 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     title_text = ax.title.get_text()
     ax.title.set_color("none")
     canvas.draw()
-    fig.set_layout_engine("none")  # every frame keeps this layout
     background = canvas.copy_from_bbox(fig.bbox)
     image.set_visible(True)
     points.set_visible(True)
