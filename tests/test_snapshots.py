@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from riemexp.analyses.snapshots import SNAPSHOT_ARRAYS, load_snapshots, snapshot_epochs
+from riemexp.analyses.snapshots import SEGMENT_ARRAYS, SNAPSHOT_ARRAYS, load_snapshots, snapshot_epochs
 from riemexp.config import DatasetConfig, GeometryConfig, OdeConfig, PlotConfig, load_config
 from riemexp.errors import ConfigError, MemoryNeedError, RunFolderError
 from riemexp.preflight import check_run
@@ -86,7 +86,7 @@ def test_snapshots_leave_training_exactly_as_it_was(runs: tuple[Path, Path]):
 def test_snapshot_file_tables_and_metrics(runs: tuple[Path, Path]):
     folder = runs[0]
     arrays = load_snapshots(folder)
-    assert set(arrays) == set(SNAPSHOT_ARRAYS)
+    assert set(arrays) == set(SNAPSHOT_ARRAYS) | set(SEGMENT_ARRAYS)
     assert arrays["epoch"].tolist() == [0, 3, 6, 9, 12]
     S, G, L = 5, 400, 3
     assert arrays["grid_metric"].shape == (S, G, 2, 2) and arrays["grid_proba"].shape == (S, G, 2)
@@ -174,3 +174,39 @@ def test_snapshot_log_volume_and_dets_agree_with_the_geometry(kind: str, width: 
     np.testing.assert_allclose(log_volume, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dets, layer_determinants(model, points), rtol=1e-10, atol=1e-14)
     assert np.array_equal(classes, proba.argmax(axis=1))
+
+
+def test_snapshots_keep_the_located_boundary_and_old_files_still_draw(
+    tmp_path: Path, runs: tuple[Path, Path]
+):
+    """snapshots.npz holds each snapshot's boundary as located on the network (the figures draw it);
+    a file written before it was kept still loads and draws (contours of the class probabilities)."""
+    from riemexp.geometry import make_grid
+    from riemexp.geometry.boundary import boundary_segments, network_classifier
+    from riemexp.plotting.snapshots import snapshot_segments, snapshot_strip_figure, write_snapshot_gif
+
+    folder = runs[0]
+    arrays = load_snapshots(folder)
+    offsets = arrays["boundary_offsets"]
+    assert offsets.shape == (len(arrays["epoch"]) + 1,) and offsets[-1] == len(arrays["boundary_segments"])
+    # the last snapshot is the trained network: its segments are the network's own boundary
+    loaded = load_run(folder)
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    grid, _ = make_grid(arrays["data_points"], nx, loaded.config.geometry.margin)
+    expected = boundary_segments(network_classifier(loaded.model), grid, (ny, nx))
+    np.testing.assert_allclose(snapshot_segments(arrays, len(offsets) - 2), expected, atol=1e-12)
+    lengths = np.linalg.norm(expected[:, 1] - expected[:, 0], axis=1).sum()
+    assert lengths == pytest.approx(float(arrays["boundary_boundary_length"][-1]), rel=1e-9)
+
+    old = {k: v for k, v in arrays.items() if k not in ("boundary_segments", "boundary_offsets")}
+    np.savez(tmp_path / "old.npz", **old)
+    old_arrays = load_snapshots(tmp_path / "old.npz")
+    assert snapshot_segments(old_arrays, 0) is None
+    snapshot_strip_figure(old_arrays, "an old run")
+    write_snapshot_gif(old_arrays, "an old run", tmp_path / "old.gif")
+    assert (tmp_path / "old.gif").stat().st_size > 0
+
+    bad = dict(arrays) | {"boundary_offsets": offsets[::-1].copy()}
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(RunFolderError, match="boundary_segments .* do not match"):
+        load_snapshots(tmp_path / "bad.npz")

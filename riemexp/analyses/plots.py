@@ -45,6 +45,7 @@ from riemexp.data.dataset import Dataset
 from riemexp.errors import ConfigError, RiemexpError, RunFolderError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.geometry import input_log_volume, input_metric, layer_coordinates
+from riemexp.geometry.boundary import boundary_segments, network_classifier
 from riemexp.geometry.folds import layer_determinants
 from riemexp.layout import GEOMETRY_FILE, HISTORY_FILE, PLOTS_DIR, SNAPSHOTS_FILE, STAGING_PREFIX
 from riemexp.nets.network import LayeredNetwork
@@ -172,6 +173,8 @@ def figure_data(
     g_input = input_metric(model, points)  # (G, 2, 2)
     log_volume = input_log_volume(model, points).cpu().numpy()  # (G,)
     dets = layer_determinants(model, points)  # (L, G): the folds det J_l = 0
+    ny, nx = (int(v) for v in np.asarray(geometry["grid_shape"]))
+    segments = boundary_segments(network_classifier(model), points.numpy(), (ny, nx))  # (B, 2, 2)
     return FigureData(
         geometry={k: np.asarray(v) for k, v in geometry.items()},
         grid_input_metric=g_input.cpu().numpy().astype(np.float64),
@@ -186,6 +189,7 @@ def figure_data(
         near_chance=bool(metrics and metrics.get("near_chance")),
         coordinate_names=coordinate_names(cfg),
         grid_layer_det=dets,
+        boundary_segments=segments,
     )
 
 

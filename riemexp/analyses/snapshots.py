@@ -66,6 +66,14 @@ SNAPSHOT_ARRAYS: dict[str, tuple[str, ...]] = {
     **{name: ("S",) for name in SCORE_NAMES},
     **{f"boundary_{name}": ("S",) for name in NUMBER_NAMES},  # riemexp.geometry.boundary, NaN where undefined
 }
+#: snapshots.npz, written since the boundary was located for the figures too (older files lack them):
+#: every snapshot's decision boundary as located by `riemexp.geometry.boundary.boundary_segments`,
+#: all snapshots' segments in one array, snapshot s's being segments[offsets[s]:offsets[s + 1]]
+#: (`riemexp.plotting.snapshots.snapshot_segments`)
+SEGMENT_ARRAYS: dict[str, tuple[str, ...]] = {
+    "boundary_segments": ("B", "2", "2"),  # input units
+    "boundary_offsets": ("S+1",),  # int64, 0 .. B
+}
 
 
 def snapshot_epochs(epochs: int, count: int) -> list[int]:
@@ -122,7 +130,7 @@ class SnapshotRecorder:
             scores[f"{split}_loss"], scores[f"{split}_accuracy"] = evaluate(model, x, y)
         model.train(was_training)
         metric, log_volume, proba, dets, classes = grid_state(model, self.grid)
-        numbers, _ = network_boundary_numbers(
+        numbers, segments = network_boundary_numbers(
             model,
             self.grid,
             self.grid_shape,
@@ -140,6 +148,7 @@ class SnapshotRecorder:
                 "proba": proba,
                 "dets": dets,
                 "numbers": numbers,
+                "segments": segments,
                 **scores,
             }
         )
@@ -167,6 +176,13 @@ class SnapshotRecorder:
             out[name] = np.array([r[name] for r in rows], dtype=np.float64)
         for name in NUMBER_NAMES:
             out[f"boundary_{name}"] = np.array([getattr(r["numbers"], name) for r in rows], dtype=np.float64)
+        counts = [len(r["segments"]) for r in rows]
+        out["boundary_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        out["boundary_segments"] = (
+            np.concatenate([np.asarray(r["segments"]).reshape(-1, 2, 2) for r in rows])
+            if rows
+            else np.zeros((0, 2, 2))
+        )
         return out
 
 
@@ -256,6 +272,23 @@ def check_snapshots(arrays: Mapping[str, np.ndarray], where: str = "snapshot arr
         raise RunFolderError(
             f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
         )
+    if ("boundary_segments" in arrays) != ("boundary_offsets" in arrays):
+        raise RunFolderError(f"{where} is corrupt: boundary_segments and boundary_offsets come together")
+    if "boundary_segments" in arrays:
+        segments, offsets = np.shape(arrays["boundary_segments"]), np.asarray(arrays["boundary_offsets"])
+        ok = (
+            len(segments) == 3
+            and segments[1:] == (2, 2)
+            and offsets.shape == (sizes["S"] + 1,)
+            and offsets[0] == 0
+            and offsets[-1] == segments[0]
+            and bool(np.all(np.diff(offsets) >= 0))
+        )
+        if not ok:
+            raise RunFolderError(
+                f"{where} is corrupt: boundary_segments {segments} and boundary_offsets {offsets.shape} "
+                f"do not match (expected (B, 2, 2) and ({sizes['S'] + 1},) offsets rising from 0 to B)"
+            )
 
 
 def save_snapshots(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -264,7 +297,8 @@ def save_snapshots(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 
     def saver(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in SNAPSHOT_ARRAYS}
+            names = [*SNAPSHOT_ARRAYS, *(name for name in SEGMENT_ARRAYS if name in arrays)]
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in names}
             np.savez(f, **payload)
 
     atomic_save(path, saver)

@@ -28,6 +28,9 @@ class FigureData:
     kind: the network kind's name; two_step: whether its state is (x_l, x_{l-1}) (c2).
     grid_layer_det: (L, G) det J_l at the grid points' images x_l (`riemexp.geometry.folds`), for the
       folds det J_l = 0 on the input-space figure; None: no folds drawn.
+    boundary_segments: (B, 2, 2) the decision boundary located on the network itself
+      (`riemexp.geometry.boundary.boundary_segments`), drawn on the input-space figure; None: the
+      contour of the grid's class probabilities is drawn instead.
     """
 
     geometry: Mapping[str, np.ndarray]
@@ -45,6 +48,7 @@ class FigureData:
     #: names of the two input coordinates, for input-space axes (a CSV's column names)
     coordinate_names: tuple[str, str] = ("input $x_1$", "input $x_2$")
     grid_layer_det: np.ndarray | None = None
+    boundary_segments: np.ndarray | None = None
 
     @property
     def depth(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -33,7 +34,13 @@ from riemexp.plotting.glyphs import (
     typical_spacing,
 )
 from riemexp.plotting.layers import draw_data
-from riemexp.plotting.regions import REGION_TINT, draw_boundaries, probability_confidence, region_image
+from riemexp.plotting.regions import (
+    REGION_TINT,
+    draw_boundaries,
+    draw_boundary_segments,
+    probability_confidence,
+    region_image,
+)
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
     DATA_EDGE,
@@ -86,6 +93,15 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
     # boundaries from log-probabilities: log p_i - log p_j = logit_i - logit_j is smooth across
     # the boundary, so the contour is accurate between grid points (p itself jumps from 0 to 1)
     log_proba = np.log(np.clip(proba, 1e-300, None))
+
+    def boundary(ax: Axes, linewidth: float) -> None:
+        # located on the network itself where the run gave it: a contour of the grid's scores turns
+        # into a staircase where the class changes within a small part of a grid cell
+        if fd.boundary_segments is not None:
+            draw_boundary_segments(ax, fd.boundary_segments, colour=BOUNDARY_COLOUR, linewidth=linewidth)
+        else:
+            draw_boundaries(ax, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=linewidth)
+
     points, labels = geometry["data_points"], geometry["data_labels"]
     box_w, box_h = extent[1] - extent[0], extent[3] - extent[2]
     # panels of constant area, shaped like the data box; equal aspect unless the user's units
@@ -106,7 +122,7 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
         interpolation="bilinear",
         zorder=0,
     )
-    draw_boundaries(ax_regions, xs, ys, log_proba)
+    boundary(ax_regions, linewidth=1.6)
     draw_data(ax_regions, points, labels, colours, size=6, rim=True)
     glyphs, _ = input_glyphs(fd, glyph_density, convention)
     draw_glyphs(ax_regions, glyphs, zorder=6)
@@ -144,7 +160,7 @@ def input_space_figure(fd: FigureData, glyph_density: int, convention: GlyphConv
             shrink=0.85,
             label=r"$\frac{1}{2}\log\det g_0$ (input units)" + scale_note.replace(" (", "\n("),
         )
-    draw_boundaries(ax_volume, xs, ys, log_proba, colour=BOUNDARY_COLOUR, linewidth=1.2)
+    boundary(ax_volume, linewidth=1.2)
     ax_volume.scatter(points[:, 0], points[:, 1], s=2, c="black", linewidths=0, alpha=0.35, zorder=3)
     ax_volume.set_title("log volume element: red stretched, blue shrunk", fontsize=10)
     ax_volume.set_label("input log volume")

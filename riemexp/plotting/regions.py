@@ -95,6 +95,24 @@ def boundary_lines(
     return lines
 
 
+def draw_boundary_segments(
+    ax: Axes, segments: np.ndarray, colour: str = BOUNDARY_COLOUR, linewidth: float = 1.6, zorder: float = 4
+) -> LineCollection | None:
+    """Draw a decision boundary located on the classifier itself, segments (S, 2, 2)
+    (`riemexp.geometry.boundary.boundary_segments`), as one line collection; None when there are none.
+
+    Unlike a contour of the grid's scores, it does not turn into a staircase where the network's class
+    changes within a small part of a grid cell (deep plain networks: a steep step in the logits).
+    """
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    if len(segments) == 0:
+        return None
+    lines = LineCollection(list(segments), colors=colour, linewidths=linewidth, zorder=zorder)
+    lines.set_capstyle("round")
+    ax.add_collection(lines)
+    return lines
+
+
 def draw_boundaries(
     ax: Axes,
     xs: np.ndarray,

@@ -54,6 +54,15 @@ GIF = "snapshots.gif"
 CURVES = "boundary_curves"
 
 
+def snapshot_segments(arrays: Mapping[str, np.ndarray], s: int) -> np.ndarray | None:
+    """Snapshot s's decision boundary as located on the network (B_s, 2, 2), from snapshots.npz's
+    arrays (`riemexp.analyses.snapshots.SEGMENT_ARRAYS`); None in a file written before they were kept."""
+    if "boundary_segments" not in arrays:
+        return None
+    offsets = np.asarray(arrays["boundary_offsets"])
+    return np.asarray(arrays["boundary_segments"])[int(offsets[s]) : int(offsets[s + 1])]
+
+
 def _axes(
     arrays: Mapping[str, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
@@ -99,23 +108,34 @@ def _panel(
     )
     points = np.asarray(arrays["data_points"])
     ax.scatter(points[:, 0], points[:, 1], s=1.5, c="black", linewidths=0, alpha=0.35, zorder=3)
-    proba = np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1)
     drawn_before = len(ax.collections)
-    draw_boundaries(ax, xs, ys, np.log(np.clip(proba, 1e-300, None)), colour=BOUNDARY_COLOUR, linewidth=1.3)
     white_edge: list[AbstractPathEffect] = [patheffects.withStroke(linewidth=3.0, foreground="white")]
-    for artist in ax.collections[drawn_before:]:
-        artist.set_path_effects(white_edge)
+    segments = snapshot_segments(arrays, s)
+    if segments is not None:  # located on the network itself: one path, its white edge under all of it
+        (line,) = ax.plot(*_broken_line(segments), color=BOUNDARY_COLOUR, linewidth=1.3, zorder=4)
+        line.set_path_effects(white_edge)
+    else:  # a file from before they were kept: the contour of the grid's log-probabilities
+        proba = np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1)
+        draw_boundaries(
+            ax, xs, ys, np.log(np.clip(proba, 1e-300, None)), colour=BOUNDARY_COLOUR, linewidth=1.3
+        )
+        for artist in ax.collections[drawn_before:]:
+            artist.set_path_effects(white_edge)
     dets = np.asarray(arrays["grid_layer_det"][s]).reshape(-1, ny, nx)
     folding = draw_folds(ax, xs, ys, dets)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
+    box_ratio = (extent[1] - extent[0]) / (extent[3] - extent[2])
+    ax.set_aspect("equal" if 1 / 3 <= box_ratio <= 3 else "auto")  # not to scale in very unequal units
     ax.tick_params(labelsize=7)
     return image, folding, bool(singular.any())
 
 
 def _colour_label(scale: tuple[Colormap, Normalize, str], short: bool = False) -> str:
+    """The colour bar's label; short: for a panel too low for the whole note of a logarithmic scale."""
     name = r"$\frac{1}{2}\log\det g_0$" + ("" if short else ": red stretched, blue shrunk")
+    if short and scale[2]:
+        return name + "\n(symmetric log scale)"
     return name + scale[2].replace(" (", "\n(")
 
 
@@ -144,8 +164,8 @@ def _legend_handles(folded: bool, singular: bool) -> list[Artist]:
 
 
 CAPTION = (
-    r"Heat map: $\frac{1}{2}\log\det g_0$ in input units, one colour scale for all panels "
-    "(as input_space.png). "
+    r"Heat map: $\frac{1}{2}\log\det g_0$ in input units (red: space stretched, blue: shrunk, white: kept), "
+    "one colour scale for all panels (as input_space.png). "
     "ρ: Spearman correlation of the log volume element with the distance to the decision boundary "
     "over the grid;\nband ratio: median volume element within the band around the boundary / outside it."
 )
@@ -156,6 +176,14 @@ CAPTION = (
 STRIP_MARGINS = {"left": 0.65, "right": 1.35, "top": 1.05, "bottom": 1.2}
 STRIP_GAP = 0.2
 STRIP_PANEL = 2.75
+GIF_PANEL = 3.35
+
+
+def _panel_size(extent: tuple[float, float, float, float], side: float) -> tuple[float, float]:
+    """A panel's width and height (inches) shaped like the box `extent` (to scale up to 3 : 1), `side`
+    along its longer side."""
+    ratio = min(max((extent[1] - extent[0]) / (extent[3] - extent[2]), 1 / 3), 3.0)
+    return side * min(1.0, ratio), side * min(1.0, 1 / ratio)
 
 
 def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: int = STRIP_PANELS) -> Figure:
@@ -168,15 +196,17 @@ def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: 
     scale = colour_scale(np.asarray(arrays["grid_log_volume"])[shown])
     n = len(shown)
     m = STRIP_MARGINS
-    width = m["left"] + n * STRIP_PANEL + (n - 1) * STRIP_GAP + m["right"]
-    height = m["bottom"] + STRIP_PANEL + m["top"]
+    # panels shaped like the grid's box (to scale up to 3 : 1), STRIP_PANEL along the longer side
+    panel_w, panel_h = _panel_size(_axes(arrays)[2], STRIP_PANEL)
+    width = m["left"] + n * panel_w + (n - 1) * STRIP_GAP + m["right"]
+    height = m["bottom"] + panel_h + m["top"]
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(
         left=m["left"] / width,
         right=1 - m["right"] / width,
         bottom=m["bottom"] / height,
         top=1 - m["top"] / height,
-        wspace=STRIP_GAP / STRIP_PANEL,
+        wspace=STRIP_GAP / panel_w,
     )
     axes = np.atleast_1d(fig.subplots(1, n, sharex=True, sharey=True))
     folded = singular = False
@@ -193,12 +223,12 @@ def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: 
     cax = fig.add_axes(
         (
             1 - (m["right"] - 0.25) / width,
-            (m["bottom"] + 0.1 * STRIP_PANEL) / height,
+            (m["bottom"] + 0.05 * panel_h) / height,
             0.14 / width,
-            0.8 * STRIP_PANEL / height,
+            0.9 * panel_h / height,
         )
     )
-    fig.colorbar(image, cax=cax, label=_colour_label(scale))
+    fig.colorbar(image, cax=cax, label=_colour_label(scale, short=True))
     cax.tick_params(labelsize=8)
     add_legend(fig, _legend_handles(folded, singular), CAPTION, ncol=4, loc="lower center")
     fig.suptitle(f"{title}\nthe input metric through training", fontsize=10, y=1 - 0.08 / height, va="top")
@@ -219,10 +249,12 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     """
     n = len(arrays["epoch"])
     ny, nx = (int(v) for v in arrays["grid_shape"])
-    xs, ys, _ = _axes(arrays)
+    xs, ys, extent = _axes(arrays)
     scale = colour_scale(np.asarray(arrays["grid_log_volume"]))
-    # laid out by hand (inches: title lines above, tick and axis labels below, colour bar right)
-    width, height = 5.2, 5.6
+    # laid out by hand (inches: title lines above, tick and axis labels below, colour bar right), the
+    # panel shaped like the grid's box as in the strip
+    panel_w, panel_h = _panel_size(extent, GIF_PANEL)
+    width, height = 0.7 + panel_w + 1.25, 0.6 + panel_h + 0.85
     fig = Figure(figsize=(width, height), dpi=GIF_DPI)
     fig.subplots_adjust(left=0.7 / width, right=1 - 1.25 / width, bottom=0.6 / height, top=1 - 0.85 / height)
     canvas = FigureCanvasAgg(fig)
@@ -231,12 +263,7 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     ax.set_xlabel("input $x_1$", fontsize=8)
     ax.set_ylabel("input $x_2$", fontsize=8)
     cax = fig.add_axes(
-        (
-            1 - 1.0 / width,
-            0.6 / height + 0.1 * (height - 1.45) / height,
-            0.15 / width,
-            0.8 * (height - 1.45) / height,
-        )
+        (1 - 1.0 / width, (0.6 + 0.05 * panel_h) / height, 0.15 / width, 0.9 * panel_h / height)
     )
     fig.colorbar(image, cax=cax, label=_colour_label(scale, short=True))
     cax.tick_params(labelsize=8)
@@ -247,7 +274,7 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     # the folds (lines whose data are replaced), the spines and the title. The title is in the layout
     # but drawn transparent, so that the background holds none
     points = ax.collections[0]
-    for artist in ax.collections[1:]:
+    for artist in [*ax.collections[1:], *ax.lines]:
         artist.remove()
     # one line each, broken at NaN between segments: one path to draw, not one per segment
     (boundary,) = ax.plot([], [], color=BOUNDARY_COLOUR, linewidth=1.3, zorder=4)
@@ -267,8 +294,11 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     for s in range(n):
         lv = np.asarray(arrays["grid_log_volume"][s]).reshape(ny, nx)
         image.set_data(np.ma.masked_where(~np.isfinite(lv), lv))
-        log_proba = np.log(np.clip(np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1), 1e-300, None))
-        boundary.set_data(*_broken_line(class_boundary_segments(xs, ys, log_proba)))
+        segments = snapshot_segments(arrays, s)
+        if segments is None:  # a file from before they were kept
+            log_proba = np.log(np.clip(np.asarray(arrays["grid_proba"][s]).reshape(ny, nx, -1), 1e-300, None))
+            segments = class_boundary_segments(xs, ys, log_proba)
+        boundary.set_data(*_broken_line(segments))
         field, _ = fold_field(np.asarray(arrays["grid_layer_det"][s]).reshape(-1, ny, nx))
         folds.set_data(*_broken_line(zero_segments(xs, ys, field)))
         ax.title.set_text(title_text if s == 0 else _panel_title(arrays, s))
