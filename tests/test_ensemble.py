@@ -31,8 +31,10 @@ from riemexp.ensemble import (
     train_ensemble,
 )
 from riemexp.ensemble.kernels import as_single_run
-from riemexp.ensemble.loss import cascade_mean, predictions
+from riemexp.ensemble.loss import cascade_mean, planar_nll, planar_targets, predictions
+from riemexp.ensemble.network import Tape
 from riemexp.errors import ConfigError, DivergedError
+from riemexp.nets.network import build_network
 from riemexp.train import TrainResult, train
 
 #: where the equalities behind bit-identical members were measured: x86-64 with MKL and AVX2/AVX-512
@@ -230,7 +232,9 @@ def test_members_with_different_epochs_leave_when_done() -> None:
 # --------------------------------------------------------------------------- reproducible, isolated
 
 
-def test_an_ensemble_trained_twice_is_bit_identical() -> None:
+@pytest.mark.parametrize("exact", [None, False])
+def test_an_ensemble_trained_twice_is_bit_identical(exact: bool | None) -> None:
+    """In either mode, at one thread count; exact mode's members also at any thread count."""
     cfgs = [
         RunConfig(
             seed=s,
@@ -240,9 +244,12 @@ def test_an_ensemble_trained_twice_is_bit_identical() -> None:
         )
         for s in range(5)
     ]
-    first, second = train_ensemble(cfgs), train_ensemble(cfgs)
+    first, second = train_ensemble(cfgs, exact=exact), train_ensemble(cfgs, exact=exact)
+    assert first.network.exact == (exact is None)
     assert same_tensor(first.network.params, second.network.params)
     assert first.histories == second.histories and first.finals == second.finals
+    if exact is not None:
+        return  # fast mode's planar sums may split differently over another number of threads
     assert (
         torch.get_num_threads() == 1
     )  # the suite's setting; a different thread count must not change results:
@@ -368,15 +375,25 @@ def test_path_dependent_kernels_match_each_members_own_tensor(threads: int, n: i
         torch.set_num_threads(1)
 
 
+def assert_member_is_close(member, single: TrainResult, error: str | None, n_train: int) -> None:
+    """Fast mode's stated tolerance for a few epochs: weights within 1e-4 + 1e-3 relative, every loss
+    of the history within 1e-5 relative, every accuracy within one point (1 / N)."""
+    assert_member_is_single(member, single, error, exact=False)
+    for mine, theirs in zip(member.history, single.history):
+        for key in ("train_loss", "test_loss"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-5), key
+        assert abs(mine["train_accuracy"] - theirs["train_accuracy"]) <= 1 / n_train + 1e-12
+
+
 @pytest.mark.parametrize("width, exact", [(2, False), (4, None)])
-def test_inexact_mode_agrees_to_float32_rounding(width: int, exact: bool | None) -> None:
-    """exact=False (and the default for widths above 3) sums in the stacked layout: rounding differs."""
+def test_fast_mode_agrees_to_float32_rounding(width: int, exact: bool | None) -> None:
+    """exact=False (and the default for widths above 3): planar kernels, rounding differs."""
     cfgs = [
         RunConfig(
             seed=s,
             dataset=SpiralsConfig(n_samples=150),
             network=NetworkConfig(depth=4, width=width),
-            optim=AdamConfig(epochs=3),
+            optim=AdamConfig(epochs=5),
         )
         for s in range(3)
     ]
@@ -384,9 +401,58 @@ def test_inexact_mode_agrees_to_float32_rounding(width: int, exact: bool | None)
     trained = train_ensemble(cfgs, datasets, exact=exact)
     assert not trained.network.exact
     for cfg, data, member in zip(cfgs, datasets, split_ensemble(trained)):
-        single, error = alone(cfg, data)
-        assert_member_is_single(member, single, error, exact=False)
-        assert member.history[-1]["train_loss"] == pytest.approx(single.history[-1]["train_loss"], rel=1e-5)
+        assert_member_is_close(member, *alone(cfg, data), len(data.x_train))
+
+
+@pytest.mark.parametrize("kind", ["plain", "residual", "c2"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "softplus", "identity"])
+def test_fast_mode_forward_and_gradient_are_autograds_in_float64(kind: str, activation: str) -> None:
+    """Fast mode's logits, losses and hand-written gradient (tanh through the logistic function,
+    per-member and shared step sizes, two classes and three) against autograd of each member alone,
+    in float64."""
+    for data, steps in (
+        (make_dataset(SpiralsConfig(n_samples=60), 0), (0.2, 0.5, 1.0)),
+        (make_dataset(SpiralsConfig(n_samples=60), 0), (0.5, 0.5, 0.5)),
+        (make_dataset(GaussiansConfig(n_classes=3, n_samples=60), 0), (0.3, 0.3, 0.7)),
+    ):
+        models = []
+        for s, h in enumerate(steps):
+            torch.manual_seed(s)
+            cfg = NetworkConfig(kind=kind, depth=4, width=3, activation=activation, step_size=h)
+            models.append(build_network(cfg, data.n_classes).double())
+        net = StackedNetwork.from_networks(models, exact=False)
+        x = data.x_train.double().expand(len(models), -1, -1)
+        y = data.y_train.expand(len(models), -1)
+        tape = Tape([], [], [])
+        logits = net.forward(net.pad(x), tape)
+        loss, grad_logits = planar_nll(logits, planar_targets(y, data.n_classes, torch.float64))
+        grad = net.backward(tape, grad_logits)
+        for k, model in enumerate(models):
+            out = model(x[k])
+            single = F.cross_entropy(out, y[k])
+            expected = torch.autograd.grad(single, [model.weight, model.bias, *model.head.parameters()])
+            torch.testing.assert_close(logits[k], out.detach(), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(loss[k], single.detach(), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(
+                grad[k], torch.cat([g.flatten() for g in expected]), rtol=1e-9, atol=1e-12
+            )
+
+
+@pytest.mark.parametrize("kind", ["plain", "residual", "c2"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus"])
+def test_fast_mode_trains_every_kind_within_its_tolerance(kind: str, activation: str) -> None:
+    cfgs = [
+        RunConfig(
+            seed=s,
+            dataset=SpiralsConfig(n_samples=150),
+            network=NetworkConfig(kind=kind, depth=4, activation=activation, step_size=(0.1, 0.5, 0.5)[s]),
+            optim=AdamConfig(epochs=5),
+        )
+        for s in range(3)
+    ]
+    datasets = member_datasets(cfgs)
+    for cfg, data, member in zip(cfgs, datasets, split_ensemble(train_ensemble(cfgs, datasets, exact=False))):
+        assert_member_is_close(member, *alone(cfg, data), len(data.x_train))
 
 
 def test_on_epoch_sees_each_epoch_and_a_passed_result_keeps_the_history_when_stopped() -> None:

@@ -4,21 +4,29 @@ Three parts, each printing both sides and the ratio:
 
     seeds    the default `riemexp train` configuration (spirals, residual depth 10) for seeds
              0 .. K-1 (K = --seeds, 100) as one ensemble, against one run (seed 0) trained alone
-             (target: the ensemble takes at most 5x the one run)
+             (target: the ensemble takes at most 5x the one run), in each --mode; with
+             --compare, every seed is also trained alone and the largest member-vs-single
+             difference of each mode is printed
     grid     every job of a sweep grid preset (default: 60 jobs), grouped into ensembles by
              shape (`riemexp.ensemble.group_members`), against the same jobs trained one after
-             another with `riemexp.train.train` (target: at most 0.25x). Training only: no run
-             folders, no analyses, no process start-up on either side. Both sides' results
-             are compared too: the largest member-vs-single difference is printed.
+             another with `riemexp.train.train` (target: at most 0.25x), in each --mode. Training
+             only: no run folders, no analyses, no process start-up on either side. Both sides'
+             results are compared too: the largest member-vs-single difference is printed.
     memory   peak resident memory of a fresh process training K = 100 members at depth 50,
              against the same process training one member; and the tape the backward pass keeps
 
+Modes (`train_ensemble(exact=...)`, docs/ensembles.md): exact (members bit-identical to their
+single runs; the default of train_ensemble and of the ensemble launcher) and fast (exact=False:
+planar kernels, members agree with their single runs to float32 rounding per step). --mode both
+(the default) times both. The one run trains with its own thread rule (`riemexp.threads`: one
+thread for the default run), the ensembles with --threads.
+
 Times are the fastest of --repeat rounds, the sides alternating so that other work on a
-shared machine slows both alike. The thread count and the load average are printed.
+shared machine slows both alike. The thread counts and the load average are printed.
 
     riemexp bench ensemble [--quick] [--parts seeds,grid,memory] [--seeds 100] [--epochs N]
-                           [--grid default] [--repeat 2] [--threads auto] [--inexact]
-                           [--memory-members 100] [--memory-depth 50]
+                           [--grid default] [--repeat 2] [--threads auto] [--mode both]
+                           [--compare] [--memory-members 100] [--memory-depth 50]
 
 --quick: 20 epochs instead of the configurations' own (300), 2 epochs for memory, one round.
 """
@@ -45,6 +53,12 @@ from riemexp.errors import ConfigError, DivergedError
 from riemexp.train import TrainResult, train
 
 PARTS = ("seeds", "grid", "memory")
+#: --mode: the modes each lists, as train_ensemble's `exact` argument
+MODES: dict[str, tuple[tuple[str, bool | None], ...]] = {
+    "exact": (("exact", None),),
+    "fast": (("fast", False),),
+    "both": (("exact", None), ("fast", False)),
+}
 QUICK_EPOCHS = 20
 
 
@@ -81,21 +95,27 @@ def grid_configs(name: str, overrides: Sequence[str] = ()) -> list[RunConfig]:
 
 
 def _train_alone(cfg: RunConfig, data) -> tuple[TrainResult, str | None]:
+    """cfg trained by riemexp.train.train with its own thread count (riemexp.threads: as `riemexp
+    train` runs it), whatever the ensembles use."""
+    from riemexp.threads import run_threads, using_threads
+
     result = TrainResult(model=None)  # type: ignore[arg-type]
-    try:
-        train(cfg, data, result=result)
-    except DivergedError as err:
-        return result, str(err)
+    with using_threads(run_threads(cfg, n_data=len(data.x))):
+        try:
+            train(cfg, data, result=result)
+        except DivergedError as err:
+            return result, str(err)
     return result, None
 
 
-def _warm_up(cfgs: Sequence[RunConfig], datasets: Sequence) -> None:
-    """Train two epochs alone and as an ensemble, untimed: torch's first calls are slow."""
+def _warm_up(cfgs: Sequence[RunConfig], datasets: Sequence, modes) -> None:
+    """Train two epochs alone and as an ensemble in each mode, untimed: torch's first calls are slow."""
     from riemexp.ensemble import train_ensemble
 
     short = [replace(cfg, optim=replace(cfg.optim, epochs=2)) for cfg in cfgs[:2]]
     _train_alone(short[0], datasets[0])
-    train_ensemble(short, datasets[: len(short)])
+    for _, exact in modes:
+        train_ensemble(short, datasets[: len(short)], exact=exact)
 
 
 def _rounds(sides: dict[str, object], repeat: int) -> dict[str, tuple[float, object]]:
@@ -113,33 +133,44 @@ def _rounds(sides: dict[str, object], repeat: int) -> dict[str, tuple[float, obj
 
 def _seeds(opts, epochs: int | None) -> None:
     from riemexp.commands.hydra_app import compose_config, to_run_config
-    from riemexp.ensemble import member_datasets, train_ensemble
+    from riemexp.ensemble import member_datasets, split_ensemble, train_ensemble
+    from riemexp.threads import run_threads
 
     base = to_run_config(compose_config("train", []))
     if epochs is not None:
         base = replace(base, optim=replace(base.optim, epochs=epochs))
     cfgs = [replace(base, seed=s) for s in range(opts.seeds)]
     datasets = member_datasets(cfgs)  # made before timing, on both sides
-    _warm_up(cfgs, datasets)
-    best = _rounds(
-        {
-            "one run": lambda: train(cfgs[0], datasets[0]),
-            "ensemble": lambda: train_ensemble(cfgs, datasets, exact=opts.exact),
-        },
-        opts.repeat,
-    )
-    one, ens = best["one run"][0], best["ensemble"][0]
+    modes = MODES[opts.mode]
+    _warm_up(cfgs, datasets, modes)
+    sides: dict[str, object] = {"one run": lambda: _train_alone(cfgs[0], datasets[0])}
+    for name, exact in modes:
+        sides[name] = lambda exact=exact: train_ensemble(cfgs, datasets, exact=exact)
+    best = _rounds(sides, opts.repeat)
+    one = best["one run"][0]
     net = base.network
     print(
         f"seeds: {opts.seeds} seeds of {base.dataset.name} / {net.kind} depth {net.depth} width "
         f"{net.width}, {base.optim.epochs} epochs full batch, {base.optim.name.value}"
     )
-    print(f"  one run (seed 0)        {one:9.3f} s")
-    print(f"  ensemble of {opts.seeds:<4}       {ens:9.3f} s   ({ens / opts.seeds * 1e3:.2f} ms per member)")
-    print(f"  ratio ensemble / one    {ens / one:9.2f}     (target <= 5)")
+    one_threads = run_threads(cfgs[0], n_data=len(datasets[0].x))
+    print(f"  one run (seed 0)            {one:9.3f} s   ({one_threads} thread{'s' * (one_threads > 1)})")
+    for name, _ in modes:
+        ens = best[name][0]
+        print(
+            f"  ensemble of {opts.seeds:<4} {name:>5}     {ens:9.3f} s   ({torch.get_num_threads()} thread"
+            f"{'s' * (torch.get_num_threads() > 1)}, {ens / opts.seeds / base.optim.epochs * 1e3:.3f} ms "
+            f"per member-epoch)   ratio ensemble / one {ens / one:6.2f}   (target <= 5)"
+        )
     print(
-        f"  ratio ensemble / {opts.seeds} runs one after another (estimated) {ens / (one * opts.seeds):.3f}"
+        f"  ratio ensemble / {opts.seeds} runs one after another (estimated): "
+        + ", ".join(f"{name} {best[name][0] / (one * opts.seeds):.3f}" for name, _ in modes)
     )
+    if opts.compare:
+        singles = [_train_alone(cfg, data) for cfg, data in zip(cfgs, datasets)]
+        for name, _ in modes:
+            members = split_ensemble(best[name][1])  # type: ignore[arg-type]
+            _differences(singles, members, f"{name}: ")
 
 
 def _grid(opts, epochs: int | None) -> None:
@@ -149,35 +180,43 @@ def _grid(opts, epochs: int | None) -> None:
     cfgs = grid_configs(opts.grid, overrides)
     datasets = member_datasets(cfgs)
     groups = group_members(cfgs, datasets)
-    _warm_up([cfgs[i] for i in groups[0]], [datasets[i] for i in groups[0]])
+    modes = MODES[opts.mode]
+    _warm_up([cfgs[i] for i in groups[0]], [datasets[i] for i in groups[0]], modes)
 
     def alone():
         return [_train_alone(cfg, data) for cfg, data in zip(cfgs, datasets)]
 
-    def together():
+    def together(exact: bool | None):
         members = [None] * len(cfgs)
         for group in groups:
-            trained = train_ensemble([cfgs[i] for i in group], [datasets[i] for i in group], exact=opts.exact)
+            trained = train_ensemble([cfgs[i] for i in group], [datasets[i] for i in group], exact=exact)
             for i, member in zip(group, split_ensemble(trained)):
                 members[i] = member
         return members
 
-    best = _rounds({"one after another": alone, "ensembles": together}, opts.repeat)
-    seq, ens = best["one after another"][0], best["ensembles"][0]
+    sides: dict[str, object] = {"one after another": alone}
+    for name, exact in modes:
+        sides[name] = lambda exact=exact: together(exact)
+    best = _rounds(sides, opts.repeat)
+    seq = best["one after another"][0]
     sizes = sorted(len(g) for g in groups)
     print(
         f"grid: {len(cfgs)} jobs of grid preset '{opts.grid}' ({cfgs[0].optim.epochs} epochs each), "
         f"{len(groups)} ensembles of sizes {', '.join(map(str, sizes))}; training only"
     )
-    print(f"  one after another       {seq:9.3f} s")
-    print(f"  ensembles by shape      {ens:9.3f} s")
-    print(f"  ratio ensembles / one after another {ens / seq:.3f}   (target <= 0.25)")
-    _differences(best["one after another"][1], best["ensembles"][1])
+    print(f"  one after another           {seq:9.3f} s")
+    for name, _ in modes:
+        ens = best[name][0]
+        print(
+            f"  ensembles by shape {name:>5}   {ens:9.3f} s   ratio ensembles / one after another "
+            f"{ens / seq:.3f}   (target <= 0.25)"
+        )
+        _differences(best["one after another"][1], best[name][1], f"{name}: ")
 
 
-def _differences(singles, members) -> None:
+def _differences(singles, members, label: str = "") -> None:
     """The largest member-vs-single differences over all jobs, and whether all are bit-identical."""
-    worst = {"weights": 0.0, "loss": 0.0, "accuracy": 0.0}
+    worst = {"weights": 0.0, "loss": 0.0, "accuracy": 0.0, "final_accuracy": 0.0}
     identical, fates = True, 0
     for (single, error), member in zip(singles, members):
         fates += (error is None) != (member.error is None)
@@ -192,9 +231,15 @@ def _differences(singles, members) -> None:
                 worst["loss"] = max(worst["loss"], abs(row_a[key] - row_b[key]))
             for key in ("train_accuracy", "test_accuracy"):
                 worst["accuracy"] = max(worst["accuracy"], abs(row_a[key] - row_b[key]))
+        for key in ("train_accuracy", "test_accuracy"):
+            if key in single.final and key in member.final:
+                worst["final_accuracy"] = max(
+                    worst["final_accuracy"], abs(single.final[key] - member.final[key])
+                )
     print(
-        f"  largest member-vs-single difference: weights {worst['weights']:.3g}, losses {worst['loss']:.3g}, "
-        f"accuracies {worst['accuracy']:.3g}; bit-identical: {'yes' if identical and not fates else 'no'}"
+        f"  {label}largest member-vs-single difference: weights {worst['weights']:.3g}, losses "
+        f"{worst['loss']:.3g}, accuracies {worst['accuracy']:.3g} (final {worst['final_accuracy']:.3g}); "
+        f"bit-identical: {'yes' if identical and not fates else 'no'}"
         + (f"; {fates} jobs diverged on one side only" if fates else "")
     )
 
@@ -273,7 +318,14 @@ def main(args: list[str]) -> int:
     )
     parser.add_argument("--repeat", type=int, default=None, help="rounds of each side; the fastest is shown")
     add_threads_option(parser)
-    parser.add_argument("--inexact", action="store_true", help="train ensembles with exact=False")
+    parser.add_argument(
+        "--mode", default="both", choices=sorted(MODES), help="ensemble modes to time: exact, fast or both"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="seeds: also train every seed alone and print each mode's largest member-vs-single difference",
+    )
     parser.add_argument("--memory-members", type=int, default=100, help="K of the memory part")
     parser.add_argument("--memory-depth", type=int, default=50, help="depth of the memory part")
     opts = parse_options(
@@ -295,7 +347,6 @@ def main(args: list[str]) -> int:
         )  # an unknown preset: ConfigError listing the presets, before any work
     # auto: the rule of riemexp.threads for the seeds ensemble's batch (members x 1000 points, width 2)
     use_threads(parser.prog, opts.threads, opts.seeds * 1000, 2)
-    opts.exact = False if opts.inexact else None
     opts.repeat = opts.repeat or (1 if opts.quick else 2)
     epochs = opts.epochs or (QUICK_EPOCHS if opts.quick else None)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -92,14 +92,69 @@ def mean_nll_backward(log_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch._log_softmax_backward_data(grad, log_probs, -1, log_probs.dtype)
 
 
-def predictions(logits: torch.Tensor) -> torch.Tensor:
-    """argmax of logits (K, N, C) over the classes: (K, N); the first of equal maxima, NaN as the largest."""
+def predictions(logits: torch.Tensor, finite: bool = False) -> torch.Tensor:
+    """argmax of logits (K, N, C) over the classes: (K, N); the first of equal maxima, NaN as the largest.
+
+    finite: the caller knows every logit is finite (then NaN needs no care).
+    """
     if logits.shape[-1] != 2:
         return logits.argmax(-1)
     first, second = logits[..., 0], logits[..., 1]  # two classes: a comparison is much cheaper than argmax
+    if finite:
+        return second > first
     return ((second > first) | (second.isnan() & ~first.isnan())).long()
 
 
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's fraction of points whose largest logit is their label: (K, N, C), (K, N) -> (K,)."""
-    return (predictions(logits) == y).double().mean(1)
+def accuracy(logits: torch.Tensor, y: torch.Tensor, finite: bool = False) -> torch.Tensor:
+    """Each member's fraction of points whose largest logit is their label: (K, N, C), (K, N) -> (K,).
+
+    finite: as for `predictions` (e.g. every member's loss on these logits is finite, which a
+    non-finite logit would not allow).
+    """
+    return (predictions(logits, finite) == y).double().mean(1)
+
+
+def planar_targets(y: torch.Tensor, n_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Labels y (K, N) as planar one-hot rows (K, C, N): fast mode's targets."""
+    k, n = y.shape
+    return torch.zeros(k, n_classes, n, dtype=dtype, device=y.device).scatter_(1, y.unsqueeze(1), 1.0)
+
+
+def planar_nll(
+    logits: torch.Tensor, targets: torch.Tensor, grad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fast mode's loss: each member's mean cross-entropy (K,) and its gradient wrt the logits.
+
+    logits (K, N, C), a view of planar (K, C, N) (what fast mode's forward returns); targets the
+    planar one-hot labels (K, C, N) (`planar_targets`). log p = log_softmax over the classes,
+    loss = -(1/N) sum_n sum_c onehot_{c,n} log p_{c,n}, summed planar in float32 (not in torch's
+    nll_loss order); dL/dlogits = (softmax - onehot) / N, returned as a (K, N, C) view of a planar
+    (K, C, N) tensor (None when grad is False).
+    """
+    planar = logits.transpose(1, 2)  # (K, C, N)
+    n = planar.shape[2]
+    if planar.shape[1] == 2:
+        return _two_class_nll(planar, targets, grad)
+    log_probs = torch.log_softmax(planar, 1)
+    loss = torch.mul(log_probs, targets).sum((1, 2)).div_(-n)
+    if not grad:
+        return loss, None
+    return loss, log_probs.exp_().sub_(targets).div_(n).transpose(1, 2)
+
+
+def _two_class_nll(
+    planar: torch.Tensor, targets: torch.Tensor, grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`planar_nll` for two classes, on the logit difference alone (half the elementwise work).
+
+    With d = l_1 - l_0 and a = d (label 0) or -d (label 1), i.e. a = d (t_0 - t_1) = l_other - l_label:
+    -log p_label = softplus(a), and dL/dl_1 = -dL/dl_0 = sigmoid(a) (t_0 - t_1) / N.
+    """
+    n = planar.shape[2]
+    sign = targets[:, 0] - targets[:, 1]  # (K, N): +1 for label 0, -1 for label 1
+    a = torch.sub(planar[:, 1], planar[:, 0]).mul_(sign)
+    loss = torch.nn.functional.softplus(a).sum(1).div_(n)
+    if not grad:
+        return loss, None
+    g1 = a.sigmoid_().mul_(sign).div_(n)
+    return loss, torch.stack([-g1, g1], 1).transpose(1, 2)

@@ -24,7 +24,14 @@ import torch
 
 from riemexp.config import RunConfig
 from riemexp.data.dataset import Dataset
-from riemexp.ensemble.loss import accuracy, mean_nll, mean_nll_backward, predictions
+from riemexp.ensemble.loss import (
+    accuracy,
+    mean_nll,
+    mean_nll_backward,
+    planar_nll,
+    planar_targets,
+    predictions,
+)
 from riemexp.ensemble.members import check_members, member_datasets
 from riemexp.ensemble.network import StackedNetwork, Tape
 from riemexp.ensemble.optim import StackedOptimizer
@@ -139,23 +146,52 @@ def _initial_network(
     return StackedNetwork.from_networks(models, exact)
 
 
+def _targets(net: StackedNetwork, y: torch.Tensor) -> torch.Tensor | None:
+    """Fast mode's planar one-hot targets of labels y (K, N); None in exact mode (it takes y itself)."""
+    return None if net.exact else planar_targets(y, net.n_classes, net.params.dtype)
+
+
+def _loss(
+    net: StackedNetwork, logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each member's mean cross-entropy (K,) and (when grad) dL/dlogits (K, N, C), in the net's mode."""
+    if net.exact:
+        log_probs = torch.log_softmax(logits, -1)
+        return mean_nll(log_probs, y), mean_nll_backward(log_probs, y) if grad else None
+    return planar_nll(logits, _targets(net, y) if targets is None else targets, grad)
+
+
+def _scores(
+    net: StackedNetwork, logits: torch.Tensor, loss: torch.Tensor, y: torch.Tensor
+) -> tuple[list[float], list[float]]:
+    """(loss, accuracy) of every member as lists; fast mode skips the NaN care when every loss is finite."""
+    losses = loss.tolist()
+    finite = not net.exact and all(math.isfinite(v) for v in losses)
+    return losses, accuracy(logits, y, finite).tolist()
+
+
 def _step(
-    net: StackedNetwork, optimizer: StackedOptimizer, x0: torch.Tensor, y: torch.Tensor
+    net: StackedNetwork,
+    optimizer: StackedOptimizer,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    targets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step of every member on its batch; (loss (K,), logits (K, N, C)) before the update."""
     tape = Tape([], [], [])
     logits = net.forward(x0, tape)
-    log_probs = torch.log_softmax(logits, -1)
-    loss = mean_nll(log_probs, y)
-    grad = net.backward(tape, mean_nll_backward(log_probs, y))
-    optimizer.step(net.params, grad)
+    loss, grad_logits = _loss(net, logits, y, targets, grad=True)
+    assert grad_logits is not None
+    optimizer.step(net.params, net.backward(tape, grad_logits))
     return loss, logits
 
 
-def _evaluate(net: StackedNetwork, x0: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+def _evaluate(
+    net: StackedNetwork, x0: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None
+) -> tuple[list[float], list[float]]:
     """Each member's (mean cross-entropy, accuracy): layer-0 coordinates x0 (K, w, N), labels y (K, N)."""
     logits = net.forward(x0)
-    return mean_nll(torch.log_softmax(logits, -1), y).tolist(), accuracy(logits, y).tolist()
+    return _scores(net, logits, _loss(net, logits, y, targets, grad=False)[0], y)
 
 
 def train_ensemble(
@@ -204,6 +240,8 @@ def train_ensemble(
     active = torch.arange(k_all)  # the member behind each row of the working tensors
     x0_train = net.pad(x_train) if full_batch else None  # the same every epoch
     x0_test = net.pad(x_test)
+    t_train = _targets(net, y_train) if full_batch else None  # fast mode's one-hot labels
+    t_test = _targets(net, y_test)
 
     thresholds = [math.inf] * k_all  # `riemexp.train.explosion_threshold` of each member
     start = time.perf_counter()
@@ -211,8 +249,8 @@ def train_ensemble(
         for epoch in range(1, max(epochs) + 1):
             # one pass over every member's training set (a single step when full batch)
             if x0_train is not None:
-                loss, logits = _step(net, optimizer, x0_train, y_train)
-                train_loss, train_acc = loss.tolist(), accuracy(logits, y_train).tolist()
+                loss, logits = _step(net, optimizer, x0_train, y_train, t_train)
+                train_loss, train_acc = _scores(net, logits, loss, y_train)
                 if epoch == 1:  # the first step's loss: each member's explosion threshold
                     thresholds = [explosion_threshold(v, d.n_classes) for v, d in zip(train_loss, datasets)]
             else:
@@ -233,7 +271,7 @@ def train_ensemble(
                     correct += (predictions(logits) == yb).sum(1)
                 train_loss, train_acc = (total / n).tolist(), (correct.double() / n).tolist()
             # held-out evaluation, the history rows and the divergence check
-            test_loss, test_acc = _evaluate(net, x0_test, y_test)
+            test_loss, test_acc = _evaluate(net, x0_test, y_test, t_test)
             elapsed = time.perf_counter() - start
             rows, leaving, finishing = {}, [], []
             for i, m in enumerate(active.tolist()):
@@ -286,6 +324,10 @@ def train_ensemble(
                 x_train, y_train = x_train.index_select(0, keep), y_train.index_select(0, keep)
                 x_test, y_test = x_test.index_select(0, keep), y_test.index_select(0, keep)
                 x0_test = x0_test.index_select(0, keep)
+                if t_test is not None:
+                    t_test = t_test.index_select(0, keep)
+                if t_train is not None:
+                    t_train = t_train.index_select(0, keep)
                 if x0_train is not None:
                     x0_train = x0_train.index_select(0, keep)
             if on_epoch is not None:
