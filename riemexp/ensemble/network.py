@@ -118,6 +118,7 @@ class StackedNetwork:
         self.sizes = sizes
         self.params = params
         self.input_shift, self.input_scale = input_shift, input_scale
+        self._workspace: dict[tuple, torch.Tensor] = {}  # fast mode's buffers (`_work`)
         fits = max(self.width, n_classes) <= EXACT_MAX_CONTRACTION
         self.exact = fits if exact is None else bool(exact)
         sigma, _ = get_activation(self.activation)
@@ -333,20 +334,25 @@ class StackedNetwork:
         if logistic:
             weight, bias = weight * 2, bias * 2
         two_beta = self._scale(2.0)
+        k, w, n = x0.shape
+        role = "train" if tape is not None else "eval"
         x = prev = x0
         for layer in range(self.depth):
             if tape is not None:
                 tape.inputs.append(x)
-            z = torch.baddbmm(bias[:, layer].unsqueeze(-1), weight[:, layer], x)
+            # the tape's layers each keep their buffers; evaluation reuses one z and three x
+            z = self._work(role, "z", layer if tape is not None else 0, (k, w, n))
+            torch.baddbmm(bias[:, layer].unsqueeze(-1), weight[:, layer], x, out=z)
             carried = carry(x, prev, self.a, self.c)
             if logistic:
                 s = z.sigmoid_()
+                out = self._work(role, "x", layer + 1 if tape is not None else layer % 3, (k, w, n))
                 if carried is None:
-                    out = s * two_beta
+                    torch.mul(s, two_beta, out=out)
                 elif isinstance(two_beta, float):
-                    out = torch.add(carried, s, alpha=two_beta)
+                    torch.add(carried, s, alpha=two_beta, out=out)
                 else:
-                    out = torch.addcmul(carried, s, two_beta)
+                    torch.addcmul(carried, s, two_beta, out=out)
                 out.sub_(self.beta)
             else:
                 s = self.sigma(z)
@@ -361,6 +367,19 @@ class StackedNetwork:
         logits = torch.baddbmm(head_bias.unsqueeze(-1), head_weight, x)  # (K, C, N)
         return logits.transpose(1, 2)
 
+    def _work(self, role: str, name: str, index: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """A buffer of fast mode, allocated once and reused by every later step of the same shape.
+
+        Allocating the tape afresh each step costs more than the arithmetic: the memory allocator
+        hands the freed megabytes back to the system and every new page then faults on first touch.
+        A buffer's contents live until the next forward (or backward) pass of the same role.
+        """
+        key = (role, name, index, shape)
+        buffer = self._workspace.get(key)
+        if buffer is None:
+            buffer = self._workspace[key] = self.params.new_empty(shape)
+        return buffer
+
     def _backward_fast(self, tape: Tape, grad_logits: torch.Tensor) -> torch.Tensor:
         """The backward pass of fast mode (planar sums and products); grad_logits (K, N, C), any strides."""
         weight, _, head_weight, _ = self.split(self.params)
@@ -370,7 +389,9 @@ class StackedNetwork:
         x_last = tape.inputs[-1]
         g_head_weight.copy_(torch.bmm(g_logits, x_last.transpose(1, 2)))
         g_head_bias.copy_(g_logits.sum(2))
-        g_x = torch.bmm(head_weight.transpose(1, 2), g_logits)  # dL/dx_L = V^T g, (K, w, N)
+        g_x = torch.bmm(
+            head_weight.transpose(1, 2), g_logits, out=self._work("grad", "g", 0, x_last.shape)
+        )  # dL/dx_L = V^T g, (K, w, N)
         logistic = self.activation == "tanh"
         # tanh: dx_{l+1}/dz_l = beta tanh'(z_l) = 4 beta s (1 - s); u = g s (1 - s), dL/dz_l = 4 beta u
         factor = self._scale(4.0) if logistic else 1.0
@@ -379,7 +400,9 @@ class StackedNetwork:
         g_next = None  # two-step kinds: dL/dx_{l+2}
         for layer in reversed(range(self.depth)):
             if logistic:
-                u = torch.ops.aten.sigmoid_backward(g_x, tape.post[layer])
+                u = torch.ops.aten.sigmoid_backward.grad_input(
+                    g_x, tape.post[layer], grad_input=self._work("grad", "u", 0, g_x.shape)
+                )
             else:
                 u = self.sigma_backward(scaled(g_x, self.coeff), tape.pre[layer], tape.post[layer])
             x = tape.inputs[layer]
