@@ -168,9 +168,20 @@ def _seeds(opts, epochs: int | None) -> None:
     )
     if opts.compare:
         singles = [_train_alone(cfg, data) for cfg, data in zip(cfgs, datasets)]
+        _spread("alone", [single.final for single, _ in singles])
         for name, _ in modes:
             members = split_ensemble(best[name][1])  # type: ignore[arg-type]
+            _spread(name, [member.final for member in members])
             _differences(singles, members, f"{name}: ")
+
+
+def _spread(label: str, finals: Sequence[dict[str, float]]) -> None:
+    """Mean and sample standard deviation over the seeds of the final scores (what a seeds sweep reports)."""
+    parts = []
+    for key in ("train_loss", "train_accuracy", "test_accuracy"):
+        values = torch.tensor([f[key] for f in finals if key in f], dtype=torch.float64)
+        parts.append(f"{key} {values.mean().item():.4f} +- {values.std().item():.4f}")
+    print(f"  {label:>5}: over the seeds, final " + ", ".join(parts))
 
 
 def _grid(opts, epochs: int | None) -> None:
