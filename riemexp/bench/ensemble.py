@@ -198,7 +198,7 @@ def _grid(opts, epochs: int | None) -> None:
         return [_train_alone(cfg, data) for cfg, data in zip(cfgs, datasets)]
 
     def together(exact: bool | None):
-        members = [None] * len(cfgs)
+        members: list[object] = [None] * len(cfgs)
         for group in groups:
             trained = train_ensemble([cfgs[i] for i in group], [datasets[i] for i in group], exact=exact)
             for i, member in zip(group, split_ensemble(trained)):

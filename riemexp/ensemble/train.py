@@ -158,7 +158,9 @@ def _loss(
     if net.exact:
         log_probs = torch.log_softmax(logits, -1)
         return mean_nll(log_probs, y), mean_nll_backward(log_probs, y) if grad else None
-    return planar_nll(logits, _targets(net, y) if targets is None else targets, grad)
+    if targets is None:
+        targets = planar_targets(y, net.n_classes, net.params.dtype)
+    return planar_nll(logits, targets, grad)
 
 
 def _scores(
@@ -207,7 +209,8 @@ def train_ensemble(
     an `EnsembleKey` (ConfigError otherwise). `result`, if given, is filled in as training goes,
     so a caller still holds the histories when training stops early (Ctrl-C). exact: see
     `StackedNetwork` (default: bit-identical to single runs wherever that is possible: on the
-    cpu, width and classes up to 3).
+    cpu, width and classes up to 3); exact=False is fast mode (about 3x faster for 100 seeds of
+    the default run; members agree with single runs to float32 rounding per step only).
     Never raises DivergedError: a diverging member is recorded in `errors` and leaves.
     """
     cfgs = tuple(cfgs)
