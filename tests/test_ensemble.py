@@ -439,7 +439,7 @@ def test_fast_mode_forward_and_gradient_are_autograds_in_float64(kind: str, acti
 
 
 @pytest.mark.parametrize("kind", ["plain", "residual", "c2"])
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "softplus", "identity"])
 def test_fast_mode_trains_every_kind_within_its_tolerance(kind: str, activation: str) -> None:
     cfgs = [
         RunConfig(

@@ -241,15 +241,48 @@ class StackedNetwork:
         weight: torch.Tensor,
         bias: torch.Tensor,
         tape: Tape | None,
+        layer: int,
     ) -> torch.Tensor:
-        """x_{l+1} from x_l (and x_{l-1} for two-step kinds), planar (K, w, N); W_l (K, w, w), b_l (K, w)."""
-        z = torch.bmm(weight, x).add_(bias.unsqueeze(-1))  # W x, then + b: addmm's order
-        s = self.sigma(z)
+        """x_{l+1} from x_l (and x_{l-1} for two-step kinds), planar (K, w, N); W_l (K, w, w), b_l (K, w).
+
+        The same kernels as without buffers (out= changes where a result goes, not its bits): the
+        tape's layers each keep theirs, evaluation reuses a few (`_work`).
+        """
+        # evaluation cycles three sets, so that x_l and x_{l-1} (perhaps z or sigma(z) of an earlier
+        # layer: plain with the identity) are never written over while still read
+        role, index = ("train", layer) if tape is not None else ("eval", layer % 3)
+        z = torch.bmm(weight, x, out=self._work(role, "z", index, x.shape))
+        z.add_(bias.unsqueeze(-1))  # W x, then + b: addmm's order
+        if self.activation == "tanh":
+            s = torch.tanh(z, out=self._work(role, "s", index, x.shape))
+        else:
+            s = self.sigma(z)
         if tape is not None:
             tape.pre.append(z)
             tape.post.append(s)
+        carried = carry(x, prev, self.a, self.c)
+        if carried is x:  # one-step kinds with a = 1 (residual): x + beta sigma into a buffer
+            out = self._work(role, "x", layer + 1 if tape is not None else layer % 3, x.shape)
+            if isinstance(self.coeff, float) and self.coeff == 1.0:
+                return torch.add(x, s, out=out)
+            branch = torch.mul(s, self.coeff, out=self._work(role, "branch", 0, x.shape))
+            return torch.add(x, branch, out=out)
         # beta sigma: h sigma (residual), h^2 sigma (c2), rounded as in a single run
-        return add(carry(x, prev, self.a, self.c), scaled(s, self.coeff))
+        return add(carried, scaled(s, self.coeff))
+
+    def _point_major(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """`point_major` of the tape's input to `layer`, into a buffer kept for it."""
+        if x.shape[1] != 2:
+            return point_major(x)
+        k, _, n = x.shape
+        pair = self._work(
+            "train",
+            "point_major",
+            layer,
+            (k, n),
+            torch.complex64 if x.dtype == torch.float32 else torch.complex128,
+        )
+        return torch.view_as_real(torch.complex(x[:, 0], x[:, 1], out=pair))
 
     def forward(self, x0: torch.Tensor, tape: Tape | None = None) -> torch.Tensor:
         """Logits (K, N, C) from layer-0 coordinates x0 (K, w, N); fills `tape` when given.
@@ -260,12 +293,12 @@ class StackedNetwork:
             return self._forward_fast(x0, tape)
         weight, bias, head_weight, head_bias = self.split(self.params)
         x = prev = x0
-        for W, b in zip(weight.unbind(1), bias.unbind(1)):
+        for layer, (W, b) in enumerate(zip(weight.unbind(1), bias.unbind(1))):
             if tape is not None:
-                tape.inputs.append(point_major(x) if self.exact else x)
-            x, prev = self._layer(x, prev, W, b, tape), x
+                tape.inputs.append(self._point_major(x, layer))
+            x, prev = self._layer(x, prev, W, b, tape, layer), x
         if tape is not None:
-            tape.inputs.append(point_major(x) if self.exact else x)
+            tape.inputs.append(self._point_major(x, self.depth))
         logits = torch.bmm(head_weight, x).add_(head_bias.unsqueeze(-1))  # (K, C, N)
         return point_major(logits)
 
@@ -277,12 +310,26 @@ class StackedNetwork:
         """Into grad_weight (K, m, w) and grad_bias (K, m): sum_n g_n x_n^T and sum_n g_n, from g planar
         (K, m, N) and the layer's input x (`Tape.inputs`)."""
         if self.exact:  # point-major, as autograd sums them for a single run: grad.t().mm(x), grad.sum(0)
-            g = point_major(g)
+            g = self._point_major_grad(g)
             torch.bmm(g.transpose(1, 2), inputs, out=grad_weight)
             torch.sum(g, 1, out=grad_bias)
         else:
             torch.bmm(g, inputs.transpose(1, 2), out=grad_weight)
             torch.sum(g, 2, out=grad_bias)
+
+    def _point_major_grad(self, g: torch.Tensor) -> torch.Tensor:
+        """`point_major` of a backward plane, into one buffer reused layer after layer."""
+        if g.shape[1] != 2:
+            return point_major(g)
+        k, _, n = g.shape
+        pair = self._work(
+            "grad",
+            "point_major",
+            0,
+            (k, n),
+            torch.complex64 if g.dtype == torch.float32 else torch.complex128,
+        )
+        return torch.view_as_real(torch.complex(g[:, 0], g[:, 1], out=pair))
 
     def backward(self, tape: Tape, grad_logits: torch.Tensor) -> torch.Tensor:
         """dL/dparams (K, P) from dL/dlogits (K, N, C) and the tape of the forward pass."""
@@ -305,14 +352,30 @@ class StackedNetwork:
             g_head_bias.copy_(g_logits.sum(2))
         g_x = torch.bmm(head_weight.transpose(1, 2), g_logits)  # dL/dx_L = V^T g, (K, w, N)
         g_next = None  # c2: dL/dx_{l+2}
+        residual = all(isinstance(v, float) for v in (self.a, self.c)) and (self.a, self.c) == (1.0, 0.0)
+        shape = g_x.shape
         for layer in reversed(range(depth)):
             # g_x = dL/dx_{l+1}
-            g_branch = scaled(g_x, self.coeff)
-            g_z = self.sigma_backward(g_branch, tape.pre[layer], tape.post[layer])
+            if isinstance(self.coeff, float) and self.coeff == 1.0:
+                g_branch = g_x
+            else:
+                g_branch = torch.mul(g_x, self.coeff, out=self._work("grad", "branch", 0, shape))
+            if self.activation == "tanh":
+                g_z = torch.ops.aten.tanh_backward.grad_input(
+                    g_branch, tape.post[layer], grad_input=self._work("grad", "z", 0, shape)
+                )
+            else:
+                g_z = self.sigma_backward(g_branch, tape.pre[layer], tape.post[layer])
             self._sums(g_z, tape.inputs[layer], layer_weight[layer], layer_bias[layer])
             if layer == 0:
                 break  # x_0 is the input: no gradient
-            g_through = torch.bmm(weight[:, layer].transpose(1, 2), g_z)  # W_l^T g_z
+            # W_l^T g_z, into one of two buffers: it may be g_{l+1} itself (plain: g_x = g_through)
+            g_through = torch.bmm(
+                weight[:, layer].transpose(1, 2), g_z, out=self._work("grad", "through", layer % 2, shape)
+            )
+            if residual:  # g_through + g_{l+1}, autograd's order, into the other of two buffers
+                g_x = torch.add(g_through, g_x, out=self._work("grad", "x", layer % 2, shape))
+                continue
             # in the order autograd adds them (c2: -g_{l+2} for x_l as prev, W^T g_z, 2 g_{l+1})
             g_x, g_next = step_grad(g_x, g_through, g_next, self.a, self.c), g_x
         g_weight.copy_(layer_weight.transpose(0, 1))
@@ -345,8 +408,9 @@ class StackedNetwork:
         for layer in range(self.depth):
             if tape is not None:
                 tape.inputs.append(x)
-            # the tape's layers each keep their buffers; evaluation reuses one z and three x
-            z = self._work(role, "z", layer if tape is not None else 0, (k, w, n))
+            # the tape's layers each keep their buffers; evaluation cycles three sets, so that x_l and
+            # x_{l-1} (perhaps z of an earlier layer: plain with the identity) are never written over
+            z = self._work(role, "z", layer if tape is not None else layer % 3, (k, w, n))
             torch.baddbmm(bias[:, layer].unsqueeze(-1), weight[:, layer], x, out=z)
             carried = carry(x, prev, self.a, self.c)
             if logistic:
@@ -372,17 +436,19 @@ class StackedNetwork:
         logits = torch.baddbmm(head_bias.unsqueeze(-1), head_weight, x)  # (K, C, N)
         return logits.transpose(1, 2)
 
-    def _work(self, role: str, name: str, index: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """A buffer of fast mode, allocated once and reused by every later step of the same shape.
+    def _work(
+        self, role: str, name: str, index: int, shape: tuple[int, ...], dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """A buffer, allocated once and reused by every later step of the same shape.
 
         Allocating the tape afresh each step costs more than the arithmetic: the memory allocator
         hands the freed megabytes back to the system and every new page then faults on first touch.
         A buffer's contents live until the next forward (or backward) pass of the same role.
         """
-        key = (role, name, index, shape)
+        key = (role, name, index, tuple(shape))
         buffer = self._workspace.get(key)
         if buffer is None:
-            buffer = self._workspace[key] = self.params.new_empty(shape)
+            buffer = self._workspace[key] = self.params.new_empty(shape, dtype=dtype)
         return buffer
 
     def _backward_fast(self, tape: Tape, grad_logits: torch.Tensor) -> torch.Tensor:
