@@ -19,6 +19,7 @@ for kind in residual plain; do
     cp "$OUT/spirals_$kind/plots/$figure.png" "$GALLERY/spirals-$kind-$figure.png"
   done
 done
+cp "$OUT/spirals_residual/plots/snapshots.png" "$GALLERY/spirals-residual-snapshots.png"
 for width in 2 3; do
   cp "$OUT/circles_width$width/plots/layers.png" "$GALLERY/circles-width$width-layers.png"
 done
