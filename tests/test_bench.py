@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from riemexp.cli import main as cli_main
@@ -92,17 +94,21 @@ def test_ensemble_benchmark_prints_both_sides_ratios_and_differences(
         "paired:\n  - {network: plain}\n  - {network: residual, network.step_size: 0.5}\n"
         "fixed:\n  dataset: moons\n  dataset.n_samples: 120\n"
     )
-    args = ["--seeds", "3", "--epochs", "2", "--repeat", "1", "--grid", str(preset)]
+    args = ["--seeds", "3", "--epochs", "2", "--repeat", "1", "--grid", str(preset), "--compare"]
     args += ["--memory-members", "3", "--memory-depth", "2"]
     assert cli_main(["bench", "ensemble", *args]) == 0
     out = capsys.readouterr().out
     assert "threads, load average" in out
-    assert "ratio ensemble / one" in out and "(target <= 5)" in out
+    for mode in ("exact", "fast"):  # --mode both, the default: each mode's ratio and differences
+        assert re.search(rf"ensemble of 3 +{mode} .*ratio ensemble / one .*\(target <= 5\)", out)
+        assert re.search(rf"ensembles by shape +{mode} .*\(target <= 0.25\)", out)
+        assert out.count(f"{mode}: largest member-vs-single difference: weights") == 2  # seeds and grid
+        assert f"{mode}: over the seeds, final train_loss" in out
+    assert "alone: over the seeds, final train_loss" in out
     assert "8 jobs of grid preset" in out and "4 ensembles of sizes 2, 2, 2, 2" in out
-    assert "ratio ensembles / one after another" in out and "(target <= 0.25)" in out
-    assert "largest member-vs-single difference: weights" in out
     if EXACT_PLATFORM:
-        assert "weights 0, losses 0, accuracies 0; bit-identical: yes" in out
+        assert out.count("exact: largest member-vs-single difference: weights 0, losses 0, accuracies 0") == 2
+        assert "(final 0); bit-identical: yes" in out
     assert "K = 3    peak resident" in out
 
 
