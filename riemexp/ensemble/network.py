@@ -466,8 +466,16 @@ class StackedNetwork:
         logistic = self.activation == "tanh"
         # tanh: dx_{l+1}/dz_l = beta tanh'(z_l) = 4 beta s (1 - s); u = g s (1 - s), dL/dz_l = 4 beta u
         factor = self._scale(4.0) if logistic else 1.0
-        factor_rows = factor.view(-1, 1) if isinstance(factor, torch.Tensor) else factor
         one_step = isinstance(self.c, float) and self.c == 0.0 and isinstance(self.a, float) and self.a == 1.0
+        k, w = g_x.shape[:2]
+        # every layer's sums into two buffers, scaled and copied into grad once at the end
+        layer_weight = self._work("grad", "weight", 0, (self.depth, k, w, w))
+        layer_bias = self._work("grad", "bias", 0, (self.depth, k, w))
+        # W_l^T, times 4 beta for tanh (dL/dz = 4 beta u), for every layer at once: (K, L, w, w)
+        if isinstance(factor, torch.Tensor):
+            w_t = weight.transpose(2, 3) * factor.view(-1, 1, 1, 1)
+        else:
+            w_t = weight.transpose(2, 3) * factor if logistic else weight.transpose(2, 3)
         g_next = None  # two-step kinds: dL/dx_{l+2}
         for layer in reversed(range(self.depth)):
             if logistic:
@@ -476,33 +484,20 @@ class StackedNetwork:
                 )
             else:
                 u = self.sigma_backward(scaled(g_x, self.coeff), tape.pre[layer], tape.post[layer])
-            x = tape.inputs[layer]
-            self._fast_sums(u, x, layer, factor, factor_rows, g_weight, g_bias)
+            torch.bmm(u, tape.inputs[layer].transpose(1, 2), out=layer_weight[layer])
+            torch.sum(u, 2, out=layer_bias[layer])
             if layer == 0:
                 break  # x_0 is the input: no gradient
-            w_t = weight[:, layer].transpose(1, 2)
-            w_t = w_t * factor if logistic else w_t
             if one_step:  # residual: dL/dx_l = dL/dx_{l+1} + W_l^T dL/dz_l, one multiply-add in place
-                g_x = g_x.baddbmm_(w_t, u)
+                g_x = g_x.baddbmm_(w_t[:, layer], u)
             else:
-                g_x, g_next = step_grad(g_x, torch.bmm(w_t, u), g_next, self.a, self.c), g_x
+                g_x, g_next = step_grad(g_x, torch.bmm(w_t[:, layer], u), g_next, self.a, self.c), g_x
+        if isinstance(factor, torch.Tensor):
+            layer_weight.mul_(factor.view(1, -1, 1, 1))
+            layer_bias.mul_(factor.view(1, -1, 1))
+        elif factor != 1.0:
+            layer_weight.mul_(factor)
+            layer_bias.mul_(factor)
+        g_weight.copy_(layer_weight.transpose(0, 1))
+        g_bias.copy_(layer_bias.transpose(0, 1))
         return grad
-
-    def _fast_sums(
-        self,
-        u: torch.Tensor,
-        x: torch.Tensor,
-        layer: int,
-        factor: Scale,
-        factor_rows: Scale,
-        g_weight: torch.Tensor,
-        g_bias: torch.Tensor,
-    ) -> None:
-        """dL/dW_l = factor sum_n u_n x_n^T and dL/db_l = factor sum_n u_n into the gradient views."""
-        gw = torch.bmm(u, x.transpose(1, 2))
-        gb = u.sum(2)
-        if not (isinstance(factor, float) and factor == 1.0):
-            gw.mul_(factor)
-            gb.mul_(factor_rows)
-        g_weight[:, layer].copy_(gw)
-        g_bias[:, layer].copy_(gb)

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -146,30 +147,46 @@ def _initial_network(
     return StackedNetwork.from_networks(models, exact)
 
 
-def _targets(net: StackedNetwork, y: torch.Tensor) -> torch.Tensor | None:
-    """Fast mode's planar one-hot targets of labels y (K, N); None in exact mode (it takes y itself)."""
-    return None if net.exact else planar_targets(y, net.n_classes, net.params.dtype)
+class Targets(NamedTuple):
+    """Fast mode's labels, made once per label tensor: planar one-hot (K, C, N) and, for two
+    classes, label == 1 (K, N) bool (for the accuracy)."""
+
+    onehot: torch.Tensor
+    is_one: torch.Tensor | None
+
+    def select(self, keep: torch.Tensor) -> Targets:
+        is_one = None if self.is_one is None else self.is_one.index_select(0, keep)
+        return Targets(self.onehot.index_select(0, keep), is_one)
+
+
+def _targets(net: StackedNetwork, y: torch.Tensor) -> Targets | None:
+    """Fast mode's `Targets` of labels y (K, N); None in exact mode (it takes y itself)."""
+    if net.exact:
+        return None
+    return Targets(planar_targets(y, net.n_classes, net.params.dtype), y == 1 if net.n_classes == 2 else None)
 
 
 def _loss(
-    net: StackedNetwork, logits: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None, grad: bool
+    net: StackedNetwork, logits: torch.Tensor, y: torch.Tensor, targets: Targets | None, grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Each member's mean cross-entropy (K,) and (when grad) dL/dlogits (K, N, C), in the net's mode."""
     if net.exact:
         log_probs = torch.log_softmax(logits, -1)
         return mean_nll(log_probs, y), mean_nll_backward(log_probs, y) if grad else None
     if targets is None:
-        targets = planar_targets(y, net.n_classes, net.params.dtype)
-    return planar_nll(logits, targets, grad)
+        targets = _targets(net, y)
+        assert targets is not None
+    return planar_nll(logits, targets.onehot, grad)
 
 
 def _scores(
-    net: StackedNetwork, logits: torch.Tensor, loss: torch.Tensor, y: torch.Tensor
+    net: StackedNetwork, logits: torch.Tensor, loss: torch.Tensor, y: torch.Tensor, targets: Targets | None
 ) -> tuple[list[float], list[float]]:
     """(loss, accuracy) of every member as lists; fast mode skips the NaN care when every loss is finite."""
     losses = loss.tolist()
     finite = not net.exact and all(math.isfinite(v) for v in losses)
-    return losses, accuracy(logits, y, finite).tolist()
+    is_one = None if targets is None else targets.is_one
+    return losses, accuracy(logits, y, finite, is_one).tolist()
 
 
 def _step(
@@ -177,7 +194,7 @@ def _step(
     optimizer: StackedOptimizer,
     x0: torch.Tensor,
     y: torch.Tensor,
-    targets: torch.Tensor | None = None,
+    targets: Targets | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step of every member on its batch; (loss (K,), logits (K, N, C)) before the update."""
     tape = Tape([], [], [])
@@ -189,11 +206,11 @@ def _step(
 
 
 def _evaluate(
-    net: StackedNetwork, x0: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None
+    net: StackedNetwork, x0: torch.Tensor, y: torch.Tensor, targets: Targets | None = None
 ) -> tuple[list[float], list[float]]:
     """Each member's (mean cross-entropy, accuracy): layer-0 coordinates x0 (K, w, N), labels y (K, N)."""
     logits = net.forward(x0)
-    return _scores(net, logits, _loss(net, logits, y, targets, grad=False)[0], y)
+    return _scores(net, logits, _loss(net, logits, y, targets, grad=False)[0], y, targets)
 
 
 def train_ensemble(
@@ -253,7 +270,7 @@ def train_ensemble(
             # one pass over every member's training set (a single step when full batch)
             if x0_train is not None:
                 loss, logits = _step(net, optimizer, x0_train, y_train, t_train)
-                train_loss, train_acc = _scores(net, logits, loss, y_train)
+                train_loss, train_acc = _scores(net, logits, loss, y_train, t_train)
                 if epoch == 1:  # the first step's loss: each member's explosion threshold
                     thresholds = [explosion_threshold(v, d.n_classes) for v, d in zip(train_loss, datasets)]
             else:
@@ -328,9 +345,9 @@ def train_ensemble(
                 x_test, y_test = x_test.index_select(0, keep), y_test.index_select(0, keep)
                 x0_test = x0_test.index_select(0, keep)
                 if t_test is not None:
-                    t_test = t_test.index_select(0, keep)
+                    t_test = t_test.select(keep)
                 if t_train is not None:
-                    t_train = t_train.index_select(0, keep)
+                    t_train = t_train.select(keep)
                 if x0_train is not None:
                     x0_train = x0_train.index_select(0, keep)
             if on_epoch is not None:
