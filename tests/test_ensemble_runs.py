@@ -22,6 +22,7 @@ from riemexp.commands import ls as ls_command
 from riemexp.config import NetworkConfig, OptimConfig
 from riemexp.ensemble import split_ensemble, train_ensemble
 from riemexp.errors import DivergedError
+from riemexp.io import read_npz
 from riemexp.runner import load_run, run
 from riemexp.sweep import ensemble as sweep_ensemble
 from riemexp.sweep.summary import summarize
@@ -47,7 +48,7 @@ needs_exact = pytest.mark.skipif(not EXACT_PLATFORM, reason="bit-identity measur
 
 def small(**changes):
     cfg = tiny_config(plot=replace(tiny_config().plot, enabled=False))
-    geometry = replace(cfg.geometry, grid_density=8, snapshots=0)  # snapshots: a run's own training only
+    geometry = replace(cfg.geometry, grid_density=8, snapshots=0)
     cfg = replace(cfg, geometry=geometry, ode=replace(cfg.ode, max_refinement=2))
     return replace(cfg, **changes)
 
@@ -78,8 +79,12 @@ def assert_same_run_folder(mine: Path, theirs: Path) -> None:
 
 @needs_exact
 def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path) -> None:
+    """Member 0 records geometry snapshots during the ensemble's training (its snapshots.npz must be
+    the single run's, bit for bit); member 1 records none."""
     cfgs = [small(seed=s, network=NetworkConfig(depth=3, step_size=h)) for s, h in ((0, 0.5), (1, 0.2))]
-    members = split_ensemble(train_ensemble(cfgs))
+    cfgs[0] = replace(cfgs[0], geometry=replace(cfgs[0].geometry, snapshots=3))
+    members = split_ensemble(train_ensemble(cfgs, snapshots=True))
+    assert members[0].snapshots is not None and members[1].snapshots is None
     for k, (cfg, member) in enumerate(zip(cfgs, members)):
         metrics = run(cfg, tmp_path / f"member{k}", trained=member)
         run(cfg, tmp_path / f"alone{k}")
@@ -87,6 +92,14 @@ def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path)
         assert "ensemble_members" not in json.loads((tmp_path / f"alone{k}" / "metrics.json").read_text())
         assert_same_run_folder(tmp_path / f"member{k}", tmp_path / f"alone{k}")
         assert (tmp_path / f"member{k}" / "report.md").is_file()
+    mine, theirs = (read_npz(tmp_path / f"{side}0" / "snapshots.npz") for side in ("member", "alone"))
+    assert sorted(mine) == sorted(theirs) and list(mine["epoch"]) == [0, 2, 3, 5]
+    for key, value in mine.items():
+        np.testing.assert_array_equal(value, theirs[key], err_msg=key)
+    # a member trained without the snapshots its config asks for trains alone (and records them)
+    (plain,) = split_ensemble(train_ensemble(cfgs[:1]))
+    assert run(cfgs[0], tmp_path / "retrained", trained=plain).get("ensemble_members") is None
+    assert (tmp_path / "retrained" / "snapshots.npz").is_file()
     # plot-metric draws a member's figures from its folder like any run's
     assert cli_main(["plot-metric", f"run={tmp_path / 'member1'}", f"out={tmp_path / 'figures'}"]) == 0
     assert {"layers.png", "input_space.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
@@ -138,12 +151,18 @@ def test_batch_keys_and_units_group_what_can_share_an_ensemble() -> None:
     for other in (small(network=NetworkConfig(depth=4)), small(optim=OptimConfig(name="sgd"))):
         assert sweep_ensemble.batch_key(other) != sweep_ensemble.batch_key(base)
     assert sweep_ensemble.batch_key(small(network=NetworkConfig(depth=3, width=4))) is None
-    assert sweep_ensemble.batch_key(replace(base, geometry=replace(base.geometry, snapshots=5))) is None
+    # snapshots are recorded by the ensemble's trainer: such jobs batch too
+    snapshots = replace(base, geometry=replace(base.geometry, snapshots=5))
+    assert sweep_ensemble.batch_key(snapshots) == sweep_ensemble.batch_key(base)
     jobs = [[f"seed={i}", f"hydra.sweep.subdir='job{i}'"] for i in range(7)]
     batches = {"job0": "a", "job1": "b", "job2": "a", "job3": None, "job4": "a", "job5": "b", "job6": "c"}
     assert plan_units(jobs, batches, 256, 2, 1) == [[0, 2, 4], [1, 5], [3], [6]]
     assert plan_units(jobs, batches, 2, 2, 1) == [[0, 2], [1, 5], [3], [4], [6]]
     assert plan_units(jobs, {}, 256, 2, 2) == [[i] for i in range(7)]
+    # costliest first: a unit's cost is its jobs' depths; a job without a key counts as the deepest
+    deep, shallow = (sweep_ensemble.batch_key(small(network=NetworkConfig(depth=d))) for d in (8, 2))
+    costed = {"job0": shallow, "job1": shallow, "job2": shallow, "job3": deep, "job4": deep, "job5": None}
+    assert plan_units(jobs[:6], costed, 256, 2, 1) == [[3, 4], [5], [0, 1, 2]]
     # fewer units than workers: the largest ensemble is halved
     assert plan_units(jobs[:3:2] + jobs[4:5], batches, 256, 1, 2) == [[0, 1], [2]]
 

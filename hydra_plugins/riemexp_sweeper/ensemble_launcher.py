@@ -13,8 +13,8 @@ n_jobs 1 or without the joblib plugin, in this process:
     trained member and writes it into the job folder with the single run's pipeline.
 
 Every member ends bit for bit as the job trained alone; a job in no group trains alone. Units
-run largest first; when there are fewer units than workers, the largest ensembles are halved so
-that every core has work.
+run costliest first (the sum of their jobs' network depths); when there are fewer units than
+workers, the largest ensembles are halved so that every core has work.
 
     hydra.launcher.n_jobs        worker processes: -1 one per core (default), -2 all but one,
                                  ...; 1: everything in this process
@@ -162,11 +162,17 @@ def plan_units(
     min_members: int,
     workers: int,
 ) -> list[list[int]]:
-    """The batch's job positions cut into units (see the module docstring), largest first."""
+    """The batch's job positions cut into units (see the module docstring), costliest first: a unit's
+    cost is the sum of its jobs' depths (`riemexp.sweep.ensemble.job_cost`; a job whose key does
+    not say counts as the deepest job), so that the longest units do not start last."""
+    from riemexp.sweep.ensemble import job_cost
+
     by_batch: dict[str, list[int]] = {}
     units = []
+    costs: dict[int, float | None] = {}
     for i, overrides in enumerate(job_overrides):
         batch = batches.get(_subdir(overrides) or "")
+        costs[i] = job_cost(batch)
         if batch is None:
             units.append([i])
         else:
@@ -182,7 +188,11 @@ def plan_units(
         units.remove(largest)
         half = (len(largest) + 1) // 2
         units += [largest[:half], largest[half:]]
-    return sorted(units, key=len, reverse=True)
+    known = [c for c in costs.values() if c is not None]
+    unknown = max(known, default=1.0)
+    return sorted(
+        units, key=lambda unit: sum(c if (c := costs[i]) is not None else unknown for i in unit), reverse=True
+    )
 
 
 class EnsembleLauncher(Launcher):

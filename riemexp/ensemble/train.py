@@ -11,6 +11,13 @@ A member whose train or test loss is not finite, or whose train loss explodes (t
 run raises) and leaves the ensemble: its weights stay as they were at that epoch, and the
 other members go on unchanged, since no operation mixes members. A member that has done its
 epochs is scored on the training set (`final`) and leaves too.
+
+Geometry snapshots (`snapshots=True`): a member whose config asks for them
+(geometry.enabled, geometry.snapshots > 0) gets its own `riemexp.analyses.snapshots.SnapshotRecorder`,
+which records the member's network (`StackedNetwork.network`, the member's weights as an ordinary
+LayeredNetwork) at initialisation and after each chosen epoch, as its single run's recorder does
+after that epoch: the same weights, hence the same snapshots.npz. The time spent recording is
+not counted in the members' training seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -61,6 +68,8 @@ class TrainedEnsemble:
     seconds: list[float] = field(default_factory=list)
     errors: list[DivergedError | None] = field(default_factory=list)
     device: str = "cpu"  # where the members trained
+    #: per member its SnapshotRecorder (riemexp.analyses.snapshots), None where none was recorded
+    recorders: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -70,13 +79,16 @@ class TrainedEnsemble:
 class MemberResult(TrainResult):
     """One member as an ordinary TrainResult, with its config and its divergence (None: completed).
 
-    members: the size of the ensemble it was trained in; device: where that ensemble trained.
+    members: the size of the ensemble it was trained in; device: where that ensemble trained;
+    snapshots: its geometry snapshots recorded during the ensemble's training (a SnapshotRecorder of
+    riemexp.analyses.snapshots), None when none were recorded.
     """
 
     cfg: RunConfig | None = None
     error: DivergedError | None = None
     members: int = 1
     device: str = "cpu"
+    snapshots: Any = None
 
     @property
     def status(self) -> str:
@@ -128,6 +140,7 @@ def split_ensemble(ensemble: TrainedEnsemble) -> list[MemberResult]:
             error=ensemble.errors[k],
             members=len(ensemble.configs),
             device=ensemble.device,
+            snapshots=ensemble.recorders[k] if ensemble.recorders else None,
         )
         for k, cfg in enumerate(ensemble.configs)
     ]
@@ -213,12 +226,37 @@ def _evaluate(
     return _scores(net, logits, _loss(net, logits, y, targets, grad=False)[0], y, targets)
 
 
+def _recorders(cfgs: Sequence[RunConfig], datasets: Sequence[Dataset]) -> list[Any]:
+    """A SnapshotRecorder for each member whose config asks for snapshots; None for the others."""
+    from riemexp.analyses.snapshots import SnapshotRecorder
+
+    return [
+        SnapshotRecorder(cfg, data) if cfg.geometry.enabled and cfg.geometry.snapshots > 0 else None
+        for cfg, data in zip(cfgs, datasets)
+    ]
+
+
+def _snapshot(
+    net: StackedNetwork,
+    active: torch.Tensor,
+    epoch: int,
+    recorders: Sequence[Any],
+    wanted: Sequence[set[int]],
+    skip: set[int] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Hand each active member that records this epoch its network (row i of `net` is member active[i])."""
+    for i, m in enumerate(active.tolist()):
+        if epoch in wanted[m] and m not in skip:
+            recorders[m].record(net.network(i), epoch)
+
+
 def train_ensemble(
     cfgs: Sequence[RunConfig],
     datasets: Sequence[Dataset] | None = None,
     on_epoch: EnsembleEpochCallback | None = None,
     result: TrainedEnsemble | None = None,
     exact: bool | None = None,
+    snapshots: bool = False,
 ) -> TrainedEnsemble:
     """Train the runs `cfgs` together; member k ends as `riemexp.train.train(cfgs[k], datasets[k])` would.
 
@@ -228,6 +266,8 @@ def train_ensemble(
     `StackedNetwork` (default: bit-identical to single runs wherever that is possible: on the
     cpu, width and classes up to 3); exact=False is fast mode (about 3x faster for 100 seeds of
     the default run; members agree with single runs to float32 rounding per step only).
+    snapshots: record each member's geometry snapshots where its config asks for them (module
+    docstring; `TrainedEnsemble.recorders`).
     Never raises DivergedError: a diverging member is recorded in `errors` and leaves.
     """
     cfgs = tuple(cfgs)
@@ -242,6 +282,8 @@ def train_ensemble(
     result.seconds = [0.0] * k_all
     result.errors = [None] * k_all
     result.device = str(device)
+    result.recorders = _recorders(cfgs, datasets) if snapshots else [None] * k_all
+    wanted = [set(r.epochs) if r is not None else set() for r in result.recorders]
 
     if exact is None and device.type != "cpu":
         exact = False  # bit-identity with single runs is a property of torch's cpu kernels
@@ -264,6 +306,7 @@ def train_ensemble(
     t_test = _targets(net, y_test)
 
     thresholds = [math.inf] * k_all  # `riemexp.train.explosion_threshold` of each member
+    _snapshot(net, active, 0, result.recorders, wanted)  # initialisation: before the clock starts
     start = time.perf_counter()
     with torch.no_grad():
         for epoch in range(1, max(epochs) + 1):
@@ -312,6 +355,12 @@ def train_ensemble(
                 elif epoch == epochs[m]:
                     finishing.append(i)
                     leaving.append(i)
+            # snapshots of the members that did not diverge in this epoch (a diverged run keeps none),
+            # off the clock
+            paused = time.perf_counter()
+            diverged = {int(active[i]) for i in leaving if i not in finishing}
+            _snapshot(net, active, epoch, result.recorders, wanted, skip=diverged)
+            start += time.perf_counter() - paused
             if finishing:  # scores of the trained members on their training sets
                 done = torch.tensor(finishing, device=device)
                 scored = net.select(done)

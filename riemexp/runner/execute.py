@@ -270,14 +270,16 @@ def _train_and_analyse(
     with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
         import torch._dynamo  # noqa: F401
     # snapshots of the geometry during training (riemexp.analyses.snapshots): they only read the weights
-    recorder = None
-    if cfg.geometry.enabled and cfg.geometry.snapshots > 0:
+    recorder = replayed = None
+    if trained is not None and trained.snapshots is not None:  # recorded during the ensemble's training
+        recorder = replayed = trained.snapshots
+    elif cfg.geometry.enabled and cfg.geometry.snapshots > 0:
         from riemexp.analyses.snapshots import SnapshotRecorder
 
         recorder = SnapshotRecorder(cfg, data)
 
     def snapshot(model: Any, epoch: int) -> None:
-        if recorder is not None and epoch in recorder.epochs:
+        if recorder is not None and recorder is not replayed and epoch in recorder.epochs:
             with stage("snapshots"):
                 recorder.record(model, epoch)
 
@@ -295,10 +297,10 @@ def _train_and_analyse(
                 status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
                 bar.update(bar.task_ids[0], advance=1, status=status)
 
-        if trained is not None and recorder is None:  # trained in an ensemble (riemexp.ensemble)
+        if trained is not None and recorder is trained.snapshots:  # trained in an ensemble (riemexp.ensemble)
             metrics["ensemble_members"] = trained.members
             trained.replay(cfg, result, on_epoch)
-        else:  # (a member has no snapshots taken during its training: such a run trains alone)
+        else:  # (a member trained without the snapshots its config asks for: the run trains alone)
             train(cfg, data, on_epoch=on_epoch, result=result, on_start=lambda model: snapshot(model, 0))
     metrics.update(final_scores(result), device=str(next(result.model.parameters()).device))
     metrics.update(verdict.assess(metrics["test_accuracy"], data.y_test.numpy()))
@@ -307,7 +309,9 @@ def _train_and_analyse(
     if recorder is not None:
         from riemexp.analyses.snapshots import train_seconds_without
 
-        seconds = train_seconds_without(recorder, result.seconds, len(result.history))
+        seconds = result.seconds  # an ensemble's member: its training seconds are without snapshots
+        if recorder is not replayed:
+            seconds = train_seconds_without(recorder, result.seconds, len(result.history))
         metrics.update(train_seconds=round(seconds, 4), snapshot_seconds=round(recorder.seconds, 4))
     _phase(record, "saving")
     with stage("writing"):

@@ -71,8 +71,7 @@ def batch_key(cfg: RunConfig) -> str | None:
     jobs by it. None: the job trains alone (wider than `exact_alone` allows). Jobs with equal
     keys are checked again on their data before they share an ensemble (`plan_groups`)."""
     net, optim, data = cfg.network, cfg.optim, cfg.dataset
-    if net.width > EXACT_WIDTH or (cfg.geometry.enabled and cfg.geometry.snapshots > 0):
-        # geometry snapshots are taken during a run's own training: such a run trains alone
+    if net.width > EXACT_WIDTH:
         return None
     classes = getattr(data, "n_classes", None)  # gaussians choose their number of classes
     return json.dumps(
@@ -92,6 +91,16 @@ def batch_key(cfg: RunConfig) -> str | None:
             cfg.threads,
         ]
     )
+
+
+def job_cost(batch: str | None) -> float | None:
+    """A job's relative cost, from its batch key (`batch_key`): its network depth, which its training,
+    snapshots and analyses grow with; None when the key does not say (no key, or not riemexp's)."""
+    try:
+        depth = json.loads(batch)[2] if batch is not None else None
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    return float(depth) if isinstance(depth, int) and depth > 0 else None
 
 
 def forget(identities: Sequence[str]) -> None:
@@ -228,7 +237,7 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     try:
         threads = run_threads(first, n_data=len(datasets[0].x), share=cpus)  # type: ignore[union-attr]
         with using_threads(threads):
-            trained = train_ensemble(cfgs, datasets)  # type: ignore[arg-type]
+            trained = train_ensemble(cfgs, datasets, snapshots=True)  # type: ignore[arg-type]
     except Exception as err:
         log.warning(
             "the ensemble could not be trained (%s: %s): its jobs train alone", type(err).__name__, err
@@ -253,6 +262,7 @@ __all__ = [
     "datasets_of",
     "exact_alone",
     "forget",
+    "job_cost",
     "member_for",
     "plan_groups",
     "train_group",
