@@ -398,3 +398,22 @@ def test_resume_runs_a_job_again_when_its_geometry_was_removed(tmp_path: Path) -
     assert finished(tmp_path / "job", cfg)
     (tmp_path / "job" / "geometry.npz").unlink()
     assert not finished(tmp_path / "job", cfg)
+
+
+def test_a_sweep_id_that_reads_as_a_number_still_names_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sweep's id (12 hex digits) is handed to every job through Hydra: 595343e45369 must stay
+    a string there (unquoted, Hydra reads it as the float inf), or no job counts as this sweep's."""
+    import uuid
+
+    from riemexp.commands import sweep as sweep_command
+
+    monkeypatch.setattr(sweep_command.uuid, "uuid4", lambda: uuid.UUID("595343e45369" + "0" * 20))
+    monkeypatch.setenv("RIEMEXP_SWEEP_ID", "")  # the job sets it in this process: restored afterwards
+    sweep = tmp_path / "sweep"
+    args = ["sweep", "grid=none", *TINY, "geometry.snapshots=0", "network.depth=2", "hydra/launcher=basic"]
+    assert cli_main([*args, f"hydra.sweep.dir={sweep}"]) == 0
+    assert "1 jobs: 1 ran" in capsys.readouterr().out
+    (job,) = sweep.glob("*/job.json")
+    assert json.loads(job.read_text())["invocation"] == "595343e45369"

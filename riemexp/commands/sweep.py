@@ -416,7 +416,8 @@ def main(args: list[str]) -> int:
             write_summary(summarize(sweep_dir, jobs, folders))
             (sweep_dir / FIGURES_STAMP).unlink(missing_ok=True)
             extra = job_search_path(user_paths, sweep_dir if grid.paired else None)
-            extra.append(f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}")
+            # quoted: an id such as 595343e45369 would be read as a number (inf)
+            extra.append(f"+hydra.job.env_set.{INVOCATION_ENV}='{invocation}'")
             try:
                 launch_failed = launch(
                     "riemexp sweep", overrides, settings, record_path, hydra_args, extra, launched

@@ -318,7 +318,8 @@ def _multirun(args: list[str]) -> int:
         if loggers:
             loggers.prepare_sweep()
         if launched:
-            extra = [*search, f"+hydra.job.env_set.{INVOCATION_ENV}={invocation}"]
+            # quoted: an id such as 595343e45369 would be read as a number (inf)
+            extra = [*search, f"+hydra.job.env_set.{INVOCATION_ENV}='{invocation}'"]
             launch_failed = launch("riemexp train", task, settings, record, hydra_args, extra, launched)
         summary = summarize(sweep_dir, jobs)
         log_done_jobs(loggers, jobs, sweep_dir)
