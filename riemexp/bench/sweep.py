@@ -19,10 +19,15 @@ the ensembles, which happens outside the jobs). The sides alternate `--repeat` t
 side's fastest round is shown, so that other work on a shared machine disturbs them alike.
 
     riemexp bench sweep [--grid default] [--epochs N] [--quick] [--repeat 2] [--keep DIR]
-                        [--launchers ensemble,joblib,sequential]
+                        [--launchers ensemble,joblib,sequential] [OVERRIDES]
 
 --quick: depth {2, 4, 8} and seeds {0, 1} (24 jobs with the default preset's kinds and step
-sizes) instead of the preset's 60.
+sizes) instead of the preset's 60. OVERRIDES (e.g. geometry.snapshots=0) go to every side's
+`riemexp sweep`, after the preset's.
+
+Each side's jobs' own stage timings (metrics.json `timings`, summed over the jobs) are printed
+too: where the time inside the jobs went (training, snapshots, ODE, ...), the same work on every
+side but training, which the ensemble launcher does outside the jobs (with the members' snapshots).
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from riemexp.bench import machine, option_parser, parse_options
 from riemexp.cli import conf_dir
 from riemexp.errors import ConfigError
+from riemexp.layout import METRICS_FILE
 from riemexp.sweep.grid import load_grid
 from riemexp.sweep.jobs import JOB_FILE
 
@@ -47,8 +54,9 @@ QUICK = ["network.depth=2,4,8", "seed=0,1"]
 SIDES = {"ensemble": "ensemble", "joblib": "joblib", "sequential": "basic"}
 
 
-def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict[str, float]:
-    """Run one `riemexp sweep` in a subprocess; its walls, job count and summed in-job seconds."""
+def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict[str, Any]:
+    """Run one `riemexp sweep` in a subprocess; its walls, CPU time, job count, summed in-job seconds
+    and the jobs' stage timings summed over the jobs (`stages`)."""
     sweep = root / name
     cmd = [sys.executable, "-m", "riemexp", "sweep", *overrides, f"hydra/launcher={launcher}"]
     cmd.append(f"hydra.sweep.dir={sweep}")
@@ -65,7 +73,17 @@ def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict
     found = re.search(r"wall time ([0-9.]+) s", done.stdout)
     multirun = float(found.group(1)) if found else total
     seconds = [json.loads(f.read_text())["seconds"] for f in sweep.glob(f"*/{JOB_FILE}")]
-    return {"total": total, "multirun": multirun, "jobs": len(seconds), "in_job": sum(seconds), "cpu": cpu}
+    stages: dict[str, float] = {}
+    for f in sweep.glob(f"*/{METRICS_FILE}"):
+        try:
+            timings = json.loads(f.read_text()).get("timings") or {}
+        except ValueError:  # a job killed while writing: its stages are not counted
+            continue
+        for stage, value in timings.items():
+            if stage != "wall" and isinstance(value, int | float):
+                stages[stage] = stages.get(stage, 0.0) + value
+    side: dict[str, Any] = {"total": total, "multirun": multirun, "jobs": len(seconds), "cpu": cpu}
+    return {**side, "in_job": sum(seconds), "stages": stages}
 
 
 def main(args: list[str]) -> int:
@@ -78,6 +96,7 @@ def main(args: list[str]) -> int:
     parser.add_argument(
         "--launchers", default=",".join(SIDES), help=f"sides to run, comma-separated: {', '.join(SIDES)}"
     )
+    parser.add_argument("overrides", nargs="*", help="riemexp sweep overrides, e.g. geometry.snapshots=0")
     opts = parse_options(parser, args, {"epochs": 1, "repeat": 1})
     sides = [s.strip() for s in opts.launchers.split(",") if s.strip()]
     if not sides or any(s not in SIDES for s in sides) or len(set(sides)) != len(sides):
@@ -88,13 +107,14 @@ def main(args: list[str]) -> int:
     overrides = [f"grid={opts.grid}", *(QUICK if opts.quick else [])]
     if opts.epochs is not None:
         overrides.append(f"optim.epochs={opts.epochs}")
+    overrides += opts.overrides
     workers = os.cpu_count() or 1
 
     with tempfile.TemporaryDirectory() as scratch:
         root = opts.keep or Path(scratch)
         print(machine("auto in every job (one each: a job per core)"), flush=True)
         print(f"riemexp sweep {' '.join(overrides)}  ({workers} cores)", flush=True)
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
         for i in range(max(opts.repeat, 1)):
             for name in sides:
                 side = run_side(f"{name}{i}", SIDES[name], overrides, root)
@@ -115,6 +135,10 @@ def main(args: list[str]) -> int:
             f"{name:<12} {side['jobs']:>5.0f} {side['multirun']:>11.1f} {side['total']:>10.1f} "
             f"{side['cpu']:>8.1f} {side['in_job']:>9.1f} {startup:>15.2f}"
         )
+    print("in-job stages, summed over the jobs (s; the largest first):")
+    for name, side in best.items():
+        shown = sorted(side["stages"].items(), key=lambda item: -item[1])[:8]
+        print(f"  {name:<12} " + ", ".join(f"{stage} {value:.1f}" for stage, value in shown))
     targets = {"joblib": "  (target <= 0.6)", "ensemble": "  (target <= 0.25)"}
     pairs = [(a, "sequential") for a in ("joblib", "ensemble")] + [("ensemble", "joblib")]
     for a, b in pairs:

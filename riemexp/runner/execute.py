@@ -267,8 +267,6 @@ def _train_and_analyse(
         data = make_dataset(cfg.dataset, cfg.data_seed)
         # every stage, with the real number of points (a CSV's is known only now)
         memory.check_stages(cfg, len(data.x), data.n_classes)
-    with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
-        import torch._dynamo  # noqa: F401
     # snapshots of the geometry during training (riemexp.analyses.snapshots): they only read the weights
     recorder = replayed = None
     if trained is not None and trained.snapshots is not None:  # recorded during the ensemble's training
@@ -277,6 +275,12 @@ def _train_and_analyse(
         from riemexp.analyses.snapshots import SnapshotRecorder
 
         recorder = SnapshotRecorder(cfg, data)
+    # an ensemble's member is replayed (a member trained without the snapshots its run asks for
+    # trains alone)
+    replaying = trained is not None and recorder is replayed
+    if not replaying:
+        with stage("imports"):  # torch's optimisers load torch._dynamo when the first one is made
+            import torch._dynamo  # noqa: F401
 
     def snapshot(model: Any, epoch: int) -> None:
         if recorder is not None and recorder is not replayed and epoch in recorder.epochs:
@@ -297,7 +301,7 @@ def _train_and_analyse(
                 status = f"loss {row['train_loss']:.4f}  acc {row['train_accuracy']:.3f}"
                 bar.update(bar.task_ids[0], advance=1, status=status)
 
-        if trained is not None and recorder is trained.snapshots:  # trained in an ensemble (riemexp.ensemble)
+        if trained is not None and replaying:  # trained in an ensemble (riemexp.ensemble)
             metrics["ensemble_members"] = trained.members
             trained.replay(cfg, result, on_epoch)
         else:  # (a member trained without the snapshots its config asks for: the run trains alone)

@@ -248,10 +248,12 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
         for job, member in zip(jobs, members):
             _members[job.identity] = member
     diverged = sum(m.error is not None for m in members)
+    snapshots = sum(r.seconds for r in trained.recorders if r is not None)
     log.info(
-        "ensemble of %d jobs trained in %.2f s%s",
+        "ensemble of %d jobs trained in %.2f s%s%s",
         len(jobs),
         max(trained.seconds, default=0.0),
+        f", its members' snapshots recorded in {snapshots:.2f} s" if snapshots else "",
         f" ({diverged} diverged)" if diverged else "",
     )
     return members
