@@ -184,6 +184,23 @@ def test_plan_groups_by_shape_keeps_the_rest_alone_and_cuts_large_groups() -> No
     assert sweep_ensemble.plan_groups(jobs, min_members=5) == [[i] for i in range(7)]
 
 
+def test_the_memory_cut_counts_the_snapshots_each_member_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = [small(seed=s) for s in range(4)]
+    snapshots = [replace(c, geometry=replace(c.geometry, snapshots=20)) for c in plain]
+    data = sweep_ensemble.datasets_of(plain)[0]
+    kept = 21 * 8**2 * (5 + data.n_classes + 3) * 8  # snapshots x grid points x numbers x float64
+    assert (
+        sweep_ensemble._member_bytes(snapshots[0], data) - sweep_ensemble._member_bytes(plain[0], data)
+        == kept
+    )
+    # room for two members with snapshots (a quarter of the memory is the ensemble's), four without
+    room = 4 * 2 * sweep_ensemble._member_bytes(snapshots[0], data) + 4
+    monkeypatch.setattr("riemexp.memory.available_bytes", lambda: room)
+    for cfgs, expected in ((plain, [[0, 1, 2, 3]]), (snapshots, [[0, 1], [2, 3]])):
+        jobs = [sweep_ensemble.Job(i, cfg, data=data) for i, cfg in enumerate(cfgs)]
+        assert sweep_ensemble.plan_groups(jobs) == expected
+
+
 @needs_exact
 @pytest.mark.slow
 def test_sweep_with_the_ensemble_launcher_resumes_per_member_and_fails_alone(tmp_path: Path, cli) -> None:

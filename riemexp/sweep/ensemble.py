@@ -13,7 +13,8 @@ model.pt, report.md). A job in no group (alone in its shape, a config that does 
 a dataset that cannot be made, width above 3, CUDA) runs as under the basic launcher.
 
 Groups are cut at `max_members` members and at a quarter of the memory this process can get
-(the training estimate of `riemexp.memory`, times the members). Members are handed over in this
+(the training estimate of `riemexp.memory` and the snapshots each member keeps, times the
+members). Members are handed over in this
 process only, and each at most once: a job that finds no member (another config, a folder
 already completed, a member already used) trains alone.
 """
@@ -138,11 +139,18 @@ def exact_alone(cfg: RunConfig, data: Dataset) -> bool:
 
 
 def _member_bytes(cfg: RunConfig, data: Dataset) -> int:
+    """One member's memory in its ensemble: its training (`riemexp.memory.training_bytes`) and the
+    geometry snapshots it keeps until its job writes them: (S + 1) snapshots of G grid points,
+    5 + C + L float64 numbers each (metric, log volume, class probabilities, det J_l)."""
     from riemexp.memory import training_bytes
 
     n_train = len(data.x_train)
     batch = n_train if cfg.optim.batch_size is None else min(cfg.optim.batch_size, n_train)
-    return training_bytes(len(data.x), batch, cfg.network.width, cfg.network.depth)
+    need = training_bytes(len(data.x), batch, cfg.network.width, cfg.network.depth)
+    g = cfg.geometry
+    if g.enabled and g.snapshots > 0:
+        need += (g.snapshots + 1) * g.grid_density**2 * (5 + data.n_classes + cfg.network.depth) * 8
+    return need
 
 
 def plan_groups(
