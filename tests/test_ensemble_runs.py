@@ -188,7 +188,8 @@ def test_the_memory_cut_counts_the_snapshots_each_member_keeps(monkeypatch: pyte
     plain = [small(seed=s) for s in range(4)]
     snapshots = [replace(c, geometry=replace(c.geometry, snapshots=20)) for c in plain]
     data = sweep_ensemble.datasets_of(plain)[0]
-    kept = 21 * 8**2 * (5 + data.n_classes + 3) * 8  # snapshots x grid points x numbers x float64
+    density = snapshots[0].geometry.snapshot_density
+    kept = 21 * density**2 * (5 + data.n_classes + 3) * 8  # snapshots x grid points x numbers x float64
     assert (
         sweep_ensemble._member_bytes(snapshots[0], data) - sweep_ensemble._member_bytes(plain[0], data)
         == kept

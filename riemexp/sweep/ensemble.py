@@ -140,8 +140,9 @@ def exact_alone(cfg: RunConfig, data: Dataset) -> bool:
 
 def _member_bytes(cfg: RunConfig, data: Dataset) -> int:
     """One member's memory in its ensemble: its training (`riemexp.memory.training_bytes`) and the
-    geometry snapshots it keeps until its job writes them: (S + 1) snapshots of G grid points,
-    5 + C + L float64 numbers each (metric, log volume, class probabilities, det J_l)."""
+    geometry snapshots it keeps until its job writes them: (S + 1) snapshots of G grid points
+    (geometry.snapshot_density squared), 5 + C + L float64 numbers each (metric, log volume, class
+    probabilities, det J_l), as `riemexp.preflight.check_snapshots` counts them."""
     from riemexp.memory import training_bytes
 
     n_train = len(data.x_train)
@@ -149,7 +150,7 @@ def _member_bytes(cfg: RunConfig, data: Dataset) -> int:
     need = training_bytes(len(data.x), batch, cfg.network.width, cfg.network.depth)
     g = cfg.geometry
     if g.enabled and g.snapshots > 0:
-        need += (g.snapshots + 1) * g.grid_density**2 * (5 + data.n_classes + cfg.network.depth) * 8
+        need += (g.snapshots + 1) * g.snapshot_density**2 * (5 + data.n_classes + cfg.network.depth) * 8
     return need
 
 
