@@ -7,6 +7,10 @@ sweep folder, with the same grid and overrides; only the launcher differs:
                  ensemble, one unit per worker, a worker per core; riemexp.sweep.ensemble)
     joblib       hydra/launcher=joblib (n_jobs=-1: every core; one torch thread per job)
     sequential   hydra/launcher=basic  (Hydra's in-process launcher, one job after another)
+    ensemble1    hydra/launcher=ensemble hydra.launcher.n_jobs=1 (not run by default: the
+                 ensembles in the sweep's own process, one unit after another; against
+                 sequential it measures the batching alone, without the parallel workers,
+                 which a machine busy with other work slows most)
 
 Printed: each side's walls (the multirun, as the command reports it, and the whole command),
 its CPU time (user + system of the command and every worker it waited for: what the side
@@ -51,14 +55,24 @@ from riemexp.sweep.grid import load_grid
 from riemexp.sweep.jobs import JOB_FILE
 
 QUICK = ["network.depth=2,4,8", "seed=0,1"]
-SIDES = {"ensemble": "ensemble", "joblib": "joblib", "sequential": "basic"}
+#: side -> its launcher overrides
+SIDES = {
+    "ensemble": ["hydra/launcher=ensemble"],
+    "joblib": ["hydra/launcher=joblib"],
+    "sequential": ["hydra/launcher=basic"],
+    "ensemble1": ["hydra/launcher=ensemble", "hydra.launcher.n_jobs=1"],
+}
+#: the sides run unless --launchers says otherwise
+DEFAULT_SIDES = ("ensemble", "joblib", "sequential")
+#: sides that run everything in the sweep's own process
+ONE_PROCESS = ("sequential", "ensemble1")
 
 
-def run_side(name: str, launcher: str, overrides: list[str], root: Path) -> dict[str, Any]:
+def run_side(name: str, launcher: list[str], overrides: list[str], root: Path) -> dict[str, Any]:
     """Run one `riemexp sweep` in a subprocess; its walls, CPU time, job count, summed in-job seconds
     and the jobs' stage timings summed over the jobs (`stages`)."""
     sweep = root / name
-    cmd = [sys.executable, "-m", "riemexp", "sweep", *overrides, f"hydra/launcher={launcher}"]
+    cmd = [sys.executable, "-m", "riemexp", "sweep", *overrides, *launcher]
     cmd.append(f"hydra.sweep.dir={sweep}")
     env = {**os.environ, "CI": "true"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,7 +108,9 @@ def main(args: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="rounds of both sides; the fastest is shown")
     parser.add_argument("--keep", type=Path, default=None, help="keep the sweep folders under this folder")
     parser.add_argument(
-        "--launchers", default=",".join(SIDES), help=f"sides to run, comma-separated: {', '.join(SIDES)}"
+        "--launchers",
+        default=",".join(DEFAULT_SIDES),
+        help=f"sides to run, comma-separated: {', '.join(SIDES)}",
     )
     parser.add_argument("overrides", nargs="*", help="riemexp sweep overrides, e.g. geometry.snapshots=0")
     opts = parse_options(parser, args, {"epochs": 1, "repeat": 1})
@@ -129,7 +145,7 @@ def main(args: list[str]) -> int:
         f"{header[6]:>15}"
     )
     for name, side in best.items():
-        used = 1 if name == "sequential" else workers
+        used = 1 if name in ONE_PROCESS else workers
         startup = (side["multirun"] * used - side["in_job"]) / max(side["jobs"], 1)
         print(
             f"{name:<12} {side['jobs']:>5.0f} {side['multirun']:>11.1f} {side['total']:>10.1f} "
@@ -140,7 +156,7 @@ def main(args: list[str]) -> int:
         shown = sorted(side["stages"].items(), key=lambda item: -item[1])[:8]
         print(f"  {name:<12} " + ", ".join(f"{stage} {value:.1f}" for stage, value in shown))
     targets = {"joblib": "  (target <= 0.6)", "ensemble": "  (target <= 0.25)"}
-    pairs = [(a, "sequential") for a in ("joblib", "ensemble")] + [("ensemble", "joblib")]
+    pairs = [(a, "sequential") for a in ("joblib", "ensemble", "ensemble1")] + [("ensemble", "joblib")]
     for a, b in pairs:
         if a in best and b in best:
             for what, key in (("whole command", "total"), ("multirun wall", "multirun"), ("cpu time", "cpu")):
