@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -242,7 +242,7 @@ def _snapshot(
     epoch: int,
     recorders: Sequence[Any],
     wanted: Sequence[set[int]],
-    skip: set[int] = frozenset(),  # type: ignore[assignment]
+    skip: Collection[int] = (),
 ) -> None:
     """Hand each active member that records this epoch its network (row i of `net` is member active[i])."""
     for i, m in enumerate(active.tolist()):
