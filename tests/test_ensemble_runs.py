@@ -20,7 +20,7 @@ import torch
 from riemexp.cli import main as cli_main
 from riemexp.commands import ls as ls_command
 from riemexp.config import NetworkConfig, OptimConfig
-from riemexp.ensemble import split_ensemble, train_ensemble
+from riemexp.ensemble import member_datasets, split_ensemble, train_ensemble
 from riemexp.errors import DivergedError
 from riemexp.io import read_npz
 from riemexp.runner import load_run, run
@@ -83,7 +83,9 @@ def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path)
     the single run's, bit for bit); member 1 records none."""
     cfgs = [small(seed=s, network=NetworkConfig(depth=3, step_size=h)) for s, h in ((0, 0.5), (1, 0.2))]
     cfgs[0] = replace(cfgs[0], geometry=replace(cfgs[0].geometry, snapshots=3))
-    members = split_ensemble(train_ensemble(cfgs, snapshots=True))
+    datasets = member_datasets(cfgs)
+    recorders = sweep_ensemble.snapshot_recorders(cfgs, datasets)
+    members = split_ensemble(train_ensemble(cfgs, datasets, recorders=recorders))
     assert members[0].snapshots is not None and members[1].snapshots is None
     for k, (cfg, member) in enumerate(zip(cfgs, members)):
         metrics = run(cfg, tmp_path / f"member{k}", trained=member)

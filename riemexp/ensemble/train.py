@@ -12,12 +12,13 @@ run raises) and leaves the ensemble: its weights stay as they were at that epoch
 other members go on unchanged, since no operation mixes members. A member that has done its
 epochs is scored on the training set (`final`) and leaves too.
 
-Geometry snapshots (`snapshots=True`): a member whose config asks for them
-(geometry.enabled, geometry.snapshots > 0) gets its own `riemexp.analyses.snapshots.SnapshotRecorder`,
-which records the member's network (`StackedNetwork.network`, the member's weights as an ordinary
-LayeredNetwork) at initialisation and after each chosen epoch, as its single run's recorder does
-after that epoch: the same weights, hence the same snapshots.npz. The time spent recording is
-not counted in the members' training seconds.
+Geometry snapshots (`recorders`): each member may have a recorder of snapshots (one
+`riemexp.analyses.snapshots.SnapshotRecorder` per member, made by the caller:
+`riemexp.sweep.ensemble.snapshot_recorders`), which is handed the member's network
+(`StackedNetwork.network`, the member's weights as an ordinary LayeredNetwork) at
+initialisation and after each of its `epochs`, as its single run's recorder is after that
+epoch: the same weights, hence the same snapshots.npz. The time spent recording is not counted
+in the members' training seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -43,9 +44,19 @@ from riemexp.ensemble.loss import (
 from riemexp.ensemble.members import check_members, member_datasets
 from riemexp.ensemble.network import StackedNetwork, Tape
 from riemexp.ensemble.optim import StackedOptimizer
-from riemexp.errors import DivergedError
+from riemexp.errors import ConfigError, DivergedError
 from riemexp.nets.network import build_network
 from riemexp.train import TrainResult, divergence, explosion_threshold, resolve_device
+
+
+class SnapshotHook(Protocol):
+    """What the trainer needs of a member's snapshot recorder (a riemexp.analyses.snapshots
+    SnapshotRecorder)."""
+
+    epochs: list[int]  # the epochs recorded, 0 = initialisation
+
+    def record(self, model: Any, epoch: int) -> None: ...
+
 
 #: on_epoch(epoch, rows): rows maps member position -> its history row, for the members that trained
 EnsembleEpochCallback = Callable[[int, Mapping[int, dict[str, float]]], None]
@@ -226,28 +237,18 @@ def _evaluate(
     return _scores(net, logits, _loss(net, logits, y, targets, grad=False)[0], y, targets)
 
 
-def _recorders(cfgs: Sequence[RunConfig], datasets: Sequence[Dataset]) -> list[Any]:
-    """A SnapshotRecorder for each member whose config asks for snapshots; None for the others."""
-    from riemexp.analyses.snapshots import SnapshotRecorder
-
-    return [
-        SnapshotRecorder(cfg, data) if cfg.geometry.enabled and cfg.geometry.snapshots > 0 else None
-        for cfg, data in zip(cfgs, datasets)
-    ]
-
-
 def _snapshot(
     net: StackedNetwork,
     active: torch.Tensor,
     epoch: int,
-    recorders: Sequence[Any],
+    recorders: Sequence[SnapshotHook | None],
     wanted: Sequence[set[int]],
     skip: Collection[int] = (),
 ) -> None:
     """Hand each active member that records this epoch its network (row i of `net` is member active[i])."""
     for i, m in enumerate(active.tolist()):
         if epoch in wanted[m] and m not in skip:
-            recorders[m].record(net.network(i), epoch)
+            recorders[m].record(net.network(i), epoch)  # type: ignore[union-attr]
 
 
 def train_ensemble(
@@ -256,7 +257,7 @@ def train_ensemble(
     on_epoch: EnsembleEpochCallback | None = None,
     result: TrainedEnsemble | None = None,
     exact: bool | None = None,
-    snapshots: bool = False,
+    recorders: Sequence[SnapshotHook | None] | None = None,
 ) -> TrainedEnsemble:
     """Train the runs `cfgs` together; member k ends as `riemexp.train.train(cfgs[k], datasets[k])` would.
 
@@ -266,8 +267,8 @@ def train_ensemble(
     `StackedNetwork` (default: bit-identical to single runs wherever that is possible: on the
     cpu, width and classes up to 3); exact=False is fast mode (about 3x faster for 100 seeds of
     the default run; members agree with single runs to float32 rounding per step only).
-    snapshots: record each member's geometry snapshots where its config asks for them (module
-    docstring; `TrainedEnsemble.recorders`).
+    recorders: per member its snapshot recorder or None (module docstring;
+    `TrainedEnsemble.recorders`, `MemberResult.snapshots`).
     Never raises DivergedError: a diverging member is recorded in `errors` and leaves.
     """
     cfgs = tuple(cfgs)
@@ -282,7 +283,11 @@ def train_ensemble(
     result.seconds = [0.0] * k_all
     result.errors = [None] * k_all
     result.device = str(device)
-    result.recorders = _recorders(cfgs, datasets) if snapshots else [None] * k_all
+    result.recorders = list(recorders) if recorders is not None else [None] * k_all
+    if len(result.recorders) != k_all:
+        raise ConfigError(
+            f"expected one snapshot recorder (or None) per member ({k_all}), got {len(result.recorders)}"
+        )
     wanted = [set(r.epochs) if r is not None else set() for r in result.recorders]
 
     if exact is None and device.type != "cpu":

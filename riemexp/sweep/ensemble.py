@@ -220,6 +220,19 @@ def datasets_of(cfgs: Sequence[RunConfig | None]) -> list[Dataset | None]:
     return out
 
 
+def snapshot_recorders(cfgs: Sequence[RunConfig], datasets: Sequence[Dataset]) -> list[Any]:
+    """A SnapshotRecorder (riemexp.analyses.snapshots) for each run whose config asks for geometry
+    snapshots, None for the others: `riemexp.ensemble.train_ensemble(cfgs, datasets, recorders=...)`
+    then records each member's snapshots during the ensemble's training, and `riemexp.runner.run`
+    writes them (snapshots.npz) as the run trained alone writes its own."""
+    from riemexp.analyses.snapshots import SnapshotRecorder
+
+    return [
+        SnapshotRecorder(cfg, data) if cfg.geometry.enabled and cfg.geometry.snapshots > 0 else None
+        for cfg, data in zip(cfgs, datasets, strict=True)
+    ]
+
+
 def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True) -> list[MemberResult]:
     """Train the jobs as one ensemble; its members, in the jobs' order, each kept in this process
     for its job (`member_for`) when `keep`.
@@ -246,7 +259,8 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     try:
         threads = run_threads(first, n_data=len(datasets[0].x), share=cpus)  # type: ignore[union-attr]
         with using_threads(threads):
-            trained = train_ensemble(cfgs, datasets, snapshots=True)  # type: ignore[arg-type]
+            recorders = snapshot_recorders(cfgs, datasets)  # type: ignore[arg-type]
+            trained = train_ensemble(cfgs, datasets, recorders=recorders)  # type: ignore[arg-type]
     except Exception as err:
         log.warning(
             "the ensemble could not be trained (%s: %s): its jobs train alone", type(err).__name__, err
@@ -276,6 +290,7 @@ __all__ = [
     "job_cost",
     "member_for",
     "plan_groups",
+    "snapshot_recorders",
     "train_group",
     "waiting",
 ]
