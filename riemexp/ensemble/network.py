@@ -401,6 +401,7 @@ class StackedNetwork:
         logistic = self.activation == "tanh"
         if logistic:
             weight, bias = weight * 2, bias * 2
+        weights, biases = weight.unbind(1), bias.unsqueeze(-1).unbind(1)  # per layer, in two calls
         two_beta = self._scale(2.0)
         k, w, n = x0.shape
         role = "train" if tape is not None else "eval"
@@ -411,7 +412,7 @@ class StackedNetwork:
             # the tape's layers each keep their buffers; evaluation cycles three sets, so that x_l and
             # x_{l-1} (perhaps z of an earlier layer: plain with the identity) are never written over
             z = self._work(role, "z", layer if tape is not None else layer % 3, (k, w, n))
-            torch.baddbmm(bias[:, layer].unsqueeze(-1), weight[:, layer], x, out=z)
+            torch.baddbmm(biases[layer], weights[layer], x, out=z)
             carried = carry(x, prev, self.a, self.c)
             if logistic:
                 s = z.sigmoid_()
@@ -476,22 +477,22 @@ class StackedNetwork:
             w_t = weight.transpose(2, 3) * factor.view(-1, 1, 1, 1)
         else:
             w_t = weight.transpose(2, 3) * factor if logistic else weight.transpose(2, 3)
+        w_ts, sums_weight, sums_bias = w_t.unbind(1), layer_weight.unbind(0), layer_bias.unbind(0)
+        u_buffer = self._work("grad", "u", 0, g_x.shape)
         g_next = None  # two-step kinds: dL/dx_{l+2}
         for layer in reversed(range(self.depth)):
             if logistic:
-                u = torch.ops.aten.sigmoid_backward.grad_input(
-                    g_x, tape.post[layer], grad_input=self._work("grad", "u", 0, g_x.shape)
-                )
+                u = torch.ops.aten.sigmoid_backward.grad_input(g_x, tape.post[layer], grad_input=u_buffer)
             else:
                 u = self.sigma_backward(scaled(g_x, self.coeff), tape.pre[layer], tape.post[layer])
-            torch.bmm(u, tape.inputs[layer].transpose(1, 2), out=layer_weight[layer])
-            torch.sum(u, 2, out=layer_bias[layer])
+            torch.bmm(u, tape.inputs[layer].transpose(1, 2), out=sums_weight[layer])
+            torch.sum(u, 2, out=sums_bias[layer])
             if layer == 0:
                 break  # x_0 is the input: no gradient
             if one_step:  # residual: dL/dx_l = dL/dx_{l+1} + W_l^T dL/dz_l, one multiply-add in place
-                g_x = g_x.baddbmm_(w_t[:, layer], u)
+                g_x = g_x.baddbmm_(w_ts[layer], u)
             else:
-                g_x, g_next = step_grad(g_x, torch.bmm(w_t[:, layer], u), g_next, self.a, self.c), g_x
+                g_x, g_next = step_grad(g_x, torch.bmm(w_ts[layer], u), g_next, self.a, self.c), g_x
         if isinstance(factor, torch.Tensor):
             layer_weight.mul_(factor.view(1, -1, 1, 1))
             layer_bias.mul_(factor.view(1, -1, 1))
