@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
@@ -96,7 +96,11 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def add_legend(
-    fig: Figure, handles: Sequence[Artist], caption: str, ncol: int, loc: str = "outside lower center"
+    fig: Figure,
+    handles: Sequence[Artist],
+    caption: str,
+    ncol: int,
+    loc: Literal["outside lower center", "lower center"] = "outside lower center",
 ) -> None:
     """A legend under the panels, with the figure's caption (one or more lines) as its title.
 
