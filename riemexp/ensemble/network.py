@@ -246,7 +246,7 @@ class StackedNetwork:
         """x_{l+1} from x_l (and x_{l-1} for two-step kinds), planar (K, w, N); W_l (K, w, w), b_l (K, w).
 
         The same kernels as without buffers (out= changes where a result goes, not its bits): the
-        tape's layers each keep theirs, evaluation reuses a few (`_work`).
+        tape's z_l and sigma(z_l) each keep theirs, x_{l+1} cycles three (`_work`).
         """
         # evaluation cycles three sets, so that x_l and x_{l-1} (perhaps z or sigma(z) of an earlier
         # layer: plain with the identity) are never written over while still read
@@ -262,7 +262,7 @@ class StackedNetwork:
             tape.post.append(s)
         carried = carry(x, prev, self.a, self.c)
         if carried is x:  # one-step kinds with a = 1 (residual): x + beta sigma into a buffer
-            out = self._work(role, "x", layer + 1 if tape is not None else layer % 3, x.shape)
+            out = self._work(role, "x", layer % 3, x.shape)  # the tape keeps point-major copies
             if isinstance(self.coeff, float) and self.coeff == 1.0:
                 return torch.add(x, s, out=out)
             branch = torch.mul(s, self.coeff, out=self._work(role, "branch", 0, x.shape))
