@@ -212,6 +212,64 @@ def test_a_sweep_killed_mid_way_and_resumed_matches_an_uninterrupted_one(tmp_pat
     assert job_folders(broken) == job_folders(whole)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_record(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """hydra/launcher=ensemble: killed (kill -9, or a scheduler's SIGTERM) while its members train
+    together, the sweep ends with its workers, no job claims to be complete, and SIGTERM ends it as
+    riemexp ends (128 + signal, the summary naming the jobs as not done)."""
+    sweep = tmp_path / "sweep"
+    main = start(
+        "sweep", *ENDLESS, "seed=0,1,2", "hydra/launcher=ensemble", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+
+    def output() -> str:
+        return "".join(p.read_text() for p in tmp_path.glob("out-*.log"))
+
+    try:
+        wait_until(lambda: "ensemble of 3 jobs" in output() and "): training" in output(), "the ensemble")
+        workers = descendants(main.pid)
+        main.send_signal(sig)
+        main.wait(timeout=60)
+        wait_until(lambda: not any(alive(p) for p in workers), "every worker of the sweep to end", timeout=90)
+    finally:
+        if main.poll() is None:
+            main.kill()
+    assert all(m.get("status") != "completed" for m in metrics_of(sweep).values()), output()[-3000:]
+    if sig == signal.SIGTERM:
+        assert main.returncode == 128 + sig, output()[-3000:]
+        assert {r["status"] for r in read_csv(sweep / "summary.csv")} <= {"not started", "interrupted"}
+        assert "re-run to resume" in output()
+
+
+@pytest.mark.slow
+def test_an_ensemble_sweep_killed_mid_way_and_resumed_matches_an_uninterrupted_one(tmp_path: Path) -> None:
+    grid = [*TINY, "seed=0,1,2", "hydra/launcher=ensemble"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = run_cli("sweep", *grid, f"hydra.sweep.dir={whole}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 in 1 ensembles" in done.stdout + done.stderr
+
+    main = start("sweep", *grid, f"hydra.sweep.dir={broken}", cwd=tmp_path)
+    try:
+        wait_until(lambda: any(m.get("status") == "completed" for m in metrics_of(broken).values()), "a job")
+        main.kill()
+        main.wait(timeout=60)
+    finally:
+        if main.poll() is None:
+            main.kill()
+    resumed = run_cli("sweep", *grid, f"hydra.sweep.dir={broken}")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    def table(sweep: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in read_csv(sweep / "summary.csv")]
+
+    assert table(broken) == table(whole)  # members re-trained alone or together: the same numbers
+    assert job_folders(broken) == job_folders(whole)
+
+
 # ------------------------------------------------------------------ case 4: a changed grid, same folder
 
 
