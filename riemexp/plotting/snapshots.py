@@ -34,6 +34,7 @@ from PIL import Image
 from riemexp.figures import FigurePool
 from riemexp.io import atomic_save
 from riemexp.plotting.folds import FOLD_COLOUR, class_boundary_segments, draw_folds, fold_field, zero_segments
+from riemexp.plotting.input_space import MAX_ASPECT  # the input-space figure's rule
 from riemexp.plotting.regions import draw_boundaries
 from riemexp.plotting.style import (
     BOUNDARY_COLOUR,
@@ -79,13 +80,6 @@ def strip_indices(n_snapshots: int, panels: int = STRIP_PANELS) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n_snapshots - 1, min(panels, n_snapshots))})
 
 
-def colour_scale(log_volume: np.ndarray) -> tuple[Colormap, Normalize, str]:
-    """One colour scale for every panel: the run's diverging log-volume scale
-    (`riemexp.plotting.style.log_volume_scale`: red stretched, blue shrunk, white kept) over the values of
-    all the panels shown, so that colours compare across epochs and with input_space.png."""
-    return log_volume_scale(log_volume)
-
-
 def _panel(
     ax: Axes,
     arrays: Mapping[str, np.ndarray],
@@ -126,7 +120,7 @@ def _panel(
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     box_ratio = (extent[1] - extent[0]) / (extent[3] - extent[2])
-    ax.set_aspect("equal" if 1 / 3 <= box_ratio <= 3 else "auto")  # not to scale in very unequal units
+    ax.set_aspect("equal" if 1 / MAX_ASPECT <= box_ratio <= MAX_ASPECT else "auto")  # not to scale otherwise
     ax.tick_params(labelsize=7)
     return image, folding, bool(singular.any())
 
@@ -182,7 +176,7 @@ GIF_PANEL = 3.35
 def _panel_size(extent: tuple[float, float, float, float], side: float) -> tuple[float, float]:
     """A panel's width and height (inches) shaped like the box `extent` (to scale up to 3 : 1), `side`
     along its longer side."""
-    ratio = min(max((extent[1] - extent[0]) / (extent[3] - extent[2]), 1 / 3), 3.0)
+    ratio = min(max((extent[1] - extent[0]) / (extent[3] - extent[2]), 1 / MAX_ASPECT), MAX_ASPECT)
     return side * min(1.0, ratio), side * min(1.0, 1 / ratio)
 
 
@@ -193,7 +187,8 @@ def snapshot_strip_figure(arrays: Mapping[str, np.ndarray], title: str, panels: 
     data, and a run draws this figure beside its other work, where a layout pass would double its cost.
     """
     shown = strip_indices(len(arrays["epoch"]), panels)
-    scale = colour_scale(np.asarray(arrays["grid_log_volume"])[shown])
+    # one colour scale for every panel, the run's own (input_space.png): colours compare across epochs
+    scale = log_volume_scale(np.asarray(arrays["grid_log_volume"])[shown])
     n = len(shown)
     m = STRIP_MARGINS
     # panels shaped like the grid's box (to scale up to 3 : 1), STRIP_PANEL along the longer side
@@ -250,7 +245,7 @@ def write_snapshot_gif(arrays: Mapping[str, np.ndarray], title: str, path: Path)
     n = len(arrays["epoch"])
     ny, nx = (int(v) for v in arrays["grid_shape"])
     xs, ys, extent = _axes(arrays)
-    scale = colour_scale(np.asarray(arrays["grid_log_volume"]))
+    scale = log_volume_scale(np.asarray(arrays["grid_log_volume"]))
     # laid out by hand (inches: title lines above, tick and axis labels below, colour bar right), the
     # panel shaped like the grid's box as in the strip
     panel_w, panel_h = _panel_size(extent, GIF_PANEL)
