@@ -170,6 +170,16 @@ def test_train_with_a_user_config_folder(user_conf, tmp_path):
         "riemexp: error: unknown network 'shallow'; expected one of: c2, plain, residual"
     ]
     assert not (tmp_path / "no").exists()
+    # --config-path would replace riemexp's own configs: refused, pointing at --config-dir
+    for flag in (["--config-path", str(user_conf)], [f"-cp={user_conf}"]):
+        replaced = run_cli("train", *flag, f"hydra.run.dir={tmp_path / 'no'}", cwd=tmp_path)
+        assert replaced.returncode == 2 and "Traceback" not in replaced.stderr
+        assert replaced.stderr.strip().splitlines() == [
+            "riemexp: error: riemexp train: --config-path would replace riemexp's own configs, which "
+            "every run needs; expected --config-dir DIR (or hydra.searchpath=[DIR]) to add a folder of "
+            f"configs, got --config-path {user_conf}"
+        ]
+        assert not (tmp_path / "no").exists()
 
 
 def _riemexp_on_path() -> dict[str, str]:

@@ -164,6 +164,13 @@ def main(args: list[str]) -> int:
     if "-h" in args or "--help" in args:
         print(help_text([a for a in args if a not in ("-h", "--help")]))
         return 0
+    given = flag_values(args)[1].get("--config-path")
+    if given is not None:  # Hydra would read the user's folder instead of riemexp's conf/
+        raise ConfigError(
+            "riemexp train: --config-path would replace riemexp's own configs, which every run needs; "
+            f"expected --config-dir DIR (or hydra.searchpath=[DIR]) to add a folder of configs, got "
+            f"--config-path {given}"
+        )
     hydra_flags = any(a in HYDRA_FLAGS or a.split("=")[0] in HYDRA_FLAGS for a in args)
     if ("-m" in args or "--multirun" in args) and not hydra_flags:
         return _multirun(args)
