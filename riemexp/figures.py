@@ -7,6 +7,9 @@ a `fork` start method: Linux) runs each job in a child process forked from this 
 figures' arrays); with workers = 1 it draws each job at once, here. `wait()` returns when every
 job is done; a job's error is raised there, as if it had been drawn here.
 
+`adopt` makes the pool wait, in the same way, for a process started elsewhere that draws some
+figures (the snapshot worker, `riemexp.analyses.snapshot_worker`): those are not submitted again.
+
 Children only draw: every array a figure needs (and every torch computation behind it) is made
 before its job is submitted, so a child never touches torch. Forked, a child shares those arrays
 without copying them; it ignores Ctrl-C (this process stops it) and reports its seconds and any
@@ -48,7 +51,7 @@ def can_fork() -> bool:
 class _Job:
     name: str
     files: list[Path]
-    draw: Callable[[], Any]
+    draw: Callable[[], Any] | None  # None: a process started elsewhere (`FigurePool.adopt`)
     process: Any = None
     conn: Connection = field(init=False, repr=False)  # set when the job starts
 
@@ -61,6 +64,7 @@ class FigurePool:
     seconds: dict[str, float] = field(default_factory=dict)
     _queue: list[_Job] = field(default_factory=list)
     _running: list[_Job] = field(default_factory=list)
+    _adopted: dict[str, list[Path]] = field(default_factory=dict)
     _warm: bool = False
 
     @property
@@ -68,7 +72,10 @@ class FigurePool:
         return self.workers > 1 and can_fork()
 
     def submit(self, name: str, files: Sequence[Path], draw: Callable[[], Any]) -> list[Path]:
-        """Draw a figure (now, or in a child); return the files it writes (`files`)."""
+        """Draw a figure (now, or in a child); return the files it writes (`files`). A figure that an
+        adopted process draws (`adopt`) is not drawn again."""
+        if name in self._adopted:
+            return self._adopted[name]
         job = _Job(name, list(files), draw)
         if not self.parallel:
             start = time.perf_counter()
@@ -80,6 +87,15 @@ class FigurePool:
         self._reap(block=False)
         self._start()
         return job.files
+
+    def adopt(self, figures: dict[str, list[Path]], process: Any, conn: Connection, what: str) -> None:
+        """Wait, as for the pool's own jobs, for a process started elsewhere that draws `figures`
+        (name -> files; `riemexp.analyses.snapshot_worker`) and then sends ("ok", {name: seconds})
+        or ("error", exception) through `conn`. It does not count against `workers`."""
+        self._adopted.update(figures)
+        job = _Job(what, [f for files in figures.values() for f in files], None, process)
+        job.conn = conn
+        self._running.append(job)
 
     def wait(self) -> None:
         """Return when every job is done; raise the first error a job met."""
@@ -105,7 +121,7 @@ class FigurePool:
         if self._queue and not self._warm:
             warm_up_text()  # once, here: every child forked after it inherits the caches
             self._warm = True
-        while self._queue and len(self._running) < self.workers:
+        while self._queue and sum(job.draw is not None for job in self._running) < self.workers:
             job = self._queue.pop(0)
             receive, send = context.Pipe(duplex=False)
             job.process = context.Process(target=_child, args=(job.draw, send), name=job.name, daemon=True)
@@ -132,7 +148,8 @@ class FigurePool:
             if outcome[0] == "error":
                 self.close()
                 raise outcome[1]
-            self.seconds[job.name] = round(outcome[1], 4)
+            seconds = outcome[1] if isinstance(outcome[1], dict) else {job.name: outcome[1]}
+            self.seconds.update({name: round(value, 4) for name, value in seconds.items()})
 
 
 def warm_up_text() -> None:
@@ -156,12 +173,22 @@ def _stop(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds: a half-written file's temporary is removed
 
 
-def _child(draw: Callable[[], Any], send: Connection) -> None:
-    """In the child: draw, then send ("ok", seconds) or ("error", exception)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, _stop)  # the parent stops it so (and the parent's handlers are not ours)
+def forked_child() -> None:
+    """First thing in a child forked from a run (a figure, the snapshot worker): Ctrl-C is the
+    run's to handle (it stops the child), SIGTERM ends the child cleanly, SIGHUP as by default,
+    and the run folder's lock descriptor is closed (`riemexp.lock.forget_inherited`)."""
+    from riemexp import lock
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)  # (the parent's handlers are not ours)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    lock.forget_inherited()
+
+
+def _child(draw: Callable[[], Any], send: Connection) -> None:
+    """In the child: draw, then send ("ok", seconds) or ("error", exception)."""
+    forked_child()
     start = time.perf_counter()
     try:
         draw()

@@ -218,6 +218,18 @@ def hold(folder: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
             _release(current)
 
 
+def forget_inherited() -> None:
+    """In a process forked from a lock holder (a figure or snapshot worker): close the lock
+    descriptors it inherited, so that a child outliving a killed run never keeps its folder
+    locked. The parent's lock stays: flock belongs to the open file, which the parent keeps open
+    (and an emulated POSIX lock belongs to the parent process alone)."""
+    for inherited in _held.values():
+        if inherited.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(inherited.fd)
+    _held.clear()
+
+
 def holds(folder: str | os.PathLike[str]) -> bool:
     """True when this process holds the lock of `folder`."""
     return _key(Path(folder)) in _held
