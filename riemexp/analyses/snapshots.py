@@ -10,13 +10,15 @@ the input metric g_0 in the user's input units, the class probabilities, det J_l
 (evaluated then, in eval mode), and the boundary numbers of `riemexp.geometry.boundary`. Recording reads the
 weights and draws no random numbers, so a run trains exactly as without snapshots (history.csv
 is byte-identical). They are written to snapshots.npz (`SNAPSHOT_ARRAYS`, atomically) once
-training has completed; a run that stops early writes none.
+training has completed; a run that stops early writes none. Where the run may use two CPUs or
+more, they are recorded beside training by `riemexp.analyses.snapshot_worker` (the same
+`SnapshotRecorder` in a forked process: the same arrays), which then draws their figures too.
 
 `boundary_step` (an analysis step of `riemexp train`, after the geometry) measures the trained
 network: metrics.json's boundary_* numbers, tables/boundary.csv|md and, from snapshots.npz,
 tables/snapshots.csv|md (one row per snapshot) and, with plots on, starts drawing the snapshot
-figures (`riemexp.plotting.snapshots`): it is the first analysis step, so that they draw beside
-the others.
+figures (`riemexp.plotting.snapshots`) unless the snapshot worker already draws them: it is the
+first analysis step, so that they draw beside the others.
 """
 
 from __future__ import annotations

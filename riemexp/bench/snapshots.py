@@ -4,9 +4,10 @@
    (geometry.snapshots=20) and with geometry.snapshots=0, each in a fresh process into a
    temporary run folder, alternating (`--repeat` rounds, so that other work on a shared machine
    slows both alike); each side's figure is its median. Where the extra time goes comes from
-   metrics.json: recording (`snapshots`), the boundary step and the three snapshot figures (drawn
-   in parallel processes beside the others where the run may use several CPUs). Target: at most
-   1.10x the run without.
+   metrics.json: recording (`snapshots`: in the training loop, or, where the run may use two CPUs,
+   only handing the weights to the snapshot worker and waiting for its last snapshot), the
+   boundary step and the three snapshot figures (drawn in parallel processes beside the others
+   where the run may use several CPUs). Target: at most 1.10x the run without.
 2. Training alone. The default run's training (`riemexp.train.train`, data made once) in this
    process, with the snapshot recorder and without, alternating: the recording's own cost.
 

@@ -13,7 +13,7 @@ Arrays in, files out: nothing here touches a model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -395,23 +395,39 @@ def boundary_curves_figure(arrays: Mapping[str, np.ndarray], title: str) -> Figu
     return fig
 
 
+def snapshot_figure_files(out_dir: Path, formats: Sequence[str]) -> dict[str, list[Path]]:
+    """The files of the three snapshot figures, by figure name (`figure:snapshots`, ...)."""
+    return {
+        "figure:snapshots": figure_files(out_dir / STRIP, formats),
+        "figure:snapshots_gif": [out_dir / GIF],
+        "figure:boundary_curves": figure_files(out_dir / CURVES, formats),
+    }
+
+
+def snapshot_figure_jobs(
+    arrays: Mapping[str, np.ndarray], title: str, formats: Sequence[str], out_dir: Path
+) -> dict[str, Callable[[], object]]:
+    """The three snapshot figures as jobs that draw them into out_dir, by figure name."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "figure:snapshots": lambda: save_figure(
+            snapshot_strip_figure(arrays, title), out_dir / STRIP, formats
+        ),
+        "figure:snapshots_gif": lambda: write_snapshot_gif(arrays, title, out_dir / GIF),
+        "figure:boundary_curves": lambda: save_figure(
+            boundary_curves_figure(arrays, title), out_dir / CURVES, formats
+        ),
+    }
+
+
 def submit_snapshot_figures(
     arrays: Mapping[str, np.ndarray], title: str, formats: Sequence[str], out_dir: Path, pool: FigurePool
 ) -> list[Path]:
-    """Submit the three snapshot figures to `pool` (files in out_dir exist once pool.wait() returns)."""
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-
-    def strip() -> None:
-        save_figure(snapshot_strip_figure(arrays, title), out_dir / STRIP, formats)
-
-    def gif() -> None:
-        write_snapshot_gif(arrays, title, out_dir / GIF)
-
-    def curves() -> None:
-        save_figure(boundary_curves_figure(arrays, title), out_dir / CURVES, formats)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = pool.submit("figure:snapshots", figure_files(out_dir / STRIP, formats), strip)
-    written += pool.submit("figure:snapshots_gif", [out_dir / GIF], gif)
-    written += pool.submit("figure:boundary_curves", figure_files(out_dir / CURVES, formats), curves)
+    """Submit the three snapshot figures to `pool` (files in out_dir exist once pool.wait() returns;
+    a figure the pool already has, drawn by the run's snapshot worker, is not drawn twice)."""
+    files = snapshot_figure_files(out_dir, formats)
+    written: list[Path] = []
+    for name, draw in snapshot_figure_jobs(arrays, title, formats, out_dir).items():
+        written += pool.submit(name, files[name], draw)
     return written

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from riemexp import console, lock, memory, phases, signals, timing, verdict
 from riemexp.analyses import ANALYSES, RunContext
+from riemexp.analyses.snapshot_worker import SnapshotWorker
 from riemexp.config import RunConfig, config_to_dict
 from riemexp.data.dataset import make_dataset
 from riemexp.data.registry import fingerprint
@@ -34,7 +35,7 @@ from riemexp.errors import OutputError
 from riemexp.figures import MAX_WORKERS, FigurePool
 from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_text
-from riemexp.layout import CONFIG_FILE, METRICS_FILE, SNAPSHOTS_FILE, UNFINISHED_RERUN_DIR
+from riemexp.layout import CONFIG_FILE, METRICS_FILE, PLOTS_DIR, SNAPSHOTS_FILE, UNFINISHED_RERUN_DIR
 from riemexp.lock import Heartbeat
 from riemexp.loggers import RunLoggers
 from riemexp.report import write_run_report
@@ -52,7 +53,9 @@ from riemexp.threads import run_cpus, run_threads, using_threads
 from riemexp.train import TrainResult, train
 
 if TYPE_CHECKING:
+    from riemexp.data.dataset import Dataset
     from riemexp.ensemble import MemberResult
+    from riemexp.nets.network import LayeredNetwork
 
 log = logging.getLogger("riemexp")
 
@@ -267,14 +270,69 @@ def _train_and_analyse(
         data = make_dataset(cfg.dataset, cfg.data_seed)
         # every stage, with the real number of points (a CSV's is known only now)
         memory.check_stages(cfg, len(data.x), data.n_classes)
+    figures = FigurePool(min(MAX_WORKERS, run_cpus(cfg, cpus)))
     # snapshots of the geometry during training (riemexp.analyses.snapshots): they only read the weights
-    recorder = replayed = None
-    if trained is not None and trained.snapshots is not None:  # recorded during the ensemble's training
-        recorder = replayed = trained.snapshots
-    elif cfg.geometry.enabled and cfg.geometry.snapshots > 0:
-        from riemexp.analyses.snapshots import SnapshotRecorder
+    recorder, replayed = _snapshot_recorder(cfg, data, trained, work, run_cpus(cfg, cpus))
+    try:
+        model = _train_and_save(cfg, data, work, record, result, loggers, trained, recorder, replayed)
+        if isinstance(recorder, SnapshotWorker):
+            recorder.hand_figures_to(figures)  # it draws the snapshot figures now, beside the analyses
+        # analyses: geometry, ODE, Lie table, figures; each a stage (which may hold stages of its own)
+        ctx = RunContext(cfg, work, model, data, metrics, figures)
+        for name, target, enabled in ANALYSES:
+            if enabled(cfg):
+                module, function = target.split(":")
+                log.info("analysis: %s", name)
+                _phase(record, name)
+                with stage("imports"):
+                    step = getattr(importlib.import_module(module), function)
+                with stage(name):
+                    step(ctx)
+        figures.wait()  # figures drawn in parallel: every file is written before the run completes
+    except BaseException:
+        figures.close()
+        if isinstance(recorder, SnapshotWorker):
+            recorder.close()
+        raise
+    if figures.parallel and figures.seconds:
+        metrics["figure_seconds"] = dict(figures.seconds)
 
-        recorder = SnapshotRecorder(cfg, data)
+
+def _snapshot_recorder(
+    cfg: RunConfig, data: Dataset, trained: MemberResult | None, work: Path, cpus: int
+) -> tuple[Any, Any]:
+    """(recorder, replayed): what records the run's snapshots (None: nothing), and the ensemble's
+    recording where the run replays one (then `recorder is replayed`: nothing is recorded again).
+
+    Beside training where the run may use two CPUs or more and trains on the CPU (a
+    `SnapshotWorker`, riemexp.analyses.snapshot_worker, which then draws the snapshot figures
+    too), else in the training loop (a `SnapshotRecorder`).
+    """
+    if trained is not None and trained.snapshots is not None:  # recorded during the ensemble's training
+        return trained.snapshots, trained.snapshots
+    if not (cfg.geometry.enabled and cfg.geometry.snapshots > 0):
+        return None, None
+    from riemexp.analyses.snapshots import SnapshotRecorder
+
+    plots = (work / PLOTS_DIR, list(cfg.plot.formats)) if cfg.plot.enabled else None
+    return SnapshotWorker.start(cfg, data, cpus, plots) or SnapshotRecorder(cfg, data), None
+
+
+def _train_and_save(
+    cfg: RunConfig,
+    data: Dataset,
+    work: Path,
+    record: Heartbeat,
+    result: TrainResult,
+    loggers: RunLoggers,
+    trained: MemberResult | None,
+    recorder: Any,
+    replayed: Any,
+) -> LayeredNetwork:
+    """Train (or replay the ensemble member `trained`), recording snapshots with `recorder`; write
+    history.csv, snapshots.npz and model.pt; return the trained model (cpu, eval mode)."""
+    stage = timing.stage
+    metrics = record.metrics
     # an ensemble's member is replayed (a member trained without the snapshots its run asks for
     # trains alone)
     replaying = trained is not None and recorder is replayed
@@ -310,6 +368,9 @@ def _train_and_analyse(
     metrics.update(verdict.assess(metrics["test_accuracy"], data.y_test.numpy()))
     if metrics.get("near_chance"):
         log.warning("%s", metrics["warning"])
+    if isinstance(recorder, SnapshotWorker):
+        with stage("snapshots"):
+            recorder.finish()  # the last snapshot, recorded beside the training's end
     if recorder is not None:
         from riemexp.analyses.snapshots import train_seconds_without
 
@@ -327,25 +388,7 @@ def _train_and_analyse(
         model = result.model.cpu().eval()
         save_model(work, model, cfg, data)
 
-    # analyses: geometry, ODE, Lie table, figures; each a stage (which may hold stages of its own)
-    figures = FigurePool(min(MAX_WORKERS, run_cpus(cfg, cpus)))
-    ctx = RunContext(cfg, work, model, data, metrics, figures)
-    try:
-        for name, target, enabled in ANALYSES:
-            if enabled(cfg):
-                module, function = target.split(":")
-                log.info("analysis: %s", name)
-                _phase(record, name)
-                with stage("imports"):
-                    step = getattr(importlib.import_module(module), function)
-                with stage(name):
-                    step(ctx)
-        figures.wait()  # figures drawn in parallel: every file is written before the run completes
-    except BaseException:
-        figures.close()
-        raise
-    if figures.parallel and figures.seconds:
-        metrics["figure_seconds"] = dict(figures.seconds)
+    return model
 
 
 __all__ = ["run"]
