@@ -8,7 +8,9 @@
     saving     history.csv and model.pt are being written
     geometry, ode, plots     the analysis steps
 
-and `riemexp plot-metric` announces `drawn` when its figures are drawn, before they replace
+An ensemble of a sweep (hydra/launcher=ensemble, `riemexp.sweep.ensemble.train_group`)
+announces `training` when it starts and `epoch` when its first epoch has finished. `riemexp
+plot-metric` announces `drawn` when its figures are drawn, before they replace
 the old ones. (Completing is no phase: from the moment a run has every file, a signal waits
 until the run is in its folder, `riemexp.signals.deferred`.)
 

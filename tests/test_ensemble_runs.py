@@ -286,3 +286,57 @@ def test_bad_ensemble_launcher_settings_are_one_line_and_write_nothing(
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0, err
     assert not sweep.exists()
+
+
+def test_an_ensembles_members_hold_their_job_folders_and_record_a_stop(tmp_path: Path, monkeypatch) -> None:
+    """hydra/launcher=ensemble's `train_group`: while the ensemble trains, each job folder says
+    "running" (phase "training"); stopped (KeyboardInterrupt, as a stop signal raises it) after the
+    second epoch, every member records "interrupted" as a stopped run does, and its folder is an
+    interrupted job's (a resume trains it again). Trained to the end, each member waits in phase
+    "trained" until its job's run takes the folder over and completes it."""
+    import riemexp.ensemble
+    from riemexp.sweep.jobs import finished
+    from riemexp.sweep.summary import read_job
+
+    geometry = replace(small().geometry, enabled=False)
+    cfgs = [small(seed=seed, geometry=geometry, ode=replace(small().ode, enabled=False)) for seed in (0, 1)]
+    folders = [tmp_path / f"job{seed}" for seed in (0, 1)]
+    datasets = sweep_ensemble.datasets_of(cfgs)
+    jobs = [
+        sweep_ensemble.Job(k, cfg, sweep_ensemble.identity_of(cfg), data, folder)
+        for k, (cfg, data, folder) in enumerate(zip(cfgs, datasets, folders))
+    ]
+    real = riemexp.ensemble.train_ensemble
+    while_training: list[dict] = []
+
+    def stopped_after_two_epochs(cfgs, datasets, on_epoch, result, **kwargs):
+        def epoch(number, rows):
+            on_epoch(number, rows)
+            if number == 2:
+                while_training.extend(json.loads((f / "metrics.json").read_text()) for f in folders)
+                raise KeyboardInterrupt
+
+        return real(cfgs, datasets, epoch, result, **kwargs)
+
+    monkeypatch.setattr(riemexp.ensemble, "train_ensemble", stopped_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_ensemble.train_group(jobs)
+    assert [(m["status"], m["phase"]) for m in while_training] == [("running", "training")] * 2
+    for cfg, folder in zip(cfgs, folders):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        stop = (metrics["status"], metrics["signal"], metrics["phase"], metrics["epochs"])
+        assert stop == ("interrupted", "SIGINT", "training", 2), metrics
+        assert metrics["ensemble_members"] == 2 and metrics["run_identity"] == sweep_ensemble.identity_of(cfg)
+        assert len((folder / "history.csv").read_text().splitlines()) == 1 + 2
+        assert (folder / "config.yaml").is_file() and (folder / "report.md").is_file()
+        assert read_job(folder).status == "interrupted" and not finished(folder, cfg)
+    assert sweep_ensemble.waiting() == 0 and not sweep_ensemble._records
+
+    monkeypatch.setattr(riemexp.ensemble, "train_ensemble", real)  # the resume: trained to the end
+    sweep_ensemble.train_group(jobs)
+    for cfg, folder in zip(cfgs, folders):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert (metrics["status"], metrics["phase"], metrics["epochs"]) == ("running", "trained", 5)
+        assert run(cfg, folder, trained=sweep_ensemble.member_for(cfg))["status"] == "completed"
+        assert finished(folder, cfg)
+    assert sweep_ensemble.waiting() == 0 and not sweep_ensemble._records

@@ -59,10 +59,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180.0)
         time.sleep(0.1)
 
 
-def start(*args: str, cwd: Path, session: bool = False) -> subprocess.Popen[str]:
+def start(
+    *args: str, cwd: Path, session: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """`python -m riemexp ARGS` in the background, output to files in cwd; session: in a process
-    group of its own (as a terminal's foreground job is), which os.killpg can signal as a whole."""
-    env = {**os.environ, "CI": "true"}
+    group of its own (as a terminal's foreground job is), which os.killpg can signal as a whole;
+    env: variables to add (RIEMEXP_PHASE_LOG, RIEMEXP_PHASE_HOLD)."""
+    env = {**os.environ, "CI": "true", **(env or {})}
     out = open(cwd / f"out-{time.monotonic_ns()}.log", "w")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "riemexp", *args],
@@ -225,19 +228,30 @@ def test_a_sweep_killed_mid_way_and_resumed_matches_an_uninterrupted_one(
 def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_record(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """hydra/launcher=ensemble: killed (kill -9, or a scheduler's SIGTERM) while its members train
-    together, the sweep ends with its workers, no job claims to be complete, and SIGTERM ends it as
-    riemexp ends (128 + signal, the summary naming the jobs as not done)."""
+    """hydra/launcher=ensemble, two ensembles of two one after another: killed (kill -9, or a
+    scheduler's SIGTERM) while the first trains, the sweep ends with its workers and no job claims
+    to be complete. SIGTERM ends it as riemexp ends (128 + signal), the training ensemble's members
+    record "interrupted" with the signal, the epochs they reached, and the other ensemble's jobs
+    are "not started"."""
     sweep = tmp_path / "sweep"
     main = start(
-        "sweep", *ENDLESS, "seed=0,1,2", "hydra/launcher=ensemble", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+        "sweep",
+        *ENDLESS,
+        "seed=0,1,2,3",
+        "hydra/launcher=ensemble",
+        "hydra.launcher.n_jobs=1",
+        "hydra.launcher.max_members=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
     )
 
     def output() -> str:
         return "".join(p.read_text() for p in tmp_path.glob("out-*.log"))
 
-    try:
-        wait_until(lambda: "ensemble of 3 jobs" in output() and "): training" in output(), "the ensemble")
+    try:  # the first ensemble's members hold their folders: "running", phase "training"
+        wait_until(
+            lambda: [m.get("phase") for m in metrics_of(sweep).values()] == ["training"] * 2, "the ensemble"
+        )
         workers = descendants(main.pid)
         main.send_signal(sig)
         main.wait(timeout=60)
@@ -245,11 +259,88 @@ def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_
     finally:
         if main.poll() is None:
             main.kill()
-    assert all(m.get("status") != "completed" for m in metrics_of(sweep).values()), output()[-3000:]
+    records = metrics_of(sweep)
+    assert all(m.get("status") != "completed" for m in records.values()), output()[-3000:]
+    if sig == signal.SIGKILL:  # nothing could write: the members' records stay as they were, "running"
+        assert [m["status"] for m in records.values()] == ["running"] * 2, records
     if sig == signal.SIGTERM:
         assert main.returncode == 128 + sig, output()[-3000:]
-        assert {r["status"] for r in read_csv(sweep / "summary.csv")} <= {"not started", "interrupted"}
+        assert len(records) == 2, records  # the second ensemble never started
+        for metrics in records.values():
+            assert (metrics["status"], metrics["signal"], metrics["phase"]) == (
+                "interrupted",
+                "SIGTERM",
+                "training",
+            )
+            assert metrics["ensemble_members"] == 2 and metrics["epochs"] >= 0, metrics
+        rows = {r["job"]: r["status"] for r in read_csv(sweep / "summary.csv")}
+        assert sorted(rows.values()) == ["interrupted"] * 2 + ["not started"] * 2, rows
+        assert {job for job, status in rows.items() if status == "interrupted"} == set(records)
         assert "re-run to resume" in output()
+
+
+# a sweep that completes when left alone: two ensembles of two, each member a few seconds' training
+ENSEMBLES = [
+    *[a for a in ENDLESS if not a.startswith("optim.epochs=")],
+    "optim.epochs=300",
+    "seed=0,1,2,3",
+    "hydra/launcher=ensemble",
+    "hydra.launcher.max_members=2",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sig, workers",
+    [
+        (signal.SIGINT, 1),  # Ctrl-C: the terminal signals the whole foreground process group
+        (signal.SIGHUP, 2),  # a closed terminal: the same; each ensemble in a worker process of its own
+    ],
+)
+def test_ctrl_c_or_a_closed_terminal_while_ensembles_train_records_them_and_the_same_command_resumes(
+    tmp_path: Path, sig: signal.Signals, workers: int
+) -> None:
+    """The signal reaches the sweep's every process while its ensembles train (each held after its
+    first epoch): no worker survives, every member of a training ensemble records "interrupted"
+    with the signal, phase "training" and its epochs, the sweep exits 128 + signal and says how to
+    resume; the same command then trains the interrupted jobs again and completes."""
+    sweep, phase_log = tmp_path / "sweep", tmp_path / "phases"
+    args = ["sweep", *ENSEMBLES, f"hydra.launcher.n_jobs={workers}", f"hydra.sweep.dir={sweep}"]
+    hold = {"RIEMEXP_PHASE_LOG": str(phase_log), "RIEMEXP_PHASE_HOLD": "epoch"}
+    main = start(*args, cwd=tmp_path, session=True, env=hold)
+
+    def output() -> str:
+        return "".join(p.read_text() for p in tmp_path.glob("out-*.log"))
+
+    try:
+        wait_until(
+            lambda: phase_log.is_file() and phase_log.read_text().split().count("epoch") == workers,
+            f"{workers} ensembles past their first epoch",
+        )
+        processes = descendants(main.pid)
+        os.killpg(main.pid, sig)
+        main.wait(timeout=60)
+        wait_until(
+            lambda: not any(alive(p) for p in processes), "every worker of the sweep to end", timeout=90
+        )
+    finally:
+        if main.poll() is None:
+            os.killpg(main.pid, signal.SIGKILL)
+    assert main.returncode == 128 + sig, output()[-3000:]
+    assert "re-run to resume" in output()
+    records = metrics_of(sweep)
+    assert len(records) == 2 * workers, records  # the members of each ensemble that trained
+    for metrics in records.values():
+        stopped = (metrics["status"], metrics.get("signal"), metrics["phase"], metrics["epochs"])
+        assert stopped == ("interrupted", sig.name, "training", 1), (metrics, output()[-3000:])
+    rows = {r["job"]: r["status"] for r in read_csv(sweep / "summary.csv")}
+    assert sorted(rows.values()) == ["interrupted"] * 2 * workers + ["not started"] * (4 - 2 * workers)
+
+    resumed = run_cli(*args)  # the same command, left alone
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "4 jobs: 4 to run, 0 already completed" in resumed.stdout
+    assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["completed"] * 4
+    assert all("ensemble_members" in m for m in metrics_of(sweep).values())  # trained as ensembles again
 
 
 # ------------------------------------------------------------------ case 4: a changed grid, same folder

@@ -8,9 +8,11 @@ Each unit runs in a worker process (joblib's loky workers, one per core: n_jobs)
 n_jobs 1 or without the joblib plugin, in this process:
 
     compose the unit's jobs as Hydra does, check on their data that they can share an ensemble
-    (riemexp.sweep.ensemble.plan_groups), train each group at once, then run every job through
-    Hydra as any launcher does (its folder, .hydra/, train.log, env_set): its task finds its
-    trained member and writes it into the job folder with the single run's pipeline.
+    (riemexp.sweep.ensemble.plan_groups), train each group at once (its members' records in
+    their job folders: "running" while it trains, "interrupted" when a stop signal ends it),
+    then run every job through Hydra as any launcher does (its folder, .hydra/, train.log,
+    env_set): its task finds its trained member and writes it into the job folder with the
+    single run's pipeline.
 
 Every member ends bit for bit as the job trained alone; a job in no group trains alone. Units
 run costliest first (the sum of their jobs' network depths); when there are fewer units than
@@ -110,9 +112,12 @@ def run_unit(
         order = ensemble.plan_groups(list(jobs.values()), max_members, min_members, cpus)
     done = []
     for group in order:
-        if len(group) > 1:
-            ensemble.train_group([jobs[i] for i in group], cpus)
+        identities = [jobs[i].identity for i in group if i in jobs]
         try:
+            if len(group) > 1:
+                for i in group:
+                    jobs[i].folder = _job_folder(sweep_configs[i])
+                ensemble.train_group([jobs[i] for i in group], cpus)
             for i in group:
                 log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(job_overrides[i]))}")
                 HydraConfig.instance().set_config(sweep_configs[i])
@@ -125,9 +130,27 @@ def run_unit(
                 )
                 done.append((i, ret))
                 configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-        finally:
-            ensemble.forget([jobs[i].identity for i in group if i in jobs])
+        except BaseException as err:  # a stop signal: the members not yet written record it
+            ensemble.forget(identities, stopped=err)
+            raise
+        ensemble.forget(identities)
     return done
+
+
+def _job_folder(sweep_config: DictConfig) -> Path | None:
+    """The folder Hydra's run_job makes for the job (hydra.sweep.dir / hydra.sweep.subdir, absolute);
+    None when it cannot be told here (the job then has no record while its ensemble trains)."""
+    import os
+
+    try:
+        HydraConfig.instance().set_config(sweep_config)
+        parent = OmegaConf.select(sweep_config, "hydra.sweep.dir")
+        subdir = OmegaConf.select(sweep_config, "hydra.sweep.subdir")
+        if parent is None or subdir is None:
+            return None
+        return Path(os.path.abspath(os.path.join(str(parent), str(subdir))))
+    except Exception:
+        return None
 
 
 def _planned_batches(config: DictConfig) -> dict[str, str | None]:

@@ -4,6 +4,7 @@
     riemexp.runner.folder    the earlier run in the folder: kept, replaced, swapped; the disk reserve
     riemexp.runner.record    metrics.json's scores and stop records, history.csv, the summary
     riemexp.runner.load      model.pt written and read, metrics.json read, `load_run` / `LoadedRun`
+    riemexp.runner.members   an ensemble's members' records in their run folders while it trains
 
 `from riemexp import run, load_run` gives the two functions.
 """

@@ -9,8 +9,11 @@ every member to end bit for bit where the job trained alone ends. Each group is 
 (`train_group`), then its jobs run one by one through Hydra exactly as under the basic launcher:
 the job's task finds its member (`member_for`) and `riemexp.run.run` writes it into the job's
 own folder with the single run's pipeline (geometry, tables, figures, metrics.json, history.csv,
-model.pt, report.md). A job in no group (alone in its shape, a config that does not compose,
-a dataset that cannot be made, width above 3, CUDA) runs as under the basic launcher.
+model.pt, report.md). While a group trains, each of its jobs' folders holds its member's record
+(`riemexp.runner.members`: "running", phase "training", the epochs reached), and a stop signal
+makes every member record "interrupted" there, as a job stopped alone does. A job in no group
+(alone in its shape, a config that does not compose, a dataset that cannot be made, width above
+3, CUDA) runs as under the basic launcher.
 
 Groups are cut at `max_members` members and at a quarter of the memory this process can get
 (the training estimate of `riemexp.memory` and the snapshots each member keeps, times the
@@ -25,6 +28,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riemexp.config import RunConfig
@@ -32,6 +36,7 @@ from riemexp.config import RunConfig
 if TYPE_CHECKING:
     from riemexp.data.dataset import Dataset
     from riemexp.ensemble import MemberResult
+    from riemexp.runner.members import MemberRecords
 
 log = logging.getLogger("riemexp")
 
@@ -45,6 +50,8 @@ EXACT_WIDTH = 3
 
 #: members trained and not yet written, by run identity (this process only)
 _members: dict[str, MemberResult] = {}
+#: the records in their job folders of members not yet written: (records, position), by run identity
+_records: dict[str, tuple[MemberRecords, int]] = {}
 
 
 def identity_of(cfg: RunConfig) -> str:
@@ -56,13 +63,16 @@ def identity_of(cfg: RunConfig) -> str:
 
 def member_for(cfg: RunConfig) -> MemberResult | None:
     """The trained ensemble member waiting in this process for the job of `cfg` (used once), or
-    None. A member of another config is never used: the job then trains alone."""
-    if not _members:
+    None. A member of another config is never used: the job then trains alone. Either way the
+    member's record in the job folder (`riemexp.runner.members`) makes way for the job's run."""
+    if not _members and not _records:
         return None
     try:
-        member = _members.pop(identity_of(cfg), None)
+        identity = identity_of(cfg)
     except Exception:  # an unreadable dataset file: the job finds out itself
         return None
+    hand_over(identity)
+    member = _members.pop(identity, None)
     return member if member is not None and member.cfg == cfg else None
 
 
@@ -104,10 +114,44 @@ def job_cost(batch: str | None) -> float | None:
     return float(depth) if isinstance(depth, int) and depth > 0 else None
 
 
-def forget(identities: Sequence[str]) -> None:
-    """Drop the members of these jobs (written, or their jobs failed before asking)."""
+def hand_over(identity: str) -> None:
+    """The job of this identity starts: its member's record (if held here) lets go of its folder."""
+    held = _records.pop(identity, None)
+    if held is not None:
+        records, position = held
+        records.hand_over(position)
+
+
+def forget(identities: Sequence[str], stopped: BaseException | None = None) -> None:
+    """Drop the members of these jobs (written, or their jobs failed before asking). `stopped`: the
+    stop signal (KeyboardInterrupt) that ended their unit; the members not yet written record it in
+    their job folders (status "interrupted", phase "trained": `riemexp.runner.members`)."""
+    groups: dict[int, MemberRecords] = {}
     for identity in identities:
         _members.pop(identity, None)
+        held = _records.pop(identity, None)
+        if held is not None:
+            groups[id(held[0])] = held[0]
+    for records in groups.values():
+        if isinstance(stopped, KeyboardInterrupt):
+            records.stopped(stopped, _orphaned_reason())
+        else:
+            records.close()
+
+
+def stop_waiting(stopped: BaseException) -> None:
+    """A stop signal ended a job of this process: every member still waiting here for its job
+    records it in its job folder now (before the process hands back to its launcher or exits)."""
+    forget(list(_records), stopped)
+
+
+def _orphaned_reason() -> str | None:
+    """The error line of a job stopped because its sweep's main process ended (as `sweep_job` adds)."""
+    from riemexp.sweep import watchdog
+
+    if watchdog.orphaned():
+        return f"the sweep's main process (pid {watchdog.main_pid()}) ended while the job ran"
+    return None
 
 
 def waiting() -> int:
@@ -124,6 +168,7 @@ class Job:
     cfg: RunConfig | None = None
     identity: str = ""
     data: Dataset | None = None
+    folder: Path | None = None  # where the job writes its run (its member's record while it trains)
 
 
 def exact_alone(cfg: RunConfig, data: Dataset) -> bool:
@@ -237,10 +282,18 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     """Train the jobs as one ensemble; its members, in the jobs' order, each kept in this process
     for its job (`member_for`) when `keep`.
 
-    A failure of the ensemble itself (memory, a bug) is logged and gives no members: the jobs
-    then train alone. KeyboardInterrupt propagates.
+    While the ensemble trains, each job with a `folder` holds its member's record there
+    (`riemexp.runner.members`: status "running", phase "training", the epochs reached), kept
+    until the job's run takes the folder (`member_for`). A stop signal (Ctrl-C, SIGTERM, SIGHUP;
+    in a worker process also the end of the sweep's main process, `riemexp.sweep.watchdog`)
+    stops the training as it stops a job: every member records "interrupted" with the signal,
+    and the KeyboardInterrupt propagates. A failure of the ensemble itself (memory, a bug) is
+    logged and gives no members: the jobs then train alone.
     """
-    from riemexp.ensemble import split_ensemble, train_ensemble
+    from riemexp import phases, signals, timing
+    from riemexp.ensemble import TrainedEnsemble, split_ensemble, train_ensemble
+    from riemexp.runner.members import MemberRecords
+    from riemexp.sweep import watchdog
     from riemexp.threads import run_threads, using_threads
 
     cfgs = [j.cfg for j in jobs]
@@ -256,16 +309,44 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
         net.width,
         net.activation.value,
     )
+    watchdog.watch()
+    watchdog.check_main_alive()  # an ensemble handed to a worker after its sweep ended never starts
+    trained = TrainedEnsemble()
+    folders = [j.folder if keep else None for j in jobs]
+    records: MemberRecords | None = None
+    # a stop signal stops the training as it stops a job (riemexp.signals; loky's workers ignore Ctrl-C)
+    watchdog.job_started()
     try:
         threads = run_threads(first, n_data=len(datasets[0].x), share=cpus)  # type: ignore[union-attr]
-        with using_threads(threads):
+        records = MemberRecords(cfgs, folders, threads, trained)  # type: ignore[arg-type]
+        with timing.recording(records.stopwatch), using_threads(threads):
+            with signals.deferred():  # a signal meanwhile stops the training once every member has a record
+                records.open()
+            phases.reached("training")
             recorders = snapshot_recorders(cfgs, datasets)  # type: ignore[arg-type]
-            trained = train_ensemble(cfgs, datasets, recorders=recorders)  # type: ignore[arg-type]
+            with timing.stage("training"):
+                train_ensemble(cfgs, datasets, records.epoch, trained, recorders=recorders)  # type: ignore[arg-type]
+            records.trained()
+            for k, job in enumerate(jobs):  # each member's record now waits for its job (member_for)
+                if keep and k in records.held:
+                    _records[job.identity] = (records, k)
+    except KeyboardInterrupt as err:  # a stop signal, or the sweep ended: each member records it
+        if records is not None:
+            records.stopped(err, _orphaned_reason())
+        if watchdog.in_worker() and not watchdog.orphaned():
+            watchdog.wait_for_main()  # the main process stops the launcher once all jobs recorded
+        raise
     except Exception as err:
+        if records is not None:
+            records.close()
         log.warning(
             "the ensemble could not be trained (%s: %s): its jobs train alone", type(err).__name__, err
         )
         return []
+    finally:
+        watchdog.job_ended()
+    if not keep:
+        records.close()
     members = split_ensemble(trained)
     if keep:
         for job, member in zip(jobs, members):
@@ -287,10 +368,12 @@ __all__ = [
     "datasets_of",
     "exact_alone",
     "forget",
+    "hand_over",
     "job_cost",
     "member_for",
     "plan_groups",
     "snapshot_recorders",
+    "stop_waiting",
     "train_group",
     "waiting",
 ]

@@ -138,6 +138,8 @@ def sweep_job(
     watchdog.job_started()
     with _job_environment():
         try:
+            # the record its ensemble member kept in the folder makes way for what the job records
+            ensemble.hand_over(os.environ.get(JOB_IDENTITY_ENV, ""))
             cfg = make_config()
             _check_planned_identity(cfg)
             run_loggers = loggers() if loggers is not None else None
@@ -166,6 +168,7 @@ def sweep_job(
             if not recorded_in(err):
                 _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
         except KeyboardInterrupt as err:  # a stop signal, or the sweep ended (run() wrote "interrupted")
+            ensemble.stop_waiting(err)  # so do the ensemble members still waiting for their jobs
             if watchdog.orphaned() and recorded_in(err) is not None:
                 reason = f"the sweep's main process (pid {watchdog.main_pid()}) ended while the job ran"
                 _add_to_record(recorded_in(err), error=reason)

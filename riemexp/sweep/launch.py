@@ -207,11 +207,12 @@ def _loky_workers_watch(spec: str) -> Iterator[None]:
             parallel.BACKENDS["loky"] = original
 
 
-def _running_jobs(sweep_dir: Path, folders: Sequence[str]) -> dict[int, Path]:
-    """{pid: folder} of the launched jobs whose metrics.json says a live process of ours runs them."""
+def _running_jobs(sweep_dir: Path, folders: Sequence[str]) -> dict[int, list[Path]]:
+    """{pid: folders} of the launched jobs whose metrics.json says a live process of ours runs them
+    (one process holds several: the members of the ensemble it trains, hydra/launcher=ensemble)."""
     from riemexp.lock import host_name, pid_alive
 
-    found: dict[int, Path] = {}
+    found: dict[int, list[Path]] = {}
     for name in folders:
         try:
             metrics = json.loads((sweep_dir / name / "metrics.json").read_text())
@@ -220,7 +221,7 @@ def _running_jobs(sweep_dir: Path, folders: Sequence[str]) -> dict[int, Path]:
         pid = metrics.get("pid") if isinstance(metrics, dict) else None
         if metrics.get("status") == "running" and metrics.get("host") == host_name() and pid_alive(pid):
             if isinstance(pid, int) and pid != os.getpid():
-                found[pid] = sweep_dir / name
+                found.setdefault(pid, []).append(sweep_dir / name)
     return found
 
 
@@ -242,15 +243,14 @@ def _jobs_stop_first(sweep_dir: Path, folders: Sequence[str]) -> Iterator[None]:
     def on_stop(signum: int, frame: Any) -> None:
         running = _running_jobs(sweep_dir, folders)
         name = signal.Signals(signum).name
-        log.warning(
-            "%s: passing it on to the %d running jobs and waiting for their records", name, len(running)
-        )
+        jobs = [path.name for paths in running.values() for path in paths]
+        log.warning("%s: passing it on to the %d running jobs and waiting for their records", name, len(jobs))
         for pid in running:
             with contextlib.suppress(OSError):
                 os.kill(pid, signum)
         deadline = time.monotonic() + watchdog.GRACE_SECONDS
         while time.monotonic() < deadline:
-            left = _running_jobs(sweep_dir, [p.name for p in running.values()])
+            left = _running_jobs(sweep_dir, jobs)
             if not left:
                 break
             time.sleep(0.05)
