@@ -293,8 +293,10 @@ ENSEMBLES = [
 @pytest.mark.parametrize(
     "sig, workers",
     [
-        (signal.SIGINT, 1),  # Ctrl-C: the terminal signals the whole foreground process group
-        (signal.SIGHUP, 2),  # a closed terminal: the same; each ensemble in a worker process of its own
+        # Ctrl-C: the terminal signals the whole foreground process group
+        pytest.param(signal.SIGINT, 1, id="ctrl-c"),
+        # a closed terminal: the same; each ensemble in a worker process of its own
+        pytest.param(signal.SIGHUP, 2, id="sighup-workers"),
     ],
 )
 def test_ctrl_c_or_a_closed_terminal_while_ensembles_train_records_them_and_the_same_command_resumes(
