@@ -27,7 +27,7 @@ import torch
 
 from riemexp.config import RefineConfig, RunConfig
 from riemexp.data.dataset import Dataset
-from riemexp.train import EpochCallback, TrainResult, train
+from riemexp.train import EpochCallback, StartCallback, TrainResult, train
 
 log = logging.getLogger("riemexp")
 
@@ -57,6 +57,11 @@ def path_depths(cfg: RunConfig) -> list[int]:
     return depths
 
 
+def total_epochs(cfg: RunConfig) -> int:
+    """The epochs of the whole training: optim.epochs, plus refine.epochs after each doubling."""
+    return cfg.optim.epochs + cfg.refine.epochs * (len(path_depths(cfg)) - 1)
+
+
 def stage_config(cfg: RunConfig, depth: int) -> RunConfig:
     """The config of the path's stage at `depth`: step T / depth with T = network.depth * step_size,
     computed as step_size * (network.depth / depth), a power of two, so that every halving is exact."""
@@ -71,12 +76,14 @@ def train_refined(
     data: Dataset,
     on_epoch: EpochCallback | None = None,
     result: TrainResult | None = None,
+    on_start: StartCallback | None = None,
 ) -> TrainResult:
     """Train cfg's refinement path (module docstring); return the last stage's network and the
-    whole history (`result`, when given, is filled in as training goes)."""
+    whole history (`result`, when given, is filled in as training goes). `on_start` sees the first
+    stage's network as initialised; `on_epoch` every epoch of every stage, numbered on."""
     result = result if result is not None else TrainResult(model=None)  # type: ignore[arg-type]
     depths = path_depths(cfg)
-    train(stage_config(cfg, depths[0]), data, on_epoch, result)
+    train(stage_config(cfg, depths[0]), data, on_epoch, result, on_start=on_start)
     for depth in depths[1:]:
         state = split_layers({k: v.detach().cpu() for k, v in result.model.state_dict().items()})
         log.info("refinement: depth %d -> %d, %d epochs", depth // 2, depth, cfg.refine.epochs)
@@ -87,4 +94,4 @@ def train_refined(
     return result
 
 
-__all__ = ["path_depths", "split_layers", "stage_config", "train_refined"]
+__all__ = ["path_depths", "split_layers", "stage_config", "total_epochs", "train_refined"]

@@ -151,14 +151,14 @@ def train(
     initialisation; `epochs`: instead of cfg.optim.epochs (0: evaluate only). A config with
     refine.from_depth set trains its refinement path (`riemexp.refine.train_refined`).
     `on_start(model)` sees the network as initialised, before any update (not counted in the
-    training seconds; not called on the refinement path).
+    training seconds; on the refinement path, the first stage's network).
     Raises DivergedError when a loss turns NaN or infinite, or when the train loss explodes
     beyond `explosion_threshold` of the first epoch's.
     """
     if cfg.refine.from_depth is not None and init is None:
         from riemexp.refine import train_refined
 
-        return train_refined(cfg, data, on_epoch, result)
+        return train_refined(cfg, data, on_epoch, result, on_start)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_network(cfg.network, data.n_classes)

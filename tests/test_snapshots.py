@@ -13,7 +13,16 @@ import pytest
 import torch
 
 from riemexp.analyses.snapshots import SEGMENT_ARRAYS, SNAPSHOT_ARRAYS, load_snapshots, snapshot_epochs
-from riemexp.config import DatasetConfig, GeometryConfig, OdeConfig, PlotConfig, load_config
+from riemexp.config import (
+    AdamConfig,
+    DatasetConfig,
+    GeometryConfig,
+    NetworkConfig,
+    OdeConfig,
+    PlotConfig,
+    RefineConfig,
+    load_config,
+)
 from riemexp.errors import ConfigError, MemoryNeedError, RunFolderError
 from riemexp.preflight import check_run
 from riemexp.runner import load_run, run
@@ -153,6 +162,39 @@ def test_sweep_summaries_group_the_boundary_numbers(tmp_path: Path):
     assert row["boundary_spearman_grid_mean"] == pytest.approx(-0.4)
     assert row["boundary_spearman_grid_std"] == pytest.approx(np.std([-0.5, -0.3], ddof=1))
     assert row["boundary_band_ratio_data_mean"] == pytest.approx(2.0)
+
+
+def test_a_refined_run_is_snapshotted_through_every_stage(tmp_path: Path):
+    """refine.from_depth: depth 2 for 6 epochs, then 4 and 8 for 3 epochs each. The snapshots span
+    the whole training from initialisation; each one is of the network at that moment (the layers
+    a shallower stage lacks are NaN); the last is the trained network; the figures say the depth."""
+    cfg = tiny_config(
+        dataset=DatasetConfig(name="circles", n_samples=160),
+        network=NetworkConfig(kind="residual", depth=8),
+        optim=AdamConfig(epochs=6),
+        refine=RefineConfig(from_depth=2, epochs=3),
+        geometry=GeometryConfig(grid_density=16, snapshot_density=16, snapshots=4),
+        plot=PlotConfig(enabled=True, glyph_density=4),
+        ode=OdeConfig(enabled=False),
+    )
+    metrics = run(cfg, tmp_path / "run", cpus=1)
+    arrays = load_snapshots(tmp_path / "run")
+    assert arrays["epoch"].tolist() == [0, 3, 6, 9, 12]  # 12 epochs in all: 6 + 3 + 3
+    depths = np.isfinite(arrays["det_negative_fraction"]).sum(axis=1).tolist()
+    assert depths == [2, 2, 2, 4, 8] and arrays["grid_layer_det"].shape == (5, 8, 256)
+    assert (
+        np.isnan(arrays["grid_layer_det"][:3, 2:]).all() and np.isfinite(arrays["grid_layer_det"][-1]).all()
+    )
+    for key in BOUNDARY_KEYS:
+        value, last = metrics[key], arrays[key][-1]
+        assert (value is None and math.isnan(last)) or last == pytest.approx(value, rel=1e-9, abs=1e-12)
+    assert arrays["test_accuracy"][-1] == pytest.approx(metrics["test_accuracy"])
+    table = read_csv(tmp_path / "run" / "tables" / "snapshots.csv")
+    assert all(0 <= float(r["det_negative_fraction_max"]) <= 1 for r in table)
+    from riemexp.plotting.snapshots import _panel_title
+
+    assert "depth 2" in _panel_title(arrays, 0) and "depth 8" in _panel_title(arrays, 4)
+    assert all((tmp_path / "run" / "plots" / f).stat().st_size for f in ("snapshots.png", "snapshots.gif"))
 
 
 @pytest.mark.parametrize(("kind", "width"), [("plain", 2), ("residual", 2), ("residual", 3), ("c2", 2)])

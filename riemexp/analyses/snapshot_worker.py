@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from riemexp.analyses.snapshots import SnapshotRecorder, snapshot_epochs
+from riemexp.analyses.snapshots import SnapshotRecorder, run_snapshot_epochs
 from riemexp.errors import RiemexpError
 from riemexp.figures import FigurePool, can_fork, forked_child
 from riemexp.timing import stage
@@ -58,7 +58,7 @@ class SnapshotWorker:
     """
 
     def __init__(self, cfg: RunConfig, data: Dataset, plots: tuple[Path, list[str]] | None) -> None:
-        self.epochs = snapshot_epochs(cfg.optim.epochs, cfg.geometry.snapshots)
+        self.epochs = run_snapshot_epochs(cfg)
         self.seconds = 0.0
         self.seconds_at: dict[int, float] = {}
         self.plots = plots

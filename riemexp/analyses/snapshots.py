@@ -61,8 +61,10 @@ SNAPSHOT_ARRAYS: dict[str, tuple[str, ...]] = {
     "grid_metric": ("S", "G", "2", "2"),  # g_0 in input units (riemexp.geometry.input_metric)
     "grid_log_volume": ("S", "G"),  # 1/2 log det of grid_metric (riemexp.geometry.input_log_volume)
     "grid_proba": ("S", "G", "C"),  # class probabilities
-    "grid_layer_det": ("S", "L", "G"),  # det J_l at the grid points' images x_l (riemexp.folds)
-    "det_negative_fraction": ("S", "L"),  # fraction of grid points with det J_l < 0
+    # det J_l at the grid points' images x_l (riemexp.folds); L the deepest network's layers: a
+    # refined run's shallower stages have NaN for the layers they lack
+    "grid_layer_det": ("S", "L", "G"),
+    "det_negative_fraction": ("S", "L"),  # fraction of grid points with det J_l < 0 (NaN: as above)
     "data_points": ("N", "2"),  # train then test, input units
     "data_labels": ("N",),
     **{name: ("S",) for name in SCORE_NAMES},
@@ -89,6 +91,14 @@ def snapshot_epochs(epochs: int, count: int) -> list[int]:
     return [0, *sorted(e for e in chosen if 1 <= e <= epochs)]
 
 
+def run_snapshot_epochs(cfg: RunConfig) -> list[int]:
+    """The snapshot epochs of the run of cfg: spread over its whole training (a refined run's every
+    stage, `riemexp.refine.total_epochs`)."""
+    from riemexp.refine import total_epochs
+
+    return snapshot_epochs(total_epochs(cfg), cfg.geometry.snapshots)
+
+
 class SnapshotRecorder:
     """Records a network's snapshots during training (module docstring).
 
@@ -99,7 +109,7 @@ class SnapshotRecorder:
     def __init__(self, cfg: RunConfig, data: Dataset) -> None:
         from riemexp.geometry import make_grid
 
-        self.epochs = snapshot_epochs(cfg.optim.epochs, cfg.geometry.snapshots)
+        self.epochs = run_snapshot_epochs(cfg)
         self.band_fraction = cfg.geometry.boundary_band
         self.data = data
         self.data_points = data.x.detach().cpu().to(torch.float64).numpy()
@@ -161,7 +171,13 @@ class SnapshotRecorder:
     def arrays(self) -> dict[str, np.ndarray]:
         """snapshots.npz's arrays (`SNAPSHOT_ARRAYS`), snapshots in epoch order."""
         rows = sorted(self.rows, key=lambda r: r["epoch"])
-        dets = np.stack([r["dets"] for r in rows])  # (S, L, G)
+        # (S, L, G) at the deepest network's L: a refined run's shallower stages lack layers (NaN)
+        depth = max((len(r["dets"]) for r in rows), default=0)
+        dets = np.full((len(rows), depth, len(self.grid)), np.nan)
+        fractions = np.full((len(rows), depth), np.nan)
+        for s, r in enumerate(rows):
+            dets[s, : len(r["dets"])] = r["dets"]
+            fractions[s, : len(r["dets"])] = negative_fraction(r["dets"])
         out: dict[str, np.ndarray] = {
             "epoch": np.array([r["epoch"] for r in rows], dtype=np.int64),
             "grid_points": self.grid,
@@ -170,7 +186,7 @@ class SnapshotRecorder:
             "grid_log_volume": np.stack([r["log_volume"] for r in rows]),
             "grid_proba": np.stack([r["proba"] for r in rows]),
             "grid_layer_det": dets,
-            "det_negative_fraction": negative_fraction(dets),
+            "det_negative_fraction": fractions,
             "data_points": self.data_points,
             "data_labels": self.data.y.detach().cpu().to(torch.int64).numpy(),
         }
@@ -375,7 +391,8 @@ def snapshot_rows(arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
             row[name] = float(arrays[f"boundary_{name}"][s])
         row["folding_layers"] = int(folding[s])
         fractions = np.asarray(arrays["det_negative_fraction"])[s]
-        row["det_negative_fraction_max"] = float(fractions.max()) if fractions.size else 0.0
+        known = fractions[np.isfinite(fractions)]  # (a refined run's shallower stage: fewer layers)
+        row["det_negative_fraction_max"] = float(known.max()) if known.size else 0.0
         rows.append(row)
     return rows
 

@@ -136,6 +136,11 @@ def _colour_label(scale: tuple[Colormap, Normalize, str], short: bool = False) -
 def _panel_title(arrays: Mapping[str, np.ndarray], s: int) -> str:
     epoch = int(arrays["epoch"][s])
     when = "initialisation" if epoch == 0 else f"epoch {epoch}"
+    # a refined run (refine.from_depth) grows during training: its snapshots' depths differ (the
+    # layers a shallower stage lacks are NaN in det_negative_fraction)
+    depths = np.isfinite(np.asarray(arrays["det_negative_fraction"])).sum(axis=1)
+    if len(set(depths.tolist())) > 1:
+        when += f" · depth {int(depths[s])}"
     rho, ratio = float(arrays["boundary_spearman_grid"][s]), float(arrays["boundary_band_ratio_grid"][s])
     numbers = f"ρ = {rho:.2f}" if np.isfinite(rho) else "no boundary"
     if np.isfinite(ratio):

@@ -347,7 +347,9 @@ def _train_and_save(
 
     # training, with a progress bar on a terminal
     _phase(record, "training")
-    with stage("training"), console.progress_bar("training", cfg.optim.epochs) as bar:
+    from riemexp.refine import total_epochs
+
+    with stage("training"), console.progress_bar("training", total_epochs(cfg)) as bar:
 
         def on_epoch(row: dict[str, float]) -> None:
             snapshot(result.model, int(row["epoch"]))
