@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +29,9 @@ from riemexp.analyses import ANALYSES, RunContext
 from riemexp.analyses.snapshot_worker import SnapshotWorker
 from riemexp.config import RunConfig, config_to_dict
 from riemexp.data.dataset import make_dataset
-from riemexp.data.registry import fingerprint
 from riemexp.errors import OutputError
 from riemexp.figures import MAX_WORKERS, FigurePool
-from riemexp.identity import IDENTITY_KEY, run_identity
+from riemexp.identity import IDENTITY_KEY
 from riemexp.io import atomic_write_text
 from riemexp.layout import CONFIG_FILE, METRICS_FILE, PLOTS_DIR, SNAPSHOTS_FILE, UNFINISHED_RERUN_DIR
 from riemexp.lock import Heartbeat
@@ -43,10 +41,10 @@ from riemexp.runner import folder
 from riemexp.runner.load import save_model
 from riemexp.runner.record import (
     final_scores,
+    first_record,
     record_stop,
     report_stopped,
     show_summary,
-    versions,
     write_history,
 )
 from riemexp.threads import run_cpus, run_threads, using_threads
@@ -105,42 +103,6 @@ def run(
                 raise OutputError.from_os_error(err) from None
         with lock.hold(out_dir), using_threads(threads):
             return _run_locked(cfg, out_dir, threads, stopwatch, loggers or RunLoggers([]), cpus, trained)
-
-
-def _make_way(out_dir: Path) -> bool:
-    """Clear out_dir for a new run; True when a completed earlier run stays until this one completes.
-
-    An earlier run that did not complete (failed, diverged, interrupted, killed) has no results
-    to keep and makes way now.
-    """
-    with timing.stage("writing"):
-        earlier = folder.earlier_status(out_dir, folder.remove_leftovers(out_dir))
-    staged = earlier == "completed"
-    if earlier is not None and not staged:
-        try:
-            with signals.deferred(), timing.stage("writing"):
-                folder.replace(out_dir, None)
-        except OSError as err:
-            raise OutputError.from_os_error(err) from None
-    return staged
-
-
-def _first_record(cfg: RunConfig, threads: int) -> dict[str, Any]:
-    """metrics.json as it stands when the run starts: status "running" and who runs it."""
-    started = lock.now_iso()
-    return {
-        "status": "running",
-        "dataset": cfg.dataset.name,
-        "network": cfg.network.kind,
-        "seed": cfg.seed,
-        IDENTITY_KEY: run_identity(cfg, fingerprint(cfg.dataset)),
-        **versions(),
-        "pid": os.getpid(),
-        "host": lock.host_name(),
-        "started": started,
-        "heartbeat": started,
-        "threads": threads,
-    }
 
 
 class _Attempt:
@@ -224,8 +186,8 @@ def _run_locked(
     cpus: int | None = None,
     trained: MemberResult | None = None,
 ) -> dict[str, Any]:
-    staged = _make_way(out_dir)
-    attempt = _Attempt(out_dir, staged, _first_record(cfg, threads), loggers)
+    staged = folder.make_way(out_dir)
+    attempt = _Attempt(out_dir, staged, first_record(cfg, threads), loggers)
     metrics = attempt.metrics
     try:
         attempt.begin(cfg)

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from riemexp import signals, timing
 from riemexp.errors import OutputError, RunFolderError
 from riemexp.layout import (
     CONFIG_FILE,
@@ -165,10 +166,29 @@ def release(reserved: Path | None) -> None:
             reserved.unlink()
 
 
+def make_way(out_dir: Path) -> bool:
+    """Clear out_dir for a new run; True when a completed earlier run stays until this one completes.
+
+    An earlier run that did not complete (failed, diverged, interrupted, killed) has no results
+    to keep and makes way now.
+    """
+    with timing.stage("writing"):
+        earlier = earlier_status(out_dir, remove_leftovers(out_dir))
+    staged = earlier == "completed"
+    if earlier is not None and not staged:
+        try:
+            with signals.deferred(), timing.stage("writing"):
+                replace(out_dir, None)
+        except OSError as err:
+            raise OutputError.from_os_error(err) from None
+    return staged
+
+
 __all__ = [
     "RESERVE_BYTES",
     "earlier_status",
     "keep_attempt",
+    "make_way",
     "release",
     "remove_leftovers",
     "replace",

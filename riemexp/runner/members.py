@@ -39,8 +39,8 @@ from riemexp.io import atomic_write_text
 from riemexp.layout import CONFIG_FILE, METRICS_FILE
 from riemexp.lock import Heartbeat
 from riemexp.loggers import RunLoggers
-from riemexp.runner.execute import _first_record, _make_way
-from riemexp.runner.record import record_stop, report_stopped
+from riemexp.runner.folder import make_way
+from riemexp.runner.record import first_record, record_stop, report_stopped
 from riemexp.train import TrainResult
 
 if TYPE_CHECKING:
@@ -92,10 +92,10 @@ class MemberRecords:
         release = contextlib.ExitStack()
         try:
             release.enter_context(lock.hold(folder))
-            if _make_way(folder):  # a completed run stays until the member's own run has completed
+            if make_way(folder):  # a completed run stays until the member's own run has completed
                 release.close()
                 return
-            first = _first_record(cfg, self.threads)
+            first = first_record(cfg, self.threads)
             first.update(phase="training", epochs=0, ensemble_members=len(self.cfgs))
             record = Heartbeat(folder / METRICS_FILE, first)
             record.write()  # first: the folder says "running" before anything else

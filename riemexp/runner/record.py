@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 from pathlib import Path
 from typing import Any
 
 import riemexp
 from riemexp import console, lock, signals, timing, verdict
+from riemexp.config import RunConfig
+from riemexp.data.registry import fingerprint
 from riemexp.errors import DivergedError, OutputError, RiemexpError
+from riemexp.identity import IDENTITY_KEY, run_identity
 from riemexp.io import atomic_write_csv
 from riemexp.layout import HISTORY_FILE, METRICS_FILE
 from riemexp.lock import Heartbeat
@@ -143,9 +147,28 @@ def show_summary(metrics: dict[str, Any], title: str, out_dir: Path) -> None:
         log.warning("%s", metrics["warning"])
 
 
+def first_record(cfg: RunConfig, threads: int) -> dict[str, Any]:
+    """metrics.json as it stands when the run starts: status "running" and who runs it."""
+    started = lock.now_iso()
+    return {
+        "status": "running",
+        "dataset": cfg.dataset.name,
+        "network": cfg.network.kind,
+        "seed": cfg.seed,
+        IDENTITY_KEY: run_identity(cfg, fingerprint(cfg.dataset)),
+        **versions(),
+        "pid": os.getpid(),
+        "host": lock.host_name(),
+        "started": started,
+        "heartbeat": started,
+        "threads": threads,
+    }
+
+
 __all__ = [
     "SUMMARY_ROWS",
     "final_scores",
+    "first_record",
     "record_stop",
     "recorded_in",
     "report_stopped",
