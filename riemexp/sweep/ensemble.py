@@ -126,6 +126,8 @@ def forget(identities: Sequence[str], stopped: BaseException | None = None) -> N
     """Drop the members of these jobs (written, or their jobs failed before asking). `stopped`: the
     stop signal (KeyboardInterrupt) that ended their unit; the members not yet written record it in
     their job folders (status "interrupted", phase "trained": `riemexp.runner.members`)."""
+    from riemexp.sweep import watchdog
+
     groups: dict[int, MemberRecords] = {}
     for identity in identities:
         _members.pop(identity, None)
@@ -134,7 +136,7 @@ def forget(identities: Sequence[str], stopped: BaseException | None = None) -> N
             groups[id(held[0])] = held[0]
     for records in groups.values():
         if isinstance(stopped, KeyboardInterrupt):
-            records.stopped(stopped, _orphaned_reason())
+            records.stopped(stopped, watchdog.orphan_reason())
         else:
             records.close()
 
@@ -143,15 +145,6 @@ def stop_waiting(stopped: BaseException) -> None:
     """A stop signal ended a job of this process: every member still waiting here for its job
     records it in its job folder now (before the process hands back to its launcher or exits)."""
     forget(list(_records), stopped)
-
-
-def _orphaned_reason() -> str | None:
-    """The error line of a job stopped because its sweep's main process ended (as `sweep_job` adds)."""
-    from riemexp.sweep import watchdog
-
-    if watchdog.orphaned():
-        return f"the sweep's main process (pid {watchdog.main_pid()}) ended while the job ran"
-    return None
 
 
 def waiting() -> int:
@@ -332,7 +325,7 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
                     _records[job.identity] = (records, k)
     except KeyboardInterrupt as err:  # a stop signal, or the sweep ended: each member records it
         if records is not None:
-            records.stopped(err, _orphaned_reason())
+            records.stopped(err, watchdog.orphan_reason())
         if watchdog.in_worker() and not watchdog.orphaned():
             watchdog.wait_for_main()  # the main process stops the launcher once all jobs recorded
         raise

@@ -169,8 +169,8 @@ def sweep_job(
                 _merge_metrics(out_dir, status=status, error=f"{type(err).__name__}: {err}")
         except KeyboardInterrupt as err:  # a stop signal, or the sweep ended (run() wrote "interrupted")
             ensemble.stop_waiting(err)  # so do the ensemble members still waiting for their jobs
-            if watchdog.orphaned() and recorded_in(err) is not None:
-                reason = f"the sweep's main process (pid {watchdog.main_pid()}) ended while the job ran"
+            reason = watchdog.orphan_reason()
+            if reason is not None and recorded_in(err) is not None:
                 _add_to_record(recorded_in(err), error=reason)
             elif watchdog.in_worker():  # the main process stops the launcher once all jobs recorded
                 watchdog.wait_for_main()

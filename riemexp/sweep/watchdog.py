@@ -206,6 +206,14 @@ def main_pid() -> int | None:
     return None if parsed is None else parsed[0]
 
 
+def orphan_reason() -> str | None:
+    """The error line a job (or an ensemble's member) stopped by the end of its sweep's main process
+    records; None while that process lives."""
+    if not orphaned():
+        return None
+    return f"the sweep's main process (pid {main_pid()}) ended while the job ran"
+
+
 def worker_initializer(spec: str) -> None:
     """A loky worker's initializer: watch from the worker's first moment, before any job."""
     os.environ[MAIN_ENV] = spec
