@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from riemexp.runner import run
 from riemexp.threads import available_cpus
 from tests.conftest import tiny_config, wait_for_phase
 from tests.test_faults import LONG, SMALL, finish, leftovers, metrics, start
+from tests.test_sweep_faults import alive, descendants, wait_until
 
 pytestmark = pytest.mark.skipif(
     not can_fork() or available_cpus() < 2, reason="the worker needs fork and two CPUs"
@@ -127,29 +127,6 @@ def test_a_worker_that_dies_or_fails_fails_the_run(
     assert len(workers) == 1 and not workers[0].process.is_alive()
 
 
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
-
-
-def _gone(pid: int) -> bool:
-    """True when process pid has ended (no longer in /proc, or a zombie left for its new parent)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
-def wait_until_gone(pid: int, timeout: float = 120) -> None:
-    """Wait for process pid to end (an event: polled, as tests.conftest.wait_for_phase does); fail
-    after `timeout` seconds, on a machine so busy that nothing happens, or if it never ends."""
-    deadline = time.monotonic() + timeout
-    while not _gone(pid):
-        assert time.monotonic() < deadline, f"process {pid} is still there after {timeout} s"
-        time.sleep(0.01)
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker in Linux's /proc")
 @pytest.mark.parametrize(
     "phase, signum", [("epoch", signal.SIGKILL), ("epoch", signal.SIGTERM), ("geometry", signal.SIGTERM)]
@@ -170,13 +147,12 @@ def test_a_run_killed_leaves_no_worker(tmp_path: Path, phase: str, signum: int) 
         hold=None if training else phase,
     )
     wait_for_phase(proc, log, phase)
-    children = _children(proc.pid)
-    assert len(children) == 1, children  # the snapshot worker (the run's other figures come later)
+    (worker,) = descendants(proc.pid)  # the snapshot worker (the run's other figures come later)
     proc.send_signal(signum)
     finish(proc)
     if signum == signal.SIGKILL:  # the worker, alive a moment longer, does not hold the folder
         assert lock.run_state(run_dir) == "dead"
-    wait_until_gone(children[0])
+    wait_until(lambda: not alive(worker), "the snapshot worker to end")
     saved = metrics(run_dir)
     assert saved["status"] == ("running" if signum == signal.SIGKILL else "interrupted")
     if signum == signal.SIGTERM:

@@ -104,6 +104,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def stop_sweep(main: subprocess.Popen[str], sig: int, group: bool = False) -> None:
+    """Send `sig` to the sweep (to its whole process group when `group`), then wait for it and for
+    every process it had started to end."""
+    workers = descendants(main.pid)
+    if group:
+        os.killpg(main.pid, sig)
+    else:
+        main.send_signal(sig)
+    main.wait(timeout=60)
+    wait_until(lambda: not any(alive(p) for p in workers), "every worker of the sweep to end", timeout=90)
+
+
 def metrics_of(sweep: Path) -> dict[str, dict]:
     out = {}
     for path in sweep.glob("*/metrics.json"):
@@ -160,14 +172,8 @@ def test_killed_sweep_leaves_no_worker_behind(
             lambda: sum(m.get("status") == "running" for m in metrics_of(sweep).values()) >= running,
             f"{running} jobs running",
         )
-        workers = descendants(main.pid)
         before = set(job_folders(sweep))
-        if group:
-            os.killpg(main.pid, sig)
-        else:
-            main.send_signal(sig)
-        main.wait(timeout=60)
-        wait_until(lambda: not any(alive(p) for p in workers), "every worker of the sweep to end", timeout=90)
+        stop_sweep(main, sig, group)
     finally:
         if main.poll() is None:
             main.kill()
@@ -252,10 +258,7 @@ def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_
         wait_until(
             lambda: [m.get("phase") for m in metrics_of(sweep).values()] == ["training"] * 2, "the ensemble"
         )
-        workers = descendants(main.pid)
-        main.send_signal(sig)
-        main.wait(timeout=60)
-        wait_until(lambda: not any(alive(p) for p in workers), "every worker of the sweep to end", timeout=90)
+        stop_sweep(main, sig)
     finally:
         if main.poll() is None:
             main.kill()
@@ -319,12 +322,7 @@ def test_ctrl_c_or_a_closed_terminal_while_ensembles_train_records_them_and_the_
             lambda: phase_log.is_file() and phase_log.read_text().split().count("epoch") == workers,
             f"{workers} ensembles past their first epoch",
         )
-        processes = descendants(main.pid)
-        os.killpg(main.pid, sig)
-        main.wait(timeout=60)
-        wait_until(
-            lambda: not any(alive(p) for p in processes), "every worker of the sweep to end", timeout=90
-        )
+        stop_sweep(main, sig, group=True)
     finally:
         if main.poll() is None:
             os.killpg(main.pid, signal.SIGKILL)
