@@ -110,6 +110,11 @@ def test_ensemble_benchmark_prints_both_sides_ratios_and_differences(
         assert out.count("exact: largest member-vs-single difference: weights 0, losses 0, accuracies 0") == 2
         assert "(final 0); bit-identical: yes" in out
     assert "K = 3    peak resident" in out
+    # snapshots: the members measured together, as each alone (3 snapshots per job at 2 epochs)
+    assert "snapshots: 8 jobs of grid preset" in out and "24 snapshots recorded" in out
+    assert re.search(r"ratio batched / member by member: recording [0-9.]+, wall [0-9.]+", out)
+    if EXACT_PLATFORM:
+        assert "snapshots.npz arrays identical: yes" in out
 
 
 @pytest.mark.slow

@@ -124,14 +124,14 @@ class SnapshotRecorder:
     def enabled(self) -> bool:
         return bool(self.epochs)
 
-    @torch.no_grad()
-    def record(self, model: LayeredNetwork, epoch: int) -> None:
-        """Record the snapshot of `epoch` (0: initialisation) if it is one of the chosen epochs."""
-        if epoch not in self.epochs or any(r["epoch"] == epoch for r in self.rows):
-            return
+    def wants(self, epoch: int) -> bool:
+        """True when `epoch` is one of the chosen epochs and not yet recorded."""
+        return epoch in self.epochs and not any(r["epoch"] == epoch for r in self.rows)
+
+    def scores(self, model: LayeredNetwork) -> dict[str, float]:
+        """Loss and accuracy on the train and test sets now (eval mode; `riemexp.train.evaluate`)."""
         from riemexp.train import evaluate
 
-        start = time.perf_counter()
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -141,6 +141,15 @@ class SnapshotRecorder:
             y = getattr(self.data, f"y_{split}").to(device)
             scores[f"{split}_loss"], scores[f"{split}_accuracy"] = evaluate(model, x, y)
         model.train(was_training)
+        return scores
+
+    @torch.no_grad()
+    def record(self, model: LayeredNetwork, epoch: int) -> None:
+        """Record the snapshot of `epoch` (0: initialisation) if it is one of the chosen epochs."""
+        if not self.wants(epoch):
+            return
+        start = time.perf_counter()
+        scores = self.scores(model)
         metric, log_volume, proba, dets, classes = grid_state(model, self.grid)
         numbers, segments = network_boundary_numbers(
             model,
@@ -152,6 +161,22 @@ class SnapshotRecorder:
             classes,
             data_log_volume(model, self.data_points),
         )
+        self.keep(epoch, scores, metric, log_volume, proba, dets, numbers, segments)
+        self.spent(epoch, time.perf_counter() - start)
+
+    def keep(
+        self,
+        epoch: int,
+        scores: Mapping[str, float],
+        metric: np.ndarray,
+        log_volume: np.ndarray,
+        proba: np.ndarray,
+        dets: np.ndarray,
+        numbers: BoundaryNumbers,
+        segments: np.ndarray,
+    ) -> None:
+        """Keep the snapshot of `epoch`: the arrays of `grid_state` (without the classes), the
+        boundary numbers and segments of `network_boundary_numbers`, the scores of `scores`."""
         self.rows.append(
             {
                 "epoch": epoch,
@@ -164,9 +189,11 @@ class SnapshotRecorder:
                 **scores,
             }
         )
-        seconds = time.perf_counter() - start
+
+    def spent(self, epoch: int, seconds: float) -> None:
+        """Count `seconds` of recording against the snapshot of `epoch`."""
         self.seconds += seconds
-        self.seconds_at[epoch] = seconds
+        self.seconds_at[epoch] = self.seconds_at.get(epoch, 0.0) + seconds
 
     def arrays(self) -> dict[str, np.ndarray]:
         """snapshots.npz's arrays (`SNAPSHOT_ARRAYS`), snapshots in epoch order."""

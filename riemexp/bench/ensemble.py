@@ -14,6 +14,11 @@ Three parts, each printing both sides and the ratio:
              results are compared too: the largest member-vs-single difference is printed.
     memory   peak resident memory of a fresh process training K = 100 members at depth 50,
              against the same process training one member; and the tape the backward pass keeps
+    snapshots  the grid's ensembles (exact mode) with every job's geometry snapshots (its config's:
+             20 on a 40 x 40 grid by default), the members measured together in one batched pass
+             (`riemexp.ensemble.snapshots`) against member by member: the seconds spent recording,
+             summed over the jobs, each side's whole training wall, and whether both sides'
+             snapshots.npz arrays are identical
 
 Modes (`train_ensemble(exact=...)`, docs/ensembles.md): exact (members bit-identical to their
 single runs; the default of train_ensemble and of the ensemble launcher) and fast (exact=False:
@@ -24,7 +29,7 @@ thread for the default run), the ensembles with --threads.
 Times are the fastest of --repeat rounds, the sides alternating so that other work on a
 shared machine slows both alike. The thread counts and the load average are printed.
 
-    riemexp bench ensemble [--quick] [--parts seeds,grid,memory] [--seeds 100] [--epochs N]
+    riemexp bench ensemble [--quick] [--parts seeds,grid,memory,snapshots] [--seeds 100] [--epochs N]
                            [--grid default] [--repeat 2] [--threads auto] [--mode both]
                            [--compare] [--memory-members 100] [--memory-depth 50]
 
@@ -52,7 +57,7 @@ from riemexp.config import RunConfig
 from riemexp.errors import ConfigError, DivergedError
 from riemexp.train import TrainResult, train
 
-PARTS = ("seeds", "grid", "memory")
+PARTS = ("seeds", "grid", "memory", "snapshots")
 #: --mode: the modes each lists, as train_ensemble's `exact` argument
 MODES: dict[str, tuple[tuple[str, bool | None], ...]] = {
     "exact": (("exact", None),),
@@ -225,6 +230,67 @@ def _grid(opts, epochs: int | None) -> None:
         _differences(best["one after another"][1], best[name][1], f"{name}: ")
 
 
+class _MemberByMember:
+    """A snapshot hook that is not a SnapshotRecorder: the trainer then has each member record alone."""
+
+    def __init__(self, recorder) -> None:
+        self.recorder, self.epochs = recorder, recorder.epochs
+
+    def record(self, model, epoch: int) -> None:
+        self.recorder.record(model, epoch)
+
+
+def _snapshots(opts, epochs: int | None) -> None:
+    from riemexp.ensemble import group_members, member_datasets, train_ensemble
+    from riemexp.sweep.ensemble import snapshot_recorders
+
+    overrides = [f"optim.epochs={epochs}"] if epochs is not None else []
+    cfgs = grid_configs(opts.grid, overrides)
+    datasets = member_datasets(cfgs)
+    groups = group_members(cfgs, datasets)
+    _warm_up([cfgs[i] for i in groups[0]], [datasets[i] for i in groups[0]], MODES["exact"])
+
+    def side(batched: bool):
+        recorders: list = [None] * len(cfgs)
+        for group in groups:
+            mine = snapshot_recorders([cfgs[i] for i in group], [datasets[i] for i in group])
+            hooks = mine if batched else [r if r is None else _MemberByMember(r) for r in mine]
+            train_ensemble([cfgs[i] for i in group], [datasets[i] for i in group], recorders=hooks)
+            for i, recorder in zip(group, mine):
+                recorders[i] = recorder
+        return recorders
+
+    best = _rounds({"member by member": lambda: side(False), "batched": lambda: side(True)}, opts.repeat)
+    kept: dict[str, list] = {name: out for name, (_, out) in best.items()}  # type: ignore[misc]
+    recorded = {name: sum(r.seconds for r in out if r is not None) for name, out in kept.items()}
+    counts = sum(len(r.rows) for r in kept["batched"] if r is not None)
+    identical = all(
+        (a is None) == (b is None) and (a is None or _same_arrays(a.arrays(), b.arrays()))
+        for a, b in zip(kept["batched"], kept["member by member"])
+    )
+    print(
+        f"snapshots: {len(cfgs)} jobs of grid preset '{opts.grid}' in {len(groups)} ensembles (exact), "
+        f"{counts} snapshots recorded; seconds recording (summed over the jobs) / whole training wall"
+    )
+    for name in ("member by member", "batched"):
+        print(f"  {name:<18} {recorded[name]:9.3f} s / {best[name][0]:9.3f} s")
+    ratio = recorded["batched"] / recorded["member by member"]
+    print(
+        f"  ratio batched / member by member: recording {ratio:.3f}, "
+        f"wall {best['batched'][0] / best['member by member'][0]:.3f}; "
+        f"snapshots.npz arrays identical: {'yes' if identical else 'no'}"
+    )
+
+
+def _same_arrays(a: dict, b: dict) -> bool:
+    """Whether two sets of named arrays are equal, NaN where NaN."""
+    import numpy as np
+
+    return sorted(a) == sorted(b) and all(
+        np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a
+    )
+
+
 def _differences(singles, members, label: str = "") -> None:
     """The largest member-vs-single differences over all jobs, and whether all are bit-identical."""
     worst = {"weights": 0.0, "loss": 0.0, "accuracy": 0.0, "final_accuracy": 0.0}
@@ -319,7 +385,7 @@ def _memory(opts, epochs: int) -> None:
 def main(args: list[str]) -> int:
     parser = option_parser("riemexp bench ensemble", __doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, one round")
-    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: seeds, grid, memory")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: " + ", ".join(PARTS))
     parser.add_argument("--seeds", type=int, default=100, help="members of the seeds ensemble")
     parser.add_argument(
         "--epochs", type=int, default=None, help="epochs of every run (default: the config's)"
@@ -350,7 +416,7 @@ def main(args: list[str]) -> int:
         raise ConfigError(
             f"riemexp bench ensemble: --parts must list some of {', '.join(PARTS)}, got '{opts.parts}'"
         )
-    if "grid" in parts:
+    if "grid" in parts or "snapshots" in parts:
         from riemexp.sweep.grid import load_grid
 
         load_grid(
@@ -368,4 +434,6 @@ def main(args: list[str]) -> int:
         _grid(opts, epochs)
     if "memory" in parts:
         _memory(opts, 2 if opts.quick else (epochs or 5))
+    if "snapshots" in parts:
+        _snapshots(opts, epochs)
     return 0

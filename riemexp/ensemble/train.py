@@ -17,8 +17,9 @@ Geometry snapshots (`recorders`): each member may have a recorder of snapshots (
 `riemexp.sweep.ensemble.snapshot_recorders`), which is handed the member's network
 (`StackedNetwork.network`, the member's weights as an ordinary LayeredNetwork) at
 initialisation and after each of its `epochs`, as its single run's recorder is after that
-epoch: the same weights, hence the same snapshots.npz. The time spent recording is not counted
-in the members' training seconds.
+epoch: the same weights, hence the same snapshots.npz. Recorders of one shape measure their
+members together, in one batched pass to the same bits (`riemexp.ensemble.snapshots`). The time
+spent recording is not counted in the members' training seconds.
 """
 
 from __future__ import annotations
@@ -245,10 +246,17 @@ def _snapshot(
     wanted: Sequence[set[int]],
     skip: Collection[int] = (),
 ) -> None:
-    """Hand each active member that records this epoch its network (row i of `net` is member active[i])."""
-    for i, m in enumerate(active.tolist()):
-        if epoch in wanted[m] and m not in skip:
-            recorders[m].record(net.network(i), epoch)  # type: ignore[union-attr]
+    """Hand each active member that records this epoch its network (row i of `net` is member active[i]);
+    the members' recorders measure together where they can (`riemexp.ensemble.snapshots`)."""
+    from riemexp.ensemble.snapshots import record_members
+
+    pairs = [
+        (recorders[m], net.network(i))
+        for i, m in enumerate(active.tolist())
+        if epoch in wanted[m] and m not in skip
+    ]
+    if pairs:
+        record_members(pairs, epoch)
 
 
 def train_ensemble(
