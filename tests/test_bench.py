@@ -20,6 +20,7 @@ from tests.test_ensemble import EXACT_PLATFORM
         (["train", "--quick", "--depth", "2", "--points", "40"], "ratio"),
         (["run", "--quick", "--parts", "command", *TINY_OVERRIDES, "plot.enabled=false"], "/ floor"),
         (["threads", "--quick", "--blocks", "1"], "speed-up"),
+        (["ode", "--depths", "2", "--epochs", "2"], "identical"),
         (
             ["snapshots", "--quick", *TINY_OVERRIDES[:-1], "geometry.snapshots=2", "plot.enabled=false"],
             "with / without",

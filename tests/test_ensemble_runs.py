@@ -67,6 +67,11 @@ def assert_same_run_folder(mine: Path, theirs: Path) -> None:
     for name in files_of(mine):
         if name.startswith("tables/"):
             assert (mine / name).read_bytes() == (theirs / name).read_bytes(), name
+    if (mine / "ode.npz").is_file():
+        ode_a, ode_b = read_npz(mine / "ode.npz"), read_npz(theirs / "ode.npz")
+        assert sorted(ode_a) == sorted(ode_b)
+        for key, value in ode_a.items():
+            np.testing.assert_array_equal(value, ode_b[key], err_msg=f"ode.npz {key}")
     a, b = load_run(mine), load_run(theirs)
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key
@@ -78,18 +83,29 @@ def assert_same_run_folder(mine: Path, theirs: Path) -> None:
 
 
 @needs_exact
-def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path) -> None:
+def test_a_member_writes_the_run_folder_of_the_run_trained_alone(tmp_path: Path, monkeypatch) -> None:
     """Member 0 records geometry snapshots during the ensemble's training (its snapshots.npz must be
-    the single run's, bit for bit); member 1 records none."""
+    the single run's, bit for bit); member 1 records none. Both members' ODE is measured together
+    (as a sweep's ensemble measures it) and written by their runs: tables/ode.csv, ode.npz and the
+    ode_* metrics as the runs trained alone write them."""
     cfgs = [small(seed=s, network=NetworkConfig(depth=3, step_size=h)) for s, h in ((0, 0.5), (1, 0.2))]
     cfgs[0] = replace(cfgs[0], geometry=replace(cfgs[0].geometry, snapshots=3))
     datasets = member_datasets(cfgs)
     recorders = sweep_ensemble.snapshot_recorders(cfgs, datasets)
     members = split_ensemble(train_ensemble(cfgs, datasets, recorders=recorders))
     assert members[0].snapshots is not None and members[1].snapshots is None
+    sweep_ensemble.measure_odes(members, datasets, torch.get_num_threads())
+    assert all(m.analyses["ode"].converged for m in members)
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("a member's run measured its ODE again")
+
     for k, (cfg, member) in enumerate(zip(cfgs, members)):
-        metrics = run(cfg, tmp_path / f"member{k}", trained=member)
+        with monkeypatch.context() as patched:
+            patched.setattr("riemexp.analyses.ode.measure", measured_again)
+            metrics = run(cfg, tmp_path / f"member{k}", trained=member)
         run(cfg, tmp_path / f"alone{k}")
+        assert (tmp_path / f"member{k}" / "ode.npz").is_file() and metrics["ode_order"] is not None
         assert metrics["status"] == "completed" and metrics["ensemble_members"] == 2
         assert "ensemble_members" not in json.loads((tmp_path / f"alone{k}" / "metrics.json").read_text())
         assert_same_run_folder(tmp_path / f"member{k}", tmp_path / f"alone{k}")

@@ -49,6 +49,9 @@ class RunContext:
     #: draws the run's figures, in parallel when the run may use several CPUs (riemexp.figures);
     #: steps submit each figure once its arrays are made, and the run waits for them at the end
     figures: FigurePool = field(default_factory=FigurePool)
+    #: results computed before the run, by analysis name (an ensemble's member: `MemberResult.analyses`),
+    #: which that analysis's step writes instead of computing them again
+    precomputed: dict[str, Any] = field(default_factory=dict)
 
 
 #: Analysis steps run after training, in order: (name, "module:function", enabled(cfg)).

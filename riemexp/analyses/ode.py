@@ -11,6 +11,11 @@ on all data points (train then test) and writes
 and adds ode_applicable, ode_converged, ode_gap, ode_order, ode_spread, ode_error_k1,
 ode_reference_evaluations, ode_reference_seconds and ode_seconds to the metrics. A kind without an
 ODE (plain) gets ode_applicable: false and a note, and no files.
+
+A member of an ensemble (riemexp.sweep.ensemble) comes with its report measured together with the
+other members' (`riemexp.ode_batch.measure_members`, the same numbers bit for bit): the step writes
+it (`RunContext.precomputed["ode"]`); its ode_seconds and ode_reference_seconds are then the batched
+measurement's times divided by the members measured together.
 """
 
 from __future__ import annotations
@@ -107,14 +112,16 @@ def ode_step(ctx: RunContext) -> None:
     if model.kind.ode_order is None:
         ctx.metrics.update(ode_applicable=False, ode_gap=None, ode_order=None, ode_note=no_ode_note(model))
         return
-    report = measure(
-        model,
-        ctx.data.x,
-        cfg.ode.max_refinement,
-        cfg.ode.rtol,
-        cfg.ode.atol,
-        max_steps_per_layer=cfg.ode.max_steps_per_layer,
-    )
+    report = ctx.precomputed.get("ode")  # an ensemble's member: measured with the others (riemexp.ode_batch)
+    if report is None:
+        report = measure(
+            model,
+            ctx.data.x,
+            cfg.ode.max_refinement,
+            cfg.ode.rtol,
+            cfg.ode.atol,
+            max_steps_per_layer=cfg.ode.max_steps_per_layer,
+        )
     ctx.metrics.update(
         ode_applicable=True,
         ode_converged=report.converged,

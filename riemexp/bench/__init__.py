@@ -124,6 +124,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "riemexp.bench.ensemble",
         "runs trained as batched ensembles against the same runs trained one after another",
     ),
+    "ode": (
+        "riemexp.bench.ode",
+        "an ensemble's members' ODE measurement batched against member by member (bit for bit the same)",
+    ),
     "snapshots": (
         "riemexp.bench.snapshots",
         "a default run with training snapshots against the same run without (target <= 1.10x)",

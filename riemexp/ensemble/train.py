@@ -94,6 +94,8 @@ class MemberResult(TrainResult):
     members: the size of the ensemble it was trained in; device: where that ensemble trained;
     snapshots: its geometry snapshots recorded during the ensemble's training (a SnapshotRecorder of
     riemexp.analyses.snapshots), None when none were recorded.
+    analyses: its analysis results computed with the other members', by analysis name (the run's
+    step uses them instead of computing its own: `RunContext.precomputed`), e.g. "ode": its OdeReport.
     """
 
     cfg: RunConfig | None = None
@@ -101,6 +103,7 @@ class MemberResult(TrainResult):
     members: int = 1
     device: str = "cpu"
     snapshots: Any = None
+    analyses: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

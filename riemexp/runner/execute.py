@@ -241,6 +241,8 @@ def _train_and_analyse(
             recorder.hand_figures_to(figures)  # it draws the snapshot figures now, beside the analyses
         # analyses: geometry, ODE, Lie table, figures; each a stage (which may hold stages of its own)
         ctx = RunContext(cfg, work, model, data, metrics, figures)
+        if trained is not None and recorder is replayed:  # the member replayed: its precomputed analyses
+            ctx.precomputed.update(trained.analyses)
         for name, target, enabled in ANALYSES:
             if enabled(cfg):
                 module, function = target.split(":")

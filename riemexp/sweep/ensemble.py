@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,6 +342,7 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     if not keep:
         records.close()
     members = split_ensemble(trained)
+    measure_odes(members, datasets, threads)  # type: ignore[arg-type]
     if keep:
         for job, member in zip(jobs, members):
             _members[job.identity] = member
@@ -356,6 +358,50 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
     return members
 
 
+def measure_odes(members: Sequence[MemberResult], datasets: Sequence[Dataset], threads: int) -> None:
+    """The ODE step's measurement (riemexp.analyses.ode) of the completed members whose config asks
+    for it and whose kind has an ODE, in one batched call per ODE settings (`riemexp.ode_batch`,
+    each member's report bit for bit its own `riemexp.ode.measure`), with the threads the jobs run
+    with: each report goes into its member's `analyses["ode"]`, which its job's ODE step writes. A
+    failure is logged, and the jobs then measure their own."""
+    from riemexp.ode_batch import measure_members
+    from riemexp.threads import using_threads
+
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for k, (member, data) in enumerate(zip(members, datasets, strict=True)):
+        cfg = member.cfg
+        if member.error is not None or cfg is None or not cfg.ode.enabled:
+            continue
+        if member.model.kind.ode_order is None:  # no ODE: the step says so, without measuring
+            continue
+        ode = cfg.ode
+        key = (ode.max_refinement, ode.rtol, ode.atol, ode.max_steps_per_layer, tuple(data.x.shape))
+        groups.setdefault(key, []).append(k)
+    for (max_refinement, rtol, atol, max_steps, _), ks in groups.items():
+        start = time.perf_counter()
+        try:
+            with using_threads(threads):
+                reports = measure_members(
+                    [members[k].model for k in ks],
+                    [datasets[k].x for k in ks],
+                    max_refinement,
+                    rtol,
+                    atol,
+                    max_steps_per_layer=max_steps,
+                )
+        except Exception as err:
+            log.warning(
+                "the ODE measurement of %d members failed (%s: %s): each job measures its own",
+                len(ks),
+                type(err).__name__,
+                err,
+            )
+            continue
+        for k, report in zip(ks, reports, strict=True):
+            members[k].analyses["ode"] = report
+        log.info("ODE of %d members measured together in %.2f s", len(ks), time.perf_counter() - start)
+
+
 __all__ = [
     "Job",
     "datasets_of",
@@ -363,6 +409,7 @@ __all__ = [
     "forget",
     "hand_over",
     "job_cost",
+    "measure_odes",
     "member_for",
     "plan_groups",
     "snapshot_recorders",
