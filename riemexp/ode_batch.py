@@ -10,24 +10,28 @@ has its own weights, step size h_k and input points x_k (N points each). `measur
   as the numbers do (elementwise IEEE products);
 - the reference solve (`solve_members`): torchdiffeq's dopri5 with its controller run per member:
   step size, error ratio (the max-norm over that member's N points and coordinates), accept or
-  reject, next step, evaluation budget and dense output are each member's own; the stages and the
-  interpolant are evaluated for all members in one tensor expression, written as torchdiffeq
-  writes them (`torchdiffeq/_impl/rk_common.py`, `misc.py`, `interp.py`). A member that has
-  finished its layer interval, or run out of its budget, waits (its rows are computed and
-  discarded) until every member is done with the interval.
+  reject, next step, evaluation budget and dense output are each member's own; the stages, the
+  error estimate and the interpolant are evaluated for the members still stepping in one tensor
+  expression each, written as torchdiffeq writes them (`torchdiffeq/_impl/rk_common.py`,
+  `misc.py`, `interp.py`; the sums over at most 7 stages along the last axis round as the single
+  run's). A member that has finished its layer interval, or run out of its budget, waits (its rows
+  are left out of the steps) until every member is done with the interval.
 
-What stays per member, and why (each measured to round differently when batched):
+What is evaluated as the single run evaluates it, and why (each measured to round otherwise when
+batched):
 
-- the activation sigma is applied to each member's (N, w) slice: torch evaluates a transcendental
-  function with vector instructions on whole blocks of elements and with the scalar libm function
-  on the remainder, and the two differ in the last bit; a member's elements fall into other blocks
-  in a (K, N, w) tensor than in its own (N, w) one (sigmoid and softplus differ for N w = 1206);
-- the controller's powers (error_ratio^(1/5), (0.01 / d)^(1/5)) are taken as torchdiffeq takes
-  them, on 0-d tensors: torch's power of a (K,) tensor rounds otherwise than of a 0-d one, and
-  torch's 0-d power with a number exponent otherwise than Python's;
-- the reductions of the convergence table (per-point norm, mean, max over points) run on each
-  member's (N, w) slice, as in the single run. The max-norms of the controller are maxima
-  (exact in any order) and are taken over the member axis at once.
+- the activation sigma (`_sigma_members`): torch evaluates a transcendental function with vector
+  instructions on whole blocks of 16 numbers and with the scalar function on what is left of a
+  piece, and the two differ in the last bit (sigmoid and softplus differed for N w = 1206 and
+  185). It is batched over members whose N w is a multiple of 16, in slices of members that torch
+  evaluates in one piece; otherwise member by member, on each member's own (N, w) tensor;
+- the controller's numbers are Python floats, each operation the one torchdiffeq's 0-d tensors
+  perform (`0.01 / d` on a tensor is torch's reciprocal, then a product: not Python's division);
+  its powers (error_ratio^(1/5), (0.01 / d)^(1/5)) are taken on 0-d tensors as torchdiffeq takes
+  them: torch's power of a (K,) tensor rounded 50 of 2000 numbers otherwise;
+- the reductions of the convergence table (per-point norm, mean and max over points) run on each
+  member's (N, w) slice, as in the single run. The controller's max-norms are maxima (exact in any
+  order) and are taken over the member axis at once.
 
 So each member's report equals `measure(models[k], xs[k], ...)` bit for bit: rows, order, gap,
 spread, the solution's times, path, layer_index, evaluations, converged and stopped_layer

@@ -83,7 +83,8 @@ def main(args: list[str]) -> int:
     ode = base.ode
     settings = dict(rtol=ode.rtol, atol=ode.atol, max_steps_per_layer=ode.max_steps_per_layer)
     print(
-        f"ode: max_refinement {ode.max_refinement}, rtol {ode.rtol:g}, atol {ode.atol:g}; epochs {base.optim.epochs}"
+        f"ode: max_refinement {ode.max_refinement}, rtol {ode.rtol:g}, atol {ode.atol:g}; "
+        f"epochs {base.optim.epochs}"
     )
     rows = []
     with progress("ode", len(depths)) as advance:
@@ -114,7 +115,8 @@ def main(args: list[str]) -> int:
             rows.append((depth, len(models), trained, alone_s, alone_ref, batched_s, batched_ref, same))
             advance(f"depth {depth}")
     print(
-        f"{'depth':>5} {'K':>3} {'train s':>8} {'alone s':>8} {'(ref)':>7} {'batched s':>10} {'(ref)':>7} {'ratio':>6}  identical"
+        f"{'depth':>5} {'K':>3} {'train s':>8} {'alone s':>8} {'(ref)':>7} {'batched s':>10} {'(ref)':>7} "
+        f"{'ratio':>6}  identical"
     )
     for depth, k, trained, a, a_ref, b, b_ref, same in rows:
         print(
@@ -122,6 +124,7 @@ def main(args: list[str]) -> int:
             f"{ratio(b, a):>6.2f}  {'yes' if same else 'NO'}"
         )
     print(
-        "ratio: batched / alone (alone: the members' measure one after another, summed); (ref): reference solves"
+        "ratio: batched / alone (alone: the members' measure one after another, summed); "
+        "(ref): the reference solves"
     )
     return 0 if all(r[-1] for r in rows) else 1
