@@ -15,7 +15,10 @@ from tests.test_ensemble import EXACT_PLATFORM
     "args, expected",
     [
         (["train", "--depth", "2", "--points", "40", "--steps", "1", "--blocks", "1"], "ratio"),
-        (["geometry", "--depth", "2", "--grid", "6", "--blocks", "1", "--sample", "3"], "riemexp is"),
+        (
+            ["geometry", "--depth", "2", "--grid", "6", "--blocks", "1", "--sample", "3"],
+            "closed-form 2 x 2 logarithm",
+        ),
         (["geometry", "--quick", "--depth", "2", "--grid", "6", "--sample", "3"], "riemexp is"),
         (["train", "--quick", "--depth", "2", "--points", "40"], "ratio"),
         (["run", "--quick", "--parts", "command", *TINY_OVERRIDES, "plot.enabled=false"], "/ floor"),

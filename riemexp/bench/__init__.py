@@ -118,7 +118,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "geometry": (
         "riemexp.bench.geometry",
-        "riemexp's geometry extraction against torch.func.vmap(jacrev) and per-point autograd",
+        "riemexp's geometry extraction against torch.func.vmap(jacrev) and per-point autograd; "
+        "the Lie table's 2 x 2 logarithm against the general algorithm",
     ),
     "ensemble": (
         "riemexp.bench.ensemble",

@@ -13,13 +13,19 @@ layer and the metric g_l of every layer (float64):
                  point by point (the loop one would write first); timed on a sample of points
                  and extrapolated linearly to the grid
 
+Then the Lie table (`riemexp.geometry.lie_table`: det J_l, |J_l - I| and, residual networks having
+J_l near I, log J_l - (J_l - I)) of the same network at the spirals' data points (`--points`): its
+2 x 2 closed-form logarithm (method "auto") against the general algorithm (method "general":
+LAPACK eigenvalues, Denman-Beavers square roots, the series), timed in alternating blocks too.
+
 riemexp and (a) are timed in alternating blocks, so that a busy machine slows both alike;
 each side's time is the median over blocks. Also printed: how riemexp's time scales with
 depth and with the number of points, and its peak memory against the size of its output
 (measured in a fresh subprocess as the growth of the peak resident set size, VmHWM,
 Linux only).
 
-    riemexp bench geometry [--depth 50] [--grid 200] [--blocks 5] [--sample 200] [--threads auto] [--quick]
+    riemexp bench geometry [--depth 50] [--grid 200] [--blocks 5] [--sample 200] [--points 1000]
+                           [--threads auto] [--quick]
 
 --threads: both sides run on the same torch threads (auto: one for this size). --quick: a 100 x 100
 grid, 2 blocks, 50 points for (b), and the scaling at depths 25 and 50 only.
@@ -50,6 +56,10 @@ F64 = torch.float64
 def network(depth: int, seed: int = 0) -> LayeredNetwork:
     torch.manual_seed(seed)
     return LayeredNetwork(NetworkConfig(kind="residual", width=2, depth=depth, step_size=0.5), 2)
+
+
+def data_points(n: int = 1000) -> torch.Tensor:
+    return torch.as_tensor(make_dataset(SpiralsConfig(n_samples=n), seed=0).x)
 
 
 def grid_points(density: int) -> torch.Tensor:
@@ -160,9 +170,10 @@ def main(args: list[str]) -> int:
     parser.add_argument("--grid", type=int, default=200, help="grid points along each axis")
     parser.add_argument("--blocks", type=int, default=5, help="alternating timed blocks per side")
     parser.add_argument("--sample", type=int, default=200, help="points timed for reference (b)")
+    parser.add_argument("--points", type=int, default=1000, help="spiral data points of the Lie table")
     add_threads_option(parser)
     parser.add_argument("--quick", action="store_true", help="a first look: smaller grid, fewer blocks")
-    opts = parse_options(parser, args, {"depth": 1, "grid": 2, "blocks": 1, "sample": 1})
+    opts = parse_options(parser, args, {"depth": 1, "grid": 2, "blocks": 1, "sample": 1, "points": 2})
     if opts.quick:
         opts.grid, opts.blocks, opts.sample = min(opts.grid, 100), min(opts.blocks, 2), min(opts.sample, 50)
     threads = use_threads(parser.prog, opts.threads, opts.grid**2, 2)
@@ -237,4 +248,30 @@ def main(args: list[str]) -> int:
         f"\npeak memory of riemexp's extraction: {peak:.1f} MiB above the start, for {output:.1f} MiB of "
         f"output arrays (coordinates + metrics): {peak / output:.2f}x"
     )
+    lie_tables(model, data_points(opts.points), opts.blocks)
     return 0
+
+
+def lie_tables(model: LayeredNetwork, x: torch.Tensor, blocks: int) -> None:
+    """The Lie table by the 2 x 2 closed form against the general algorithm: times and largest difference."""
+    with progress("Lie table: closed form vs general, alternating blocks", blocks + 1) as advance:
+        t_auto, t_general = _alternating(
+            [lambda: geo.lie_table(model, x), lambda: geo.lie_table(model, x, method="general")],
+            blocks,
+            advance,
+        )
+    auto, general = geo.lie_table(model, x), geo.lie_table(model, x, method="general")
+    diff = max(
+        abs(a[key] - g[key]) / max(abs(g[key]), 1e-300)
+        for a, g in zip(auto, general, strict=True)
+        for key in a
+        if a[key] is not None and g[key] is not None and a[key] == a[key]  # not None, not NaN
+    )
+    print(
+        f"\nLie table (lie.csv) of this network at {len(x)} spiral data points, {model.depth} layers x "
+        f"{len(x)} Jacobians ({model.width} x {model.width}):"
+    )
+    print(f"{'method':<44}{'seconds':>10}{'ratio':>14}{'max rel. diff':>16}")
+    print(f"{'closed-form 2 x 2 logarithm (auto)':<44}{t_auto:>10.4f}{'':>14}{'':>16}")
+    general_name = "general: eigvals + Denman-Beavers + series"
+    print(f"{general_name:<44}{t_general:>10.4f}{t_general / t_auto:>13.1f}x{diff:>16.1e}")

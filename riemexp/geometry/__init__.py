@@ -23,7 +23,7 @@ from riemexp.geometry.coordinates import (
     trajectory_jacobians,
 )
 from riemexp.geometry.grids import geometry_arrays, make_grid
-from riemexp.geometry.lie import has_real_log, lie_rows, lie_table, matrix_log
+from riemexp.geometry.lie import has_real_log, lie_rows, lie_table, matrix_log, matrix_log_remainder
 from riemexp.geometry.pullback import (
     coordinates_and_metrics,
     input_metric,
@@ -66,6 +66,7 @@ __all__ = [
     "log_volume_elements",
     "make_grid",
     "matrix_log",
+    "matrix_log_remainder",
     "median",
     "metric_eigh",
     "position_blocks",
