@@ -279,7 +279,12 @@ def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_
         rows = {r["job"]: r["status"] for r in read_csv(sweep / "summary.csv")}
         assert sorted(rows.values()) == ["interrupted"] * 2 + ["not started"] * 2, rows
         assert {job for job, status in rows.items() if status == "interrupted"} == set(records)
-        assert "re-run to resume" in output()
+        # the interrupted and the kept-back jobs are named as such, not as jobs that left no record
+        assert (
+            "sweep stopped (SIGTERM): 2 interrupted, 2 not started; re-run the same command to resume"
+            in output()
+        )
+        assert "left no record" not in output()
 
 
 # a sweep that completes when left alone: two ensembles of two, each member a few seconds' training
@@ -327,7 +332,8 @@ def test_ctrl_c_or_a_closed_terminal_while_ensembles_train_records_them_and_the_
         if main.poll() is None:
             os.killpg(main.pid, signal.SIGKILL)
     assert main.returncode == 128 + sig, output()[-3000:]
-    assert "re-run to resume" in output()
+    assert f"sweep stopped ({sig.name}): " in output() and "re-run the same command to resume" in output()
+    assert "left no record" not in output()
     records = metrics_of(sweep)
     assert len(records) == 2 * workers, records  # the members of each ensemble that trained
     for metrics in records.values():

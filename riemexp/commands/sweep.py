@@ -19,18 +19,19 @@ import json
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from riemexp import __version__, console
+from riemexp import __version__, console, signals
 from riemexp.cli import conf_dir
 from riemexp.errors import ConfigError
 from riemexp.io import atomic_write_json, atomic_write_text
 from riemexp.loggers import RunLoggers
 from riemexp.report import write_sweep_report
-from riemexp.sweep.folders import JobFolder, dump_literal_yaml, scan
+from riemexp.sweep.folders import NOT_STARTED, JobFolder, dump_literal_yaml, scan
 from riemexp.sweep.grid import (
     SET_DIR,
     SET_GROUP,
@@ -203,8 +204,18 @@ def report_outside(summary: Summary) -> None:
         print(f"  not in this sweep (not counted): {count}, {why}: {_names(folders)}")
 
 
-def report(summary: Summary, invocation: str | None, launched: Sequence[str] = (), skipped: int = 0) -> int:
-    """Print what happened (this invocation's jobs when given, else the folder); the exit status."""
+def report(
+    summary: Summary,
+    invocation: str | None,
+    launched: Sequence[str] = (),
+    skipped: int = 0,
+    stopped: KeyboardInterrupt | None = None,
+) -> int:
+    """Print what happened (this invocation's jobs when given, else the folder); the exit status.
+
+    stopped: the stop signal that ended the launch (Ctrl-C, SIGTERM, SIGHUP): the jobs it
+    interrupted and those it kept from starting are counted as such, not as jobs that left no record.
+    """
     jobs, where = summary.jobs, summary.sweep_dir
     failed = [j for j in jobs if j.status in FAILED]
     unfinished = [j for j in jobs if j.status not in FAILED and j.status != "completed"]
@@ -212,6 +223,15 @@ def report(summary: Summary, invocation: str | None, launched: Sequence[str] = (
     if invocation is not None:
         ours = {j.name: j for j in jobs if j.record.get("invocation") == invocation}
         no_record = [name for name in launched if name not in ours]
+    if stopped is not None:
+        status = {j.name: j.status for j in jobs}
+        counts = Counter(status.get(name, NOT_STARTED) for name in no_record)
+        no_record = []
+        left = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        console.error(
+            f"sweep stopped ({signals.signal_name(stopped)}): {left or 'every job had recorded its end'}; "
+            "re-run the same command to resume"
+        )
         print(
             f"sweep: {len(jobs)} jobs: {len(ours)} ran, {skipped} skipped "
             f"(already completed with the same config), {len(failed)} failed -> {where}"
@@ -428,7 +448,7 @@ def main(args: list[str]) -> int:
         summary = summarize(sweep_dir, jobs, None if launched else folders)
         if interrupted is not None:  # the tables of what was done, then stop as `riemexp` does
             write_summary(summary)
-            report(summary, invocation, launched, sum(j.done for j in jobs))
+            report(summary, invocation, launched, sum(j.done for j in jobs), stopped=interrupted)
             raise interrupted
         build_outputs(summary, redraw=False)
         log_done_jobs(loggers, jobs, sweep_dir)
