@@ -223,15 +223,6 @@ def report(
     if invocation is not None:
         ours = {j.name: j for j in jobs if j.record.get("invocation") == invocation}
         no_record = [name for name in launched if name not in ours]
-    if stopped is not None:
-        status = {j.name: j.status for j in jobs}
-        counts = Counter(status.get(name, NOT_STARTED) for name in no_record)
-        no_record = []
-        left = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        console.error(
-            f"sweep stopped ({signals.signal_name(stopped)}): {left or 'every job had recorded its end'}; "
-            "re-run the same command to resume"
-        )
         print(
             f"sweep: {len(jobs)} jobs: {len(ours)} ran, {skipped} skipped "
             f"(already completed with the same config), {len(failed)} failed -> {where}"
@@ -241,6 +232,15 @@ def report(
         print(
             f"sweep {where}: {len(jobs)} jobs: {completed} completed, {len(failed)} failed, "
             f"{len(unfinished)} unfinished"
+        )
+    if stopped is not None:  # what the stop left: interrupted, not started (no job.json of this sweep)
+        status = {j.name: j.status for j in jobs}
+        counts = Counter(status.get(name, NOT_STARTED) for name in no_record)
+        no_record = []
+        left = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        console.error(
+            f"sweep stopped ({signals.signal_name(stopped)}): {left or 'every job had recorded its end'}; "
+            "re-run the same command to resume"
         )
     for job in failed[:MAX_LISTED]:
         values = ", ".join(f"{k}={job.config.get(k)}" for k in summary.keys) or job.name
