@@ -63,7 +63,7 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (["ensemble", "--seeds", "0"], "--seeds must be >= 1, got 0"),
         (
             ["ensemble", "--parts", "seeds,nope"],
-            "--parts must list some of seeds, grid, memory, got 'seeds,nope'",
+            "--parts must list some of seeds, grid, memory, snapshots, got 'seeds,nope'",
         ),
         (
             ["ensemble", "--grid", "nope"],
@@ -72,7 +72,7 @@ def test_bench_run_prints_every_stage_and_training_under_load(capsys: pytest.Cap
         (
             ["nope"],
             "unknown benchmark 'nope'; expected one of: "
-            "run, train, threads, sweep, resume, geometry, ensemble, snapshots",
+            "run, train, threads, sweep, resume, geometry, ensemble, ode, snapshots",
         ),
         (["train", "--threads", "100000"], "--threads must be auto or an integer from 1 to"),
         (["geometry", "--threads", "two"], "--threads must be auto or an integer, got 'two'"),

@@ -1,5 +1,5 @@
 """Geometry snapshots recorded for an ensemble's members in one batched pass equal each member's own
-recording bit for bit (riemexp.ensemble.snapshots)."""
+recording bit for bit (riemexp.analyses.ensemble_snapshots)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from riemexp.analyses.ensemble_snapshots import batchable, record_members
 from riemexp.analyses.snapshots import SnapshotRecorder
 from riemexp.config import Activation, NetworkConfig
 from riemexp.data import make_dataset
-from riemexp.ensemble.snapshots import batchable, record_members
 from riemexp.nets.network import build_network
 from tests.conftest import tiny_config
 from tests.test_ensemble import EXACT_PLATFORM

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,14 @@ class SnapshotRecorder:
     @property
     def enabled(self) -> bool:
         return bool(self.epochs)
+
+    @staticmethod
+    def record_many(pairs: Sequence[tuple[SnapshotRecorder, LayeredNetwork]], epoch: int) -> None:
+        """Record the snapshot of `epoch` for several (recorder, model) pairs, an ensemble's members:
+        measured together where they can be, to the same bits (`riemexp.analyses.ensemble_snapshots`)."""
+        from riemexp.analyses.ensemble_snapshots import record_members
+
+        record_members(pairs, epoch)
 
     def wants(self, epoch: int) -> bool:
         """True when `epoch` is one of the chosen epochs and not yet recorded."""

@@ -16,7 +16,7 @@ Three parts, each printing both sides and the ratio:
              against the same process training one member; and the tape the backward pass keeps
     snapshots  the grid's ensembles (exact mode) with every job's geometry snapshots (its config's:
              20 on a 40 x 40 grid by default), the members measured together in one batched pass
-             (`riemexp.ensemble.snapshots`) against member by member: the seconds spent recording,
+             (`riemexp.analyses.ensemble_snapshots`) against member by member: the seconds spent recording,
              summed over the jobs, each side's whole training wall, and whether both sides'
              snapshots.npz arrays are identical
 

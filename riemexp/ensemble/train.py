@@ -18,7 +18,7 @@ Geometry snapshots (`recorders`): each member may have a recorder of snapshots (
 (`StackedNetwork.network`, the member's weights as an ordinary LayeredNetwork) at
 initialisation and after each of its `epochs`, as its single run's recorder is after that
 epoch: the same weights, hence the same snapshots.npz. Recorders of one shape measure their
-members together, in one batched pass to the same bits (`riemexp.ensemble.snapshots`). The time
+members together, in one batched pass to the same bits (`SnapshotRecorder.record_many`). The time
 spent recording is not counted in the members' training seconds.
 """
 
@@ -52,7 +52,8 @@ from riemexp.train import TrainResult, divergence, explosion_threshold, resolve_
 
 class SnapshotHook(Protocol):
     """What the trainer needs of a member's snapshot recorder (a riemexp.analyses.snapshots
-    SnapshotRecorder)."""
+    SnapshotRecorder). Its class may also offer `record_many(pairs, epoch)`, taking every
+    (recorder, model) pair of the epoch at once (`_snapshot`)."""
 
     epochs: list[int]  # the epochs recorded, 0 = initialisation
 
@@ -249,17 +250,22 @@ def _snapshot(
     wanted: Sequence[set[int]],
     skip: Collection[int] = (),
 ) -> None:
-    """Hand each active member that records this epoch its network (row i of `net` is member active[i]);
-    the members' recorders measure together where they can (`riemexp.ensemble.snapshots`)."""
-    from riemexp.ensemble.snapshots import record_members
+    """Hand each active member that records this epoch its network (row i of `net` is member active[i]).
 
+    Recorders of one class that offers `record_many(pairs, epoch)` measure their members together
+    (the SnapshotRecorder's: `riemexp.analyses.ensemble_snapshots`); others record one by one."""
     pairs = [
         (recorders[m], net.network(i))
         for i, m in enumerate(active.tolist())
         if epoch in wanted[m] and m not in skip
     ]
-    if pairs:
-        record_members(pairs, epoch)
+    kinds = {type(recorder) for recorder, _ in pairs}
+    record_many = getattr(next(iter(kinds)), "record_many", None) if len(kinds) == 1 else None
+    if record_many is not None:
+        record_many(pairs, epoch)
+        return
+    for recorder, model in pairs:
+        recorder.record(model, epoch)  # type: ignore[union-attr]
 
 
 def train_ensemble(

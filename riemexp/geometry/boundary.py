@@ -78,7 +78,7 @@ def locate(
     Multisection: each round classifies SECTIONS - 1 points spread inside [lo, hi] in one call and
     keeps the first sub-interval whose far end leaves class(start), shrinking the interval SECTIONS
     times; invariant class(lo) == class(start) != class(hi). Returns the midpoints (lo + hi) / 2
-    (..., K, 2). Leading axes (an ensemble's members, `riemexp.ensemble.snapshots`) are carried
+    (..., K, 2). Leading axes (an ensemble's members, `riemexp.analyses.ensemble_snapshots`) are carried
     through: classify then maps points (..., P, 2) to classes (..., P), and every segment is
     located by the same arithmetic as alone. first (..., K): classify(start), where already known.
     """
