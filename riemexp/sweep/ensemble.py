@@ -321,9 +321,12 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
             with timing.stage("training"):
                 train_ensemble(cfgs, datasets, records.epoch, trained, recorders=recorders)  # type: ignore[arg-type]
             records.trained()
-            for k, job in enumerate(jobs):  # each member's record now waits for its job (member_for)
-                if keep and k in records.held:
-                    _records[job.identity] = (records, k)
+        members = split_ensemble(trained)
+        # the members' ODE tables, measured together (a stop signal meanwhile: each records it, "trained")
+        measure_odes(members, datasets, threads)  # type: ignore[arg-type]
+        for k, job in enumerate(jobs):  # each member's record now waits for its job (member_for)
+            if keep and k in records.held:
+                _records[job.identity] = (records, k)
     except KeyboardInterrupt as err:  # a stop signal, or the sweep ended: each member records it
         if records is not None:
             records.stopped(err, watchdog.orphan_reason())
@@ -341,8 +344,6 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
         watchdog.job_ended()
     if not keep:
         records.close()
-    members = split_ensemble(trained)
-    measure_odes(members, datasets, threads)  # type: ignore[arg-type]
     if keep:
         for job, member in zip(jobs, members):
             _members[job.identity] = member
