@@ -9,7 +9,8 @@
     geometry, ode, plots     the analysis steps
 
 An ensemble of a sweep (hydra/launcher=ensemble, `riemexp.sweep.ensemble.train_group`)
-announces `training` when it starts and `epoch` when its first epoch has finished. `riemexp
+announces `training` when it starts, `epoch` when its first epoch has finished and `measuring`
+when its members' ODE tables are measured together, after training. `riemexp
 plot-metric` announces `drawn` when its figures are drawn, before they replace
 the old ones. (Completing is no phase: from the moment a run has every file, a signal waits
 until the run is in its folder, `riemexp.signals.deferred`.)

@@ -287,6 +287,55 @@ def test_a_sweep_killed_while_its_ensemble_trains_leaves_no_worker_and_no_false_
         assert "left no record" not in output()
 
 
+@pytest.mark.slow
+def test_a_stop_while_an_ensemble_measures_its_members_ode_records_them_trained_and_interrupted(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM once an ensemble of residual networks has trained and measures its members' ODE
+    tables together: every member records "interrupted" with the signal and phase "trained", no
+    job claims to be complete, the sweep exits 143, and the same command then completes."""
+    sweep, phase_log = tmp_path / "sweep", tmp_path / "phases"
+    args = [
+        "sweep",
+        *[a for a in ENDLESS if a not in ("optim.epochs=100000000", "ode.enabled=false")],
+        "optim.epochs=3",
+        "network=residual",
+        "seed=0,1",
+        "hydra/launcher=ensemble",
+        "hydra.launcher.n_jobs=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    hold = {"RIEMEXP_PHASE_LOG": str(phase_log), "RIEMEXP_PHASE_HOLD": "measuring"}
+    main = start(*args, cwd=tmp_path, env=hold)
+    try:
+        wait_until(
+            lambda: phase_log.is_file() and "measuring" in phase_log.read_text().split(), "the measuring"
+        )
+        stop_sweep(main, signal.SIGTERM)
+    finally:
+        if main.poll() is None:
+            main.kill()
+    assert main.returncode == 128 + signal.SIGTERM
+    records = metrics_of(sweep)
+    assert len(records) == 2, records
+    for metrics in records.values():
+        assert (metrics["status"], metrics["signal"], metrics["phase"]) == (
+            "interrupted",
+            "SIGTERM",
+            "trained",
+        )
+    resumed = subprocess.run(
+        [sys.executable, "-m", "riemexp", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "true"},
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [m["status"] for m in metrics_of(sweep).values()] == ["completed"] * 2
+    assert all(m["ode_applicable"] and m["ensemble_members"] == 2 for m in metrics_of(sweep).values())
+
+
 # a sweep that completes when left alone: two ensembles of two, each member a few seconds' training
 ENSEMBLES = [
     *[a for a in ENDLESS if not a.startswith("optim.epochs=")],

@@ -323,6 +323,7 @@ def train_group(jobs: Sequence[Job], cpus: int | None = None, keep: bool = True)
             records.trained()
         members = split_ensemble(trained)
         # the members' ODE tables, measured together (a stop signal meanwhile: each records it, "trained")
+        phases.reached("measuring")
         measure_odes(members, datasets, threads)  # type: ignore[arg-type]
         for k, job in enumerate(jobs):  # each member's record now waits for its job (member_for)
             if keep and k in records.held:
