@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from riemexp.cli import main as cli_main
 from riemexp.config import AdamConfig
 from riemexp.identity import identity_of, run_identity
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, wait_for_phase
 
 TINY = [
     "grid=none",
@@ -308,9 +308,7 @@ def test_a_stop_while_an_ensemble_measures_its_members_ode_records_them_trained_
     hold = {"RIEMEXP_PHASE_LOG": str(phase_log), "RIEMEXP_PHASE_HOLD": "measuring"}
     main = start(*args, cwd=tmp_path, env=hold)
     try:
-        wait_until(
-            lambda: phase_log.is_file() and "measuring" in phase_log.read_text().split(), "the measuring"
-        )
+        wait_for_phase(main, phase_log, "measuring")
         stop_sweep(main, signal.SIGTERM)
     finally:
         if main.poll() is None:

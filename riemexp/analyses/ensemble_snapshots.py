@@ -92,10 +92,9 @@ class MemberStack:
             dsigma=first.dsigma,
         )
 
-    @property
-    def beta_t(self) -> torch.Tensor:
-        """beta as a (K, 1, 1) tensor, or the shared number when every member has the same."""
-        return torch.tensor(self.beta, dtype=F64)[:, None, None]
+    def __post_init__(self) -> None:
+        #: beta as a (K, 1, 1) tensor, made once
+        self.beta_t = torch.tensor(self.beta, dtype=F64)[:, None, None]
 
     def coordinates(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates of points x (K, M, 2) in every layer: (K, L+1, M, w) (`layer_coordinates`)."""
