@@ -162,6 +162,35 @@ def test_relu_switching_a_unit_off_is_still_singular() -> None:
     assert torch.isfinite(spec.anisotropy[1:]).all()
 
 
+@pytest.mark.parametrize(
+    ("kind", "width", "activation"),
+    [
+        ("plain", 2, "tanh"),
+        ("plain", 2, "relu"),
+        ("residual", 2, "softplus"),
+        ("residual", 3, "tanh"),
+        ("c2", 2, "tanh"),
+    ],
+)
+def test_log_volumes_alone_are_the_factors_log_volumes_bit_for_bit(
+    kind: str, width: int, activation: str
+) -> None:
+    """The cheap path (layer log-determinants only) gives the bits of the full factors, -inf included."""
+    torch.manual_seed(3)
+    model = LayeredNetwork(NetworkConfig(kind=kind, width=width, depth=7, activation=activation), 2)
+    with torch.no_grad():
+        model.weight.mul_(8.0)  # saturated layers; relu switches units off (log volume -inf)
+        model.bias.mul_(4.0)
+    x = torch.randn(300, 2, dtype=F64, generator=torch.Generator().manual_seed(4))
+    coords = geo.layer_coordinates(model, x)
+    expected = sp.factors(model, coords).log_det
+    assert torch.equal(sp.log_volumes(model, coords), expected)
+    if activation == "relu":
+        assert torch.isinf(expected).any() and torch.isfinite(expected).any()
+    spectrum_volume = sp.input_spectrum(model, coords).log_volume
+    assert torch.equal(geo.input_log_volume(model, x), spectrum_volume)
+
+
 # --------------------------------------------------------------------------- the usual median
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from riemexp import console
 from riemexp.analyses import RunContext
@@ -25,12 +26,11 @@ from riemexp.errors import RunFolderError
 from riemexp.geometry import (
     geometry_arrays,
     input_anisotropy,
-    input_log_volume,
     input_log_volume_from_metric,
     layer_statistics,
     median,
 )
-from riemexp.geometry.folds import layer_determinants, negative_fraction
+from riemexp.geometry.folds import determinants_at, negative_fraction
 from riemexp.io import atomic_save, read_npz
 from riemexp.layout import GEOMETRY_FILE, TABLES_DIR
 from riemexp.nets.network import LayeredNetwork
@@ -185,12 +185,12 @@ def geometry_step(ctx: RunContext) -> None:
         save_geometry(ctx.out_dir / GEOMETRY_FILE, arrays)
     rows = with_certificate(layer_statistics(ctx.model, ctx.data.x), ctx.model)  # tables/layers.csv
     # folds: the fraction of the grid each layer reverses (det J_l < 0), over the whole box
-    reversed_fraction = negative_fraction(layer_determinants(ctx.model, arrays["grid_points"]))  # (L,)
+    reversed_fraction = negative_fraction(determinants_at(ctx.model, arrays["grid_coords"]))  # (L,)
     for row in rows[:-1]:
         row["grid_det_negative_fraction"] = float(reversed_fraction[row["layer"]])
     with stage("writing"):
         write_table(ctx.out_dir / LAYERS_TABLE, rows, LAYER_COLUMNS)
-    ctx.metrics["input_log_volume_median"] = median(input_log_volume(ctx.model, ctx.data.x))
+    ctx.metrics["input_log_volume_median"] = median(torch.from_numpy(arrays["data_input_log_volume"]))
     ctx.metrics["input_anisotropy_median"] = median(input_anisotropy(ctx.model, ctx.data.x))
     ctx.metrics["geometry_seconds"] = round(time.perf_counter() - start, 4)
     show_layer_table(rows)

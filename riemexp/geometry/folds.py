@@ -23,10 +23,17 @@ from riemexp.nets.network import LayeredNetwork
 @torch.no_grad()
 def layer_determinants(model: LayeredNetwork, points: np.ndarray | torch.Tensor) -> np.ndarray:
     """det J_l at the images x_l of input points (M, 2), for l = 0 .. L-1: (L, M) float64."""
-    from riemexp.geometry.coordinates import layer_coordinates, trajectory_jacobians
+    from riemexp.geometry.coordinates import layer_coordinates
 
-    coords = layer_coordinates(model, points)  # (L+1, M, w)
-    jac = trajectory_jacobians(model, coords)  # (L, M, w, w)
+    return determinants_at(model, layer_coordinates(model, points))
+
+
+@torch.no_grad()
+def determinants_at(model: LayeredNetwork, coords: torch.Tensor | np.ndarray) -> np.ndarray:
+    """det J_l at layer coordinates coords (L+1, M, w) already computed, l = 0 .. L-1: (L, M) float64."""
+    from riemexp.geometry.coordinates import trajectory_jacobians
+
+    jac = trajectory_jacobians(model, torch.as_tensor(coords))  # (L, M, w, w)
     return torch.linalg.det(jac).cpu().numpy()
 
 

@@ -14,7 +14,7 @@ from riemexp.config import INPUT_DIM
 from riemexp.errors import GeometryError
 from riemexp.geometry.coordinates import F64
 from riemexp.geometry.pullback import coordinates_and_metrics
-from riemexp.geometry.scalars import input_log_volume
+from riemexp.geometry.scalars import input_log_volume_at
 from riemexp.nets.network import LayeredNetwork
 
 
@@ -91,8 +91,8 @@ def geometry_arrays(
         "data_coords": data_coords.cpu().numpy(),
         "data_metric": data_metric.cpu().numpy(),
         "grid_proba": proba.cpu().numpy(),
-        "grid_input_log_volume": input_log_volume(model, grid).cpu().numpy(),
-        "data_input_log_volume": input_log_volume(model, points).cpu().numpy(),
+        "grid_input_log_volume": input_log_volume_at(model, grid_coords).cpu().numpy(),
+        "data_input_log_volume": input_log_volume_at(model, data_coords).cpu().numpy(),
     }
 
 

@@ -19,7 +19,7 @@ import torch
 
 from riemexp.config import INPUT_DIM
 from riemexp.geometry.coordinates import F64, layer_coordinates, trajectory_jacobians
-from riemexp.geometry.spectrum import factors, input_spectrum, layer_factors, metric_spectrum
+from riemexp.geometry.spectrum import input_spectrum, layer_factors, log_volumes, metric_spectrum
 from riemexp.geometry.spectrum import median as _usual_median
 from riemexp.nets.network import LayeredNetwork
 from riemexp.numerics import SINGULAR_RTOL
@@ -72,7 +72,7 @@ def factor_log_volumes(model: LayeredNetwork, coords: torch.Tensor) -> torch.Ten
     switched off in a plain layer) gives exactly -inf and a saturated one a finite value. Two-step
     kinds: log|det K_L| - log|det K_l| (`riemexp.geometry.spectrum.factors`).
     """
-    return factors(model, coords).log_det
+    return log_volumes(model, coords)
 
 
 @torch.no_grad()
@@ -98,7 +98,20 @@ def input_log_volume(model: LayeredNetwork, x: torch.Tensor | np.ndarray) -> tor
     definition of "input log volume element" used by the run's metrics, its input-space heat map,
     geometry.npz (`grid_input_log_volume`) and the sweep tables and figures.
     """
-    return input_spectrum(model, layer_coordinates(model, x)).log_volume
+    return input_log_volume_at(model, layer_coordinates(model, x))
+
+
+@torch.no_grad()
+def input_log_volume_at(model: LayeredNetwork, coords: torch.Tensor) -> torch.Tensor:
+    """`input_log_volume` at points whose layer coordinates coords (L+1, N, w) are already known: (N,).
+
+    At w = 2 only the layers' log-determinants are computed (`riemexp.geometry.spectrum.log_volumes`),
+    the same bits as the spectrum's log volume; at w > 2 the spectrum of the data plane.
+    """
+    if coords.shape[-1] != INPUT_DIM:
+        return input_spectrum(model, coords).log_volume
+    scale = model.input_scale.detach().to(F64).to(coords.device)  # (2,)
+    return log_volumes(model, coords)[0] - float(torch.log(scale).sum())
 
 
 @torch.no_grad()
@@ -198,6 +211,7 @@ __all__ = [
     "factor_log_volumes",
     "input_anisotropy",
     "input_log_volume",
+    "input_log_volume_at",
     "input_log_volume_from_metric",
     "layer_statistics",
     "log_volume_element",

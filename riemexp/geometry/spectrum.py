@@ -75,10 +75,7 @@ def layer_factors(model: LayeredNetwork, coords: torch.Tensor) -> LayerFactors:
     W, b = weights_on(model, coords.device)
     w = W.shape[-1]
     if a == 0.0:
-        z = torch.matmul(coords[:-1], W.mT) + b[:, None, :]  # (L, N, w)
-        log_d = model.log_dsigma(z)  # (L, N, w)
-        sign_w, log_det_w = torch.linalg.slogdet(W)  # (L,)
-        log_det = log_d.sum(-1) + w * math.log(abs(beta)) + log_det_w[:, None]  # (L, N)
+        log_d, sign_w, log_det = _plain_log_dets(model, W, b, coords)
         invertible = torch.isfinite(log_det)
         top = torch.where(invertible, log_d.amax(dim=-1), 0.0)  # (L, N)
         bottom = torch.where(invertible, log_d.amin(dim=-1), 0.0)
@@ -94,6 +91,45 @@ def layer_factors(model: LayeredNetwork, coords: torch.Tensor) -> LayerFactors:
     inverse = torch.where(((info == 0) & torch.isfinite(log_det))[..., None, None], inverse, 0.0)
     zeros = torch.zeros_like(log_det)
     return LayerFactors(block, zeros, inverse, zeros, log_det, sign)
+
+
+def _plain_log_dets(
+    model: LayeredNetwork, W: torch.Tensor, b: torch.Tensor, coords: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log sigma'(z) (L, N, w), sign det W_l (L,) and log|det J_l| (L, N) of plain layers J_l = beta D W_l.
+
+    log|det J_l| = sum_i log sigma'(z_i) + w log|beta| + log|det W_l|, in log space (never underflows).
+    """
+    z = torch.matmul(coords[:-1], W.mT) + b[:, None, :]  # (L, N, w)
+    log_d = model.log_dsigma(z)  # (L, N, w)
+    sign_w, log_det_w = torch.linalg.slogdet(W)  # (L,)
+    beta = model.coefficients.beta
+    log_det = log_d.sum(-1) + W.shape[-1] * math.log(abs(beta)) + log_det_w[:, None]  # (L, N)
+    return log_d, sign_w, log_det
+
+
+@torch.no_grad()
+def log_volumes(model: LayeredNetwork, coords: torch.Tensor) -> torch.Tensor:
+    """log|det Q_l| = 1/2 log det g_l for l = 0 .. L at coords (L+1, N, w): (L+1, N), float64.
+
+    The `log_det` of `factors` without the factors themselves (no products, inverses or norms),
+    the same bits: one-step kinds sum each layer's own log|det J_k| over k >= l, from the top
+    (plain layers in log space, `_plain_log_dets`; otherwise slogdet of J_k); two-step kinds
+    log|det K_L| - log|det K_l|. -inf exactly where a layer is singular.
+    """
+    coords = coords.to(F64)
+    if model.kind.two_step:
+        log_det_k = torch.linalg.slogdet(trajectory_factors(model, coords)).logabsdet  # (L+1, N)
+        return log_det_k[-1] - log_det_k
+    W, b = weights_on(model, coords.device)
+    if model.coefficients.a == 0.0:
+        layer_log_det = _plain_log_dets(model, W, b, coords)[2]
+    else:
+        layer_log_det = torch.linalg.slogdet(position_blocks(model, W, b, coords[:-1])).logabsdet
+    log_det = torch.zeros(coords.shape[:2], dtype=F64, device=coords.device)  # (L+1, N)
+    for layer in range(layer_log_det.shape[0] - 1, -1, -1):  # the order of `one_step_factors`
+        log_det[layer] = log_det[layer + 1] + layer_log_det[layer]
+    return log_det
 
 
 def _normalise(m: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -308,6 +344,7 @@ __all__ = [
     "factors",
     "input_spectrum",
     "layer_factors",
+    "log_volumes",
     "median",
     "metric_spectrum",
     "one_step_factors",
