@@ -2,7 +2,7 @@
 # riemexp's set-up and runner: the first call makes .venv and installs everything.
 #
 #   ./dev.sh train dataset=spirals     riemexp train (any riemexp command works: sweep, plot-metric, ...)
-#   ./dev.sh test [PYTEST ARGS]        the whole test suite
+#   ./dev.sh test [PYTEST ARGS]        the whole test suite (on every CPU, at most 4: pytest-xdist)
 #   ./dev.sh setup                     only the set-up
 #   ./dev.sh lock                      rewrite constraints-dev.txt from the current .venv
 #
@@ -69,6 +69,18 @@ setup() {
   fi
 }
 
+# pytest-xdist's -n for the suite: one worker per available CPU, at most 4 (the tests start
+# processes of their own); none on a single CPU or when the arguments choose (-n, -p no:xdist).
+# RIEMEXP_TEST_WORKERS sets the number.
+test_workers() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in -n | -n* | --numprocesses* | no:xdist | -pno:xdist) return ;; esac
+  done
+  local n=${RIEMEXP_TEST_WORKERS:-$("$VENV/bin/python" -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(); print(min(n or 1, 4))')}
+  if [ "$n" -gt 1 ]; then echo "-n $n"; fi
+}
+
 case "${1:-}" in
   "" | -h | --help)
     sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
@@ -88,7 +100,7 @@ case "${1:-}" in
   test)
     shift
     setup
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest $(test_workers "$@") "$@"
     ;;
   *)
     setup
