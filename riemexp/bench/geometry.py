@@ -118,8 +118,13 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 
 def _alternating(
-    sides: list[Callable[[], object]], blocks: int, advance: Callable[[str], None] = lambda status: None
+    sides: list[Callable[[], object]],
+    blocks: int,
+    advance: Callable[[str], None] = lambda status: None,
+    names: tuple[str, str] = ("riemexp", "(a)"),
 ) -> list[float]:
+    """Median seconds of each side over `blocks` blocks, the sides alternating within each block;
+    the progress line names the first two sides `names`."""
     times: list[list[float]] = [[] for _ in sides]
     for side in sides:  # warm-up
         side()
@@ -127,7 +132,8 @@ def _alternating(
     for block in range(blocks):
         for i, side in enumerate(sides):
             times[i].append(_seconds(side))
-        advance(f"block {block + 1}: riemexp {times[0][-1]:.3f} s, (a) {times[1][-1]:.3f} s")
+        first, second = names
+        advance(f"block {block + 1}: {first} {times[0][-1]:.3f} s, {second} {times[1][-1]:.3f} s")
     return [statistics.median(t) for t in times]
 
 
@@ -259,6 +265,7 @@ def lie_tables(model: LayeredNetwork, x: torch.Tensor, blocks: int) -> None:
             [lambda: geo.lie_table(model, x), lambda: geo.lie_table(model, x, method="general")],
             blocks,
             advance,
+            names=("closed form", "general"),
         )
     auto, general = geo.lie_table(model, x), geo.lie_table(model, x, method="general")
     diff = max(
