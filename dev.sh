@@ -70,12 +70,12 @@ setup() {
 }
 
 # pytest-xdist's -n for the suite: one worker per available CPU, at most 4 (the tests start
-# processes of their own); none on a single CPU or when the arguments choose (-n, -p no:xdist).
-# RIEMEXP_TEST_WORKERS sets the number.
+# processes of their own); none on a single CPU, when the arguments choose (-n, -p no:xdist) or
+# debug in this process (--pdb, --trace). RIEMEXP_TEST_WORKERS sets the number.
 test_workers() {
   local arg
   for arg in "$@"; do
-    case "$arg" in -n | -n* | --numprocesses* | no:xdist | -pno:xdist) return ;; esac
+    case "$arg" in -n | -n* | --numprocesses* | no:xdist | -pno:xdist | --pdb | --trace) return ;; esac
   done
   local n=${RIEMEXP_TEST_WORKERS:-$("$VENV/bin/python" -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(); print(min(n or 1, 4))')}
   if [ "$n" -gt 1 ]; then echo "-n $n"; fi
