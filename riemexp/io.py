@@ -85,6 +85,33 @@ def atomic_save(path: str | os.PathLike[str], save: Callable[[Path], None]) -> N
         save(tmp)
 
 
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Write the arrays `names` of `arrays` to the .npz file at `path` (uncompressed), atomically."""
+    import numpy as np
+
+    chosen = list(names)
+
+    def saver(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in chosen}
+            np.savez(f, **payload)
+
+    atomic_save(path, saver)
+
+
+def read_run_npz(path: str | os.PathLike[str], file_name: str, hint: str) -> tuple[dict[str, Any], Path]:
+    """The arrays of an .npz file, `path` itself or `file_name` in the run folder `path`, and the file's
+    path. RunFolderError "FILE is missing (HINT)" when there is none, or naming the corruption."""
+    from riemexp.errors import RunFolderError
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing ({hint})")
+    return read_npz(path), path
+
+
 def read_npz(path: Path) -> dict[str, Any]:
     """Every array of the .npz file at `path` (no pickles); RunFolderError when it is corrupt."""
     import numpy as np

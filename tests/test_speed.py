@@ -319,29 +319,21 @@ def test_sweep_aggregate_draws_the_saved_log_volume_without_torch(tmp_path: Path
     from the file alone (torch only for files of earlier versions, for their model.pt's input scale)."""
     import numpy as np
 
-    from riemexp.analyses.geometry_file import save_geometry
-    from tests.test_sweep import fake_job
+    from tests.test_sweep import fake_geometry, fake_job
 
     ys, xs = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-2, 2, 6), indexing="ij")
     points = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (30, 2)
     for num, depth in enumerate((2, 4)):
-        job = fake_job(tmp_path, num, depth, seed=0)
-        coords = np.broadcast_to(points, (depth + 1, len(points), 2))
-        metric = np.broadcast_to(np.eye(2), (depth + 1, len(points), 2, 2))
-        arrays = dict(
-            grid_points=points,
-            grid_shape=np.array([5, 6]),
-            grid_coords=coords,
-            grid_metric=metric,
-            data_points=points,
-            data_labels=np.zeros(len(points), dtype=np.int64),
-            data_coords=coords,
-            data_metric=metric,
-            grid_proba=np.full((len(points), 2), 0.5),
-            grid_input_log_volume=points[:, 0] * depth,
-            data_input_log_volume=points[:, 0] * depth,
+        volume = points[:, 0] * depth
+        fake_geometry(
+            fake_job(tmp_path, num, depth, seed=0),
+            points,
+            (5, 6),
+            depth,
+            np.exp(volume)[:, None, None] * np.eye(2),
+            grid_input_log_volume=volume,
+            data_input_log_volume=volume,
         )
-        save_geometry(job / "geometry.npz", arrays)
     code = f"from riemexp.cli import main\nassert main(['sweep', 'aggregate={tmp_path}']) == 0"
     assert "torch" not in _imports_after(code)
     assert (tmp_path / "plots" / "input_log_volume.png").stat().st_size > 5000

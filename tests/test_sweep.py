@@ -223,6 +223,29 @@ def test_aggregate_refuses_a_folder_without_jobs(tmp_path: Path) -> None:
         summarize(tmp_path / "missing")
 
 
+def fake_geometry(
+    job: Path, points: np.ndarray, shape: tuple[int, int], depth: int, g0: np.ndarray, **more
+) -> None:
+    """geometry.npz in a job folder: grid and data at `points` (G, 2) on a grid of `shape`, coordinates
+    unchanged by the layers, g_0 = g0 (G, 2, 2), g_l = I after it; `more`: further arrays (log volumes)."""
+    coords = np.broadcast_to(points, (depth + 1, len(points), 2))
+    metric = np.broadcast_to(np.eye(2), (depth + 1, len(points), 2, 2)).copy()
+    metric[0] = g0
+    arrays = dict(
+        grid_points=points,
+        grid_shape=np.array(shape),
+        grid_coords=coords,
+        grid_metric=metric,
+        data_points=points,
+        data_labels=np.zeros(len(points), dtype=np.int64),
+        data_coords=coords,
+        data_metric=metric,
+        grid_proba=np.full((len(points), 2), 0.5),
+        **more,
+    )
+    save_geometry(job / "geometry.npz", arrays)
+
+
 def test_figures_from_job_folders(tmp_path: Path) -> None:
     ys, xs = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-2, 2, 6), indexing="ij")  # (5, 6)
     points = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (30, 2), x fastest
@@ -230,22 +253,7 @@ def test_figures_from_job_folders(tmp_path: Path) -> None:
         # inputs standardised by 2 along x_1: in input units 1/2 log det g_in = log s - log 2
         job = fake_job(tmp_path, num, depth, seed, kind=kind, acc=0.6 + 0.1 * num, input_scale=(2.0, 1.0))
         scale = np.exp(points[:, 0] * (num + 1))  # g_0 = diag(s, s): 1/2 log det g_0 = log s
-        metric = np.zeros((depth + 1, len(points), 2, 2))
-        metric[0, :, 0, 0] = metric[0, :, 1, 1] = scale
-        metric[1:] = np.eye(2)
-        coords = np.broadcast_to(points, (depth + 1, len(points), 2))
-        arrays = dict(
-            grid_points=points,
-            grid_shape=np.array([5, 6]),
-            grid_coords=coords,
-            grid_metric=metric,
-            data_points=points,
-            data_labels=np.zeros(len(points), dtype=np.int64),
-            data_coords=coords,
-            data_metric=metric,
-            grid_proba=np.full((len(points), 2), 0.5),
-        )
-        save_geometry(job / "geometry.npz", arrays)
+        fake_geometry(job, points, (5, 6), depth, scale[:, None, None] * np.eye(2))
     files = draw_sweep_figures(summarize(tmp_path))
     names = sorted(p.name for p in files)
     assert names == ["accuracy_heatmap.png", "accuracy_vs_depth.png", "input_log_volume.png"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from riemexp.config import INPUT_DIM
 from riemexp.errors import RunFolderError
-from riemexp.io import atomic_save, read_npz
+from riemexp.io import read_run_npz, write_npz
 from riemexp.layout import GEOMETRY_FILE
 
 #: geometry.npz: name -> shape with symbolic sizes (G grid points, N data points, L depth,
@@ -93,14 +93,7 @@ def saved_input_log_volume(arrays: Mapping[str, np.ndarray], input_scale: Any) -
 def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write geometry arrays to an .npz file atomically: `GEOMETRY_ARRAYS`, `LOG_VOLUME_ARRAYS` if given."""
     check_geometry(arrays)
-    names = [*GEOMETRY_ARRAYS, *(name for name in LOG_VOLUME_ARRAYS if name in arrays)]
-
-    def saver(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in names}
-            np.savez(f, **payload)
-
-    atomic_save(path, saver)
+    write_npz(path, arrays, [*GEOMETRY_ARRAYS, *(name for name in LOG_VOLUME_ARRAYS if name in arrays)])
 
 
 def load_geometry(path: str | Path) -> dict[str, np.ndarray]:
@@ -108,13 +101,8 @@ def load_geometry(path: str | Path) -> dict[str, np.ndarray]:
 
     Raises RunFolderError naming the missing file, the missing arrays or the corrupt ones.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / GEOMETRY_FILE
-    if not path.is_file():
-        raise RunFolderError(f"{path} is missing (run `riemexp train` with geometry.enabled=true)")
-    arrays = read_npz(path)
-    check_geometry(arrays, str(path))
+    arrays, file = read_run_npz(path, GEOMETRY_FILE, "run `riemexp train` with geometry.enabled=true")
+    check_geometry(arrays, str(file))
     return arrays
 
 

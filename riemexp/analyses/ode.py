@@ -23,13 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from riemexp.analyses import RunContext
 from riemexp.errors import RunFolderError
-from riemexp.io import atomic_save, read_npz
+from riemexp.io import read_npz, write_npz
 from riemexp.layout import ODE_FILE, TABLES_DIR
 from riemexp.ode import measure, no_ode_note, unconverged_note
 from riemexp.tables import write_table
@@ -74,13 +73,7 @@ def choose_points(y: np.ndarray, per_class: int = MAX_PER_CLASS, seed: int = 0) 
 
 def save_flow(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ode.npz (names of `ODE_ARRAYS`) atomically."""
-
-    def saver(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in ODE_ARRAYS}
-            np.savez(f, **payload)
-
-    atomic_save(path, saver)
+    write_npz(path, arrays, ODE_ARRAYS)
 
 
 def load_flow(run_dir: Path) -> dict[str, np.ndarray] | None:

@@ -37,7 +37,7 @@ from riemexp.config import RunConfig
 from riemexp.errors import RunFolderError
 from riemexp.geometry.boundary import NUMBER_NAMES, BoundaryNumbers, network_boundary_numbers
 from riemexp.geometry.folds import negative_fraction
-from riemexp.io import atomic_save, read_npz
+from riemexp.io import read_run_npz, write_npz
 from riemexp.layout import PLOTS_DIR, SNAPSHOTS_FILE, TABLES_DIR
 from riemexp.tables import write_table
 from riemexp.timing import stage
@@ -347,25 +347,13 @@ def check_snapshots(arrays: Mapping[str, np.ndarray], where: str = "snapshot arr
 def save_snapshots(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write snapshot arrays (names of `SNAPSHOT_ARRAYS`) to an .npz file atomically."""
     check_snapshots(arrays)
-
-    def saver(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            names = [*SNAPSHOT_ARRAYS, *(name for name in SEGMENT_ARRAYS if name in arrays)]
-            payload: dict[str, Any] = {name: np.asarray(arrays[name]) for name in names}
-            np.savez(f, **payload)
-
-    atomic_save(path, saver)
+    write_npz(path, arrays, [*SNAPSHOT_ARRAYS, *(name for name in SEGMENT_ARRAYS if name in arrays)])
 
 
 def load_snapshots(path: str | Path) -> dict[str, np.ndarray]:
     """Read a snapshots.npz (a file, or a run folder holding one); check its arrays (RunFolderError)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / SNAPSHOTS_FILE
-    if not path.is_file():
-        raise RunFolderError(f"{path} is missing (run `riemexp train` with geometry.snapshots > 0)")
-    arrays = read_npz(path)
-    check_snapshots(arrays, str(path))
+    arrays, file = read_run_npz(path, SNAPSHOTS_FILE, "run `riemexp train` with geometry.snapshots > 0")
+    check_snapshots(arrays, str(file))
     return arrays
 
 
