@@ -48,22 +48,8 @@ def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arra
     missing = [name for name in GEOMETRY_ARRAYS if name not in arrays]
     if missing:
         raise RunFolderError(f"{where} is incomplete: missing {', '.join(missing)}")
-    sizes: dict[str, int] = {"2": INPUT_DIM}
     present = {**GEOMETRY_ARRAYS, **{k: v for k, v in LOG_VOLUME_ARRAYS.items() if k in arrays}}
-    for name, dims in present.items():
-        shape = tuple(arrays[name].shape)
-        ok = len(shape) == len(dims)
-        for dim, size in zip(dims, shape) if ok else ():
-            if sizes.setdefault(dim, size) != size:
-                ok = False
-        if not ok:
-            expected = "(" + ", ".join(f"{d}={sizes[d]}" if d in sizes else d for d in dims) + ")"
-            raise RunFolderError(f"{where} is corrupt: {name} has shape {shape}, expected {expected}")
-    ny, nx = (int(v) for v in arrays["grid_shape"])
-    if ny * nx != sizes["G"]:
-        raise RunFolderError(
-            f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
-        )
+    check_shapes(arrays, present, where)
     for name in GEOMETRY_ARRAYS:  # geometry_arrays never returns inf or NaN (GeometryError instead)
         values = np.asarray(arrays[name])
         if values.dtype.kind == "f" and not np.isfinite(values).all():
@@ -72,6 +58,29 @@ def check_geometry(arrays: Mapping[str, np.ndarray], where: str = "geometry arra
         values = np.asarray(arrays[name])
         if values.dtype.kind != "f" or np.isnan(values).any() or (values == np.inf).any():
             raise RunFolderError(f"{where} is corrupt: {name} holds NaN or +inf")
+
+
+def check_shapes(
+    arrays: Mapping[str, Any], spec: Mapping[str, tuple[str, ...]], where: str
+) -> dict[str, int]:
+    """Check that the arrays named in spec (name -> symbolic shape, e.g. ("L+1", "G", "w")) agree on
+    every symbolic size, "2" being 2, and that grid_shape (ny, nx) holds G = ny nx points.
+
+    Returns the sizes found; RunFolderError naming the first array that does not fit.
+    """
+    sizes: dict[str, int] = {"2": INPUT_DIM}
+    for name, dims in spec.items():
+        shape = tuple(np.shape(arrays[name]))
+        ok = len(shape) == len(dims) and all(sizes.setdefault(d, n) == n for d, n in zip(dims, shape))
+        if not ok:
+            expected = "(" + ", ".join(f"{d}={sizes[d]}" if d in sizes else d for d in dims) + ")"
+            raise RunFolderError(f"{where} is corrupt: {name} has shape {shape}, expected {expected}")
+    ny, nx = (int(v) for v in arrays["grid_shape"])
+    if ny * nx != sizes["G"]:
+        raise RunFolderError(
+            f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
+        )
+    return sizes
 
 
 def saved_input_log_volume(arrays: Mapping[str, np.ndarray], input_scale: Any) -> np.ndarray:
@@ -110,6 +119,7 @@ __all__ = [
     "GEOMETRY_ARRAYS",
     "LOG_VOLUME_ARRAYS",
     "check_geometry",
+    "check_shapes",
     "load_geometry",
     "save_geometry",
     "saved_input_log_volume",

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from riemexp import console
+from riemexp.analyses.geometry_file import check_shapes
 from riemexp.config import RunConfig
 from riemexp.errors import RunFolderError
 from riemexp.geometry.boundary import NUMBER_NAMES, BoundaryNumbers, network_boundary_numbers
@@ -313,18 +314,7 @@ def check_snapshots(arrays: Mapping[str, np.ndarray], where: str = "snapshot arr
     missing = [name for name in SNAPSHOT_ARRAYS if name not in arrays]
     if missing:
         raise RunFolderError(f"{where} is incomplete: missing {', '.join(missing)}")
-    sizes: dict[str, int] = {"2": 2}
-    for name, dims in SNAPSHOT_ARRAYS.items():
-        shape = tuple(np.shape(arrays[name]))
-        ok = len(shape) == len(dims) and all(sizes.setdefault(d, n) == n for d, n in zip(dims, shape))
-        if not ok:
-            expected = "(" + ", ".join(f"{d}={sizes[d]}" if d in sizes else d for d in dims) + ")"
-            raise RunFolderError(f"{where} is corrupt: {name} has shape {shape}, expected {expected}")
-    ny, nx = (int(v) for v in arrays["grid_shape"])
-    if ny * nx != sizes["G"]:
-        raise RunFolderError(
-            f"{where} is corrupt: grid_shape {ny} x {nx} does not match {sizes['G']} grid points"
-        )
+    sizes = check_shapes(arrays, SNAPSHOT_ARRAYS, where)
     if ("boundary_segments" in arrays) != ("boundary_offsets" in arrays):
         raise RunFolderError(f"{where} is corrupt: boundary_segments and boundary_offsets come together")
     if "boundary_segments" in arrays:
