@@ -237,30 +237,18 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     input-space heat map, -inf only where a layer is singular.
     Read without torch (files of earlier versions load it, for their model.pt's input scale).
     """
+    from riemexp.analyses.geometry_file import load_geometry, run_input_log_volume
     from riemexp.errors import RunFolderError
-    from riemexp.layout import GEOMETRY_FILE
-
-    if not (path / GEOMETRY_FILE).is_file():
-        log.warning("%s is missing (run `riemexp train` with geometry.enabled=true)", path / GEOMETRY_FILE)
-        return None
-    from riemexp.analyses.geometry_file import load_geometry, saved_input_log_volume
 
     try:
         arrays = load_geometry(path)
-        logvol = saved_input_log_volume(arrays, lambda: _input_scale(path))  # (G,)
+        logvol = run_input_log_volume(path, arrays)  # (G,)
     except RunFolderError as err:  # missing or unreadable: leave the panel empty, say why
         log.warning("%s", err)
         return None
     ny, nx = (int(v) for v in arrays["grid_shape"])
     grid = arrays["grid_points"].reshape(ny, nx, 2)
     return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), arrays["data_points"], seed)
-
-
-def _input_scale(path: Path) -> Any:
-    """The run's input scale (2,), from its model.pt (torch): for geometry files of earlier versions."""
-    from riemexp.runner import read_input_scale
-
-    return read_input_scale(path)
 
 
 def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):  # -> Figure | None

@@ -115,16 +115,11 @@ def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     g_0 in layer-0 coordinates; the log volume in input units, as saved by the run
     (`saved_input_log_volume`: -inf only where a layer is singular).
     """
-    from riemexp.analyses.geometry_file import load_geometry, saved_input_log_volume
-
-    def input_scale() -> Any:  # from model.pt (torch): only for geometry files of earlier versions
-        from riemexp.runner import read_input_scale
-
-        return read_input_scale(job.path)
+    from riemexp.analyses.geometry_file import load_geometry, run_input_log_volume
 
     try:
         arrays = load_geometry(job.path)
-        logvol = saved_input_log_volume(arrays, input_scale)
+        logvol = run_input_log_volume(job.path, arrays)
     except RunFolderError:
         return None
     g0 = arrays["grid_metric"][0][:, :2, :2]
