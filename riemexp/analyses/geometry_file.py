@@ -99,18 +99,6 @@ def saved_input_log_volume(arrays: Mapping[str, np.ndarray], input_scale: Any) -
     return input_log_volume_from_metric(arrays["grid_metric"][0], scale)
 
 
-def run_input_log_volume(path: str | Path, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    """`saved_input_log_volume` of the geometry arrays of the run folder `path` (G,): its model.pt's
-    input scale (torch) is read only for files of earlier versions."""
-
-    def input_scale() -> Any:
-        from riemexp.runner import read_input_scale
-
-        return read_input_scale(path)
-
-    return saved_input_log_volume(arrays, input_scale)
-
-
 def save_geometry(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write geometry arrays to an .npz file atomically: `GEOMETRY_ARRAYS`, `LOG_VOLUME_ARRAYS` if given."""
     check_geometry(arrays)
@@ -133,7 +121,6 @@ __all__ = [
     "check_geometry",
     "check_shapes",
     "load_geometry",
-    "run_input_log_volume",
     "save_geometry",
     "saved_input_log_volume",
 ]

@@ -237,7 +237,7 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     input-space heat map, -inf only where a layer is singular.
     Read without torch (files of earlier versions load it, for their model.pt's input scale).
     """
-    from riemexp.analyses.geometry_file import load_geometry, run_input_log_volume
+    from riemexp.analyses.geometry_file import load_geometry
     from riemexp.errors import RunFolderError
 
     try:
@@ -249,6 +249,19 @@ def read_log_volume(path: Path, seed: Any = None) -> LogVolumeMap | None:
     ny, nx = (int(v) for v in arrays["grid_shape"])
     grid = arrays["grid_points"].reshape(ny, nx, 2)
     return LogVolumeMap(grid[..., 0], grid[..., 1], logvol.reshape(ny, nx), arrays["data_points"], seed)
+
+
+def run_input_log_volume(path: Path, arrays: Any) -> np.ndarray:
+    """`saved_input_log_volume` of the geometry arrays of the run folder `path` (G,): its model.pt's
+    input scale (torch) is read only for files of earlier versions."""
+    from riemexp.analyses.geometry_file import saved_input_log_volume
+
+    def input_scale() -> Any:
+        from riemexp.runner import read_input_scale
+
+        return read_input_scale(path)
+
+    return saved_input_log_volume(arrays, input_scale)
 
 
 def input_log_volume_figure(points: Sequence[Point], panel_keys: Sequence[str]):  # -> Figure | None

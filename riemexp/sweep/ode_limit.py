@@ -115,7 +115,8 @@ def _grid_metric(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     g_0 in layer-0 coordinates; the log volume in input units, as saved by the run
     (`saved_input_log_volume`: -inf only where a layer is singular).
     """
-    from riemexp.analyses.geometry_file import load_geometry, run_input_log_volume
+    from riemexp.analyses.geometry_file import load_geometry
+    from riemexp.sweep.figures import run_input_log_volume
 
     try:
         arrays = load_geometry(job.path)
